@@ -1,0 +1,37 @@
+# The README's commands. Every target creates/updates .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# On 2 shared cores a busy-waiting OpenMP pool made a training step ~15x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	rm -rf runs/demo runs/demo_linear
+	$(BIN)/avssl fit --config configs/simclr.yaml --config configs/demo.yaml
+	$(BIN)/avssl test --config configs/linear.yaml --config configs/demo_linear.yaml \
+		--model.encoder_ckpt runs/demo/checkpoints/last.ckpt
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check avssl tests benchmarks
+	$(BIN)/ruff format --check avssl tests benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/augment.py
+
+clean:
+	rm -rf runs $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+from avssl.cli import main
+
+main()

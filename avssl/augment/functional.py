@@ -1,0 +1,80 @@
+"""Pure batched ops with explicit per-sample parameters (no randomness, no Python loop over samples).
+
+Conventions: a batch of ``M`` clips; waveforms are ``[M, S]``; videos are float ``[M, C, T, H, W]``
+(the model layout). Time-axis ops take the time dimension as an argument so the same op serves
+both streams.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resample_indices(length: int, strength: torch.Tensor) -> torch.Tensor:
+    """Source indices ``[M, length]`` of the Resample (RE) augmentation.
+
+    The time axis is down-sampled to ``L' = round(length * (1 - s))`` samples and up-sampled
+    back to ``length`` by nearest neighbour (``F.interpolate(mode="nearest")`` index rule:
+    ``src = floor(dst * in / out)``), so output ``j`` reads input
+    ``floor(floor(j * L' / length) * length / L')``. ``s = 0`` is the identity; ``s = 0.5`` on 8
+    frames keeps 4 distinct frames.
+    """
+    device = strength.device
+    kept = torch.clamp(torch.round(length * (1.0 - strength)), min=1).to(torch.float64)[:, None]  # [M, 1]
+    j = torch.arange(length, device=device, dtype=torch.float64)[None, :]  # [1, L]
+    down = torch.floor(j * kept / length)  # index into the down-sampled signal
+    src = torch.floor(down * length / kept)  # its source index in the input
+    return src.clamp_(0, length - 1).long()
+
+
+def gather_time(x: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    """``out[m, ..., j, ...] = x[m, ..., index[m, j], ...]`` along time dimension ``dim``."""
+    shape = [1] * x.dim()
+    shape[0], shape[dim] = index.shape[0], index.shape[1]
+    expanded = index.view(shape).expand(*[s if i == dim else x.shape[i] for i, s in enumerate(x.shape)])
+    return torch.gather(x, dim, expanded)
+
+
+def crop_flip_resize(video: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop a box per clip (same box on every frame), flip it horizontally where ``flip``, resize.
+
+    Args:
+        video: float ``[M, C, T, H, W]``.
+        boxes: ``[M, 4]`` as ``(x0, y0, width, height)`` in pixels of the input frame.
+        flip: bool ``[M]``.
+        size: output ``(h, w)``.
+
+    Bilinear sampling of pixel centres (``grid_sample``, ``align_corners=False``): a box of the
+    output's size on integer pixel offsets reproduces the input pixels exactly.
+    """
+    m, c, t, h_in, w_in = video.shape
+    x0, y0, bw, bh = boxes.to(video.dtype).unbind(1)
+    sx, sy = bw / w_in, bh / h_in  # half-extent of the box in normalised [-1, 1] coordinates
+    cx = (2 * x0 + bw) / w_in - 1
+    cy = (2 * y0 + bh) / h_in - 1
+    sign = 1.0 - 2.0 * flip.to(video.dtype)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx * sign, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # [M, 2, 3]
+    grid = F.affine_grid(theta, [m, c * t, size[0], size[1]], align_corners=False)
+    out = F.grid_sample(video.reshape(m, c * t, h_in, w_in), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(m, c, t, size[0], size[1])
+
+
+def centre_boxes(m: int, height: int, width: int, size: tuple[int, int], positions: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """Boxes ``[M, 4]`` of the largest ``size``-aspect crop, centred (or at ``positions`` in [0, 1]
+    along the long side: 0 = left/top, 0.5 = centre, 1 = right/bottom)."""
+    aspect = size[1] / size[0]
+    bw = min(width, height * aspect)
+    bh = bw / aspect
+    pos = torch.full((m,), 0.5, device=device) if positions is None else positions.to(device)
+    x0 = (width - bw) * pos
+    y0 = (height - bh) * pos
+    return torch.stack([x0, y0, torch.full_like(x0, bw), torch.full_like(x0, bh)], 1)
+
+
+def normalise(video: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(video - mean) / std`` per channel of a ``[M, C, T, H, W]`` video in [0, 1]."""
+    mean_t = torch.as_tensor(mean, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
+    return (video - mean_t) / std_t

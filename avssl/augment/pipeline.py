@@ -1,0 +1,136 @@
+"""Composition of the augmentations into the views the models see (SPEC 2).
+
+:class:`AVTransform` turns a decoded batch (uint8 video ``[B, N, T, H, W, 3]``, waveforms
+``[B, N, S]``, see :mod:`avssl.data.dataset`) into model inputs on the batch's device:
+
+* ``video``: float ``[B, N, 3, T, h, w]``, normalised;
+* ``spec``: float ``[B, N, 1, n_mels, frames]`` log-mel spectrograms.
+
+Training views: per clip, a random resized crop + horizontal flip (one box for all frames of a
+clip, independent between clips), then the ordered temporal augmentations on the chosen
+streams, then normalisation; audio: temporal augmentations, then log-mel. Evaluation views:
+a centred crop (or one at a given position along the long side), no random augmentation.
+
+All randomness comes from the ``torch.Generator`` passed in; nothing loops over samples. On
+CPU the video is processed in chunks of ``chunk_size`` clips since full-batch float
+intermediates are memory-bound there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from avssl.augment.audio import LogMel, SpectrogramConfig
+from avssl.augment.functional import centre_boxes, crop_flip_resize, normalise
+from avssl.augment.temporal import TemporalAug
+from avssl.augment.video import sample_flip, sample_resized_crop
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation settings; defaults are the paper's best (RE, alpha 0.75, both streams).
+
+    Args:
+        crop_size: output side of the (square) video crops.
+        crop_scale: area fraction range of the random resized crop.
+        crop_ratio: aspect ratio range of the random resized crop.
+        flip_p: probability of a horizontal flip.
+        temporal: ordered temporal augmentations; an empty list is the paper's control.
+        mean, std: per-channel video normalisation.
+        chunk_size: clips per chunk for the video ops on CPU (ignored on GPU).
+    """
+
+    crop_size: int = 112
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    temporal: list[TemporalAug] = field(default_factory=lambda: [TemporalAug("RE", 0.75, 1.0, "both")])
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+    chunk_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 1:
+            raise ValueError(f"augment.crop_size must be >= 1, got {self.crop_size}")
+        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"augment.flip_p must be in [0, 1], got {self.flip_p}")
+        # YAML gives dicts; accept them so configs can list {name, alpha, p, streams}.
+        temporal = [t if isinstance(t, TemporalAug) else TemporalAug(**t) for t in self.temporal]
+        object.__setattr__(self, "temporal", temporal)
+
+
+class AVTransform(nn.Module):
+    """Decoded batch -> model inputs (training or evaluation views), on the batch's device."""
+
+    def __init__(self, sample_rate: int, augment: AugmentConfig = AugmentConfig(), spectrogram: SpectrogramConfig = SpectrogramConfig()):
+        super().__init__()
+        self.cfg = augment
+        self.logmel = LogMel(sample_rate, spectrogram)
+
+    # ------------------------------------------------------------------ public
+    def train_views(self, batch: dict, generator: torch.Generator) -> dict:
+        """Randomly augmented views; returns a new dict with ``video`` and ``spec`` replaced."""
+        video, audio = batch["video"], batch["audio"]
+        b, n = video.shape[:2]
+        m, (height, width) = b * n, video.shape[3:5]
+        device = video.device
+        cfg = self.cfg
+        boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
+        flip = sample_flip(m, cfg.flip_p, generator, device)
+        # One strength per augmentation and stream (unaligned: independent draws).
+        strengths = [(aug, aug.sample_strength(m, generator, device), aug.sample_strength(m, generator, device)) for aug in cfg.temporal]
+        clips = video.reshape(m, *video.shape[2:])
+        views = self._video(clips, boxes, flip)  # [M, 3, T, h, w]
+        wave = audio.reshape(m, -1)
+        for aug, s_audio, s_video in strengths:
+            if aug.streams in ("video", "both"):
+                views = aug.apply(views, s_video, dim=2)
+            if aug.streams in ("audio", "both"):
+                wave = aug.apply(wave, s_audio, dim=1)
+        views = normalise(views, cfg.mean, cfg.std)
+        return self._pack(batch, views, self.logmel(wave), b, n)
+
+    def eval_views(self, batch: dict, positions: Sequence[float] = (0.5,)) -> dict:
+        """Deterministic views: for every clip, square crops at ``positions`` along the long side
+        (0 = left/top, 0.5 = centre, 1 = right/bottom). With ``K`` positions the view axis holds
+        ``N * K`` views, clip-major; each view's spectrogram is its clip's."""
+        video = batch["video"]
+        b, n = video.shape[:2]
+        k, (height, width) = len(positions), video.shape[3:5]
+        m = b * n * k
+        size = (self.cfg.crop_size, self.cfg.crop_size)
+        pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
+        boxes = centre_boxes(m, height, width, size, pos, device=video.device)
+        flip = torch.zeros(m, dtype=torch.bool, device=video.device)
+        clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
+        views = normalise(self._video(clips, boxes, flip), self.cfg.mean, self.cfg.std)
+        spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
+        return self._pack(batch, views, spec, b, n * k)
+
+    # ------------------------------------------------------------------ helpers
+    def _video(self, clips: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[M, T, H, W, 3]`` -> float ``[M, 3, T, h, w]`` in [0, 1], cropped and flipped."""
+        size = (self.cfg.crop_size, self.cfg.crop_size)
+        step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
+        out = [
+            crop_flip_resize(chunk.permute(0, 4, 1, 2, 3).float().div_(255), boxes[i : i + step], flip[i : i + step], size)
+            for i, chunk in zip(range(0, clips.shape[0], step), clips.split(step))
+        ]
+        return torch.cat(out)
+
+    @staticmethod
+    def _pack(batch: dict, views: torch.Tensor, spec: torch.Tensor, b: int, n: int) -> dict:
+        out = {k: v for k, v in batch.items() if k not in ("video", "audio")}
+        out["video"] = views.view(b, n, *views.shape[1:])
+        out["spec"] = spec.view(b, n, *spec.shape[1:])
+        return out
+

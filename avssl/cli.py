@@ -1,0 +1,111 @@
+"""The ``avssl`` command: LightningCLI (fit / validate / test / predict) plus ``synth``.
+
+Tests call :func:`main` with a list of arguments. Mistakes a user can fix (a missing data root,
+a bad value) end with one ``avssl: error: ...`` line and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from avssl.errors import ConfigError
+
+EXTRA_COMMANDS = {"synth": "write the synthetic audiovisual dataset to a directory"}
+TRAINER_COMMANDS = {
+    "fit": "pre-train a method (configs/<method>.yaml) or fit a model",
+    "validate": "run the validation loop",
+    "test": "linear evaluation of a pre-trained encoder (configs/linear.yaml)",
+    "predict": "run the predict loop",
+}
+
+
+def _lightning_cli(args: Sequence[str] | None):
+    from pytorch_lightning import LightningModule
+    from pytorch_lightning.cli import LightningCLI
+
+    from avssl.data.datamodule import AVDataModule
+
+    class AvsslCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # Derived once from the data, never typed twice.
+            parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+
+    return AvsslCLI(
+        LightningModule,
+        AVDataModule,
+        subclass_mode_model=True,
+        args=args,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "avssl"},
+    )
+
+
+def _synth(args: Sequence[str]) -> None:
+    from avssl.data.synthetic import SyntheticSpec, generate
+
+    parser = argparse.ArgumentParser(prog="avssl synth", description=EXTRA_COMMANDS["synth"])
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--classes", type=int, default=SyntheticSpec.num_classes)
+    parser.add_argument("--videos-per-class", type=int, default=SyntheticSpec.videos_per_class)
+    parser.add_argument("--duration", type=float, default=SyntheticSpec.duration, help="seconds per video")
+    parser.add_argument("--size", type=int, default=SyntheticSpec.size, help="frame side in pixels")
+    parser.add_argument("--sample-rate", type=int, default=SyntheticSpec.sample_rate)
+    parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
+    ns = parser.parse_args(list(args))
+    spec = SyntheticSpec(
+        num_classes=ns.classes,
+        videos_per_class=ns.videos_per_class,
+        duration=ns.duration,
+        size=ns.size,
+        sample_rate=ns.sample_rate,
+        seed=ns.seed,
+    )
+    manifest = generate(ns.out, spec)
+    print(f"synthetic dataset: {manifest}")
+
+
+def _usage() -> str:
+    lines = ["usage: avssl {fit,validate,test,predict,synth} ...", "", "commands:"]
+    lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
+    lines += ["", "`avssl COMMAND --help` lists the options of a command; see README.md for examples."]
+    return "\n".join(lines)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``avssl`` console script and ``python -m avssl``."""
+    from_command_line = args is None
+    args = list(sys.argv[1:] if args is None else args)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return
+    try:
+        if args[0] in EXTRA_COMMANDS:
+            {"synth": _synth}[args[0]](args[1:])
+        elif args[0] in TRAINER_COMMANDS:
+            _lightning_cli(None if from_command_line else args)
+        else:
+            raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}")
+    except Exception as e:
+        user_error = _config_error(e)
+        if user_error is None:
+            raise
+        print(f"avssl: error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _config_error(error: BaseException | None) -> ConfigError | None:
+    """The :class:`ConfigError` behind ``error``, if any (jsonargparse wraps errors raised while
+    it instantiates a class in its own ``ValueError``)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

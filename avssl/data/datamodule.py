@@ -1,0 +1,176 @@
+"""AVDataModule: datasets, loaders, and augmentation on the device after transfer (SPEC 1, 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from avssl.augment.audio import SpectrogramConfig
+from avssl.augment.pipeline import AugmentConfig, AVTransform
+from avssl.data.dataset import AVClipDataset, EpochSampler, collate
+from avssl.data.folder import VideoRecord, read_manifest, scan_folder
+from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
+from avssl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def default_synthetic_root(spec: SyntheticSpec) -> Path:
+    """``$AVSSL_CACHE/synthetic/<hash of spec>`` (``~/.cache/avssl`` by default)."""
+    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:10]
+    base = Path(os.environ.get("AVSSL_CACHE", Path.home() / ".cache" / "avssl"))
+    return base / "synthetic" / digest
+
+
+class AVDataModule(pl.LightningDataModule):
+    """Audio-visual clips for pre-training and evaluation.
+
+    Args:
+        root: a directory with a ``manifest.csv`` (``path,label[,split]``) or a folder of videos
+            (unlabeled, all train). ``None`` uses the embedded synthetic dataset, built on first
+            use under ``synthetic_root``.
+        synthetic: parameters of the synthetic dataset (used when ``root`` is ``None``).
+        synthetic_root: where the synthetic dataset lives (default: a cache directory keyed by
+            its parameters).
+        batch_size: videos per batch per process (each gives ``num_clips`` clips).
+        num_workers: DataLoader worker processes (decoding only).
+        clip_seconds: clip length in seconds (paper: 1.28).
+        num_frames: frames per clip ``T``.
+        num_clips: positive clips per video in pre-training (>= 2).
+        eval_clips: uniformly spaced clips per video in testing.
+        eval_crops: spatial crops per clip in validation / testing (3: left / centre / right).
+        short_side: short side of decoded frames in pixels.
+        aspect: decoded frames are centre-cropped/padded to ``short_side x short_side * aspect``.
+        sample_rate: audio rate in Hz (paper: 44100).
+        gap_power: ``p`` of the CVRL gap density (``null`` for uniform).
+        augment: training augmentations (crop, flip, temporal, normalisation).
+        spectrogram: log-mel parameters.
+        seed: base seed of clip sampling, shuffling and augmentation.
+        timeout: seconds a worker may take for one batch before the loader fails.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        *,
+        synthetic: SyntheticSpec = SyntheticSpec(),
+        synthetic_root: str | None = None,
+        batch_size: int = 128,
+        num_workers: int = 4,
+        clip_seconds: float = 1.28,
+        num_frames: int = 8,
+        num_clips: int = 2,
+        eval_clips: int = 10,
+        eval_crops: int = 1,
+        short_side: int = 128,
+        aspect: float = 1.0,
+        sample_rate: int = 44100,
+        gap_power: float | None = 1.0,
+        augment: AugmentConfig = AugmentConfig(),
+        spectrogram: SpectrogramConfig = SpectrogramConfig(),
+        seed: int = 0,
+        timeout: float = 300.0,
+    ):
+        super().__init__()
+        for name, value, low in (("batch_size", batch_size, 1), ("num_frames", num_frames, 1), ("num_clips", num_clips, 2), ("eval_clips", eval_clips, 1), ("eval_crops", eval_crops, 1)):
+            if value < low:
+                raise ConfigError(f"data.{name} must be >= {low}, got {value}")
+        if root is not None and not Path(root).is_dir():
+            raise ConfigError(f"data.root: directory {root!r} does not exist")
+        self.root = root
+        self.synthetic = synthetic
+        self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
+        self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
+        self.clip_kwargs = dict(clip_seconds=clip_seconds, num_frames=num_frames, short_side=short_side, aspect=aspect, sample_rate=sample_rate)
+        self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
+        self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
+        self.transform = AVTransform(sample_rate, augment, spectrogram)
+        self.datasets: dict[str, AVClipDataset] = {}
+
+    # ------------------------------------------------------------------ index
+    @property
+    def manifest(self) -> Path | None:
+        if self.root is None:
+            return self.synthetic_root / MANIFEST
+        path = Path(self.root) / MANIFEST
+        return path if path.exists() else None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (0 for an unlabeled folder): from the spec or the manifest labels."""
+        if self.root is None:
+            return self.synthetic.num_classes
+        if self.manifest is None:
+            return 0
+        return max((r.label for r in read_manifest(self.manifest)), default=-1) + 1
+
+    def prepare_data(self) -> None:
+        """Build the synthetic dataset on first use (rank 0 only, as Lightning calls it)."""
+        if self.root is None and not (self.synthetic_root / MANIFEST).exists():
+            log.info("building the synthetic dataset (%s) under %s", self.synthetic, self.synthetic_root)
+            generate(self.synthetic_root, self.synthetic)
+
+    def records(self, split: str) -> list[VideoRecord]:
+        manifest = self.manifest
+        records = read_manifest(manifest) if manifest is not None else scan_folder(self.root)
+        chosen = [r for r in records if r.split == split]
+        if split == "train" and not chosen:
+            where = manifest if manifest is not None else self.root
+            raise ConfigError(f"data.root: no training videos found in {where}")
+        return chosen
+
+    def dataset(self, split: str, *, train: bool, num_clips: int | None = None) -> AVClipDataset:
+        """Clips of ``split``; ``train=True`` samples positives, ``False`` uniform eval clips."""
+        key = f"{split}-{train}-{num_clips}"
+        if key not in self.datasets:
+            clips = num_clips or (self.num_clips if train else self.eval_clips)
+            self.datasets[key] = AVClipDataset(
+                self.records(split), train=train, num_clips=clips, gap_power=self.gap_power, seed=self.seed, **self.clip_kwargs
+            )
+        return self.datasets[key]
+
+    # ------------------------------------------------------------------ loaders
+    def loader(self, dataset: AVClipDataset, *, shuffle: bool, drop_last: bool = False) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),
+            num_workers=workers,
+            collate_fn=collate,
+            drop_last=drop_last,
+            pin_memory=torch.cuda.is_available(),
+            timeout=self.timeout if workers > 0 else 0,
+            persistent_workers=workers > 0,  # epochs travel in the sampler keys
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("train", train=True), shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("val", train=False, num_clips=1), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("test", train=False), shuffle=False)
+
+    # ------------------------------------------------------------------ augmentation
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Training batches get random views, all others deterministic views (on the device)."""
+        if "video" not in batch:  # every sample of the batch failed to decode
+            return batch
+        self.transform.to(batch["video"].device)
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            generator = torch.Generator(device=batch["video"].device)
+            # Derived from (seed, step, rank): reproducible, survives resume, differs per rank.
+            generator.manual_seed(hash((self.seed, trainer.global_step, trainer.global_rank)) & 0x7FFF_FFFF_FFFF_FFFF)
+            return self.transform.train_views(batch, generator)
+        return self.transform.eval_views(batch, self.eval_positions)

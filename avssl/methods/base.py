@@ -1,0 +1,116 @@
+"""SSLMethod: the shared base of every pre-training method (SPEC 3, 4).
+
+It owns the two-stream backbone, the optimiser (SGD, ``lr = base_lr * global_batch / 256``,
+weight decay off for biases and normalisation parameters), the warm-up + cosine schedule (a pure
+function of the step, :func:`avssl.utils.schedules.warmup_cosine`), the online linear probe and
+the logging. A method subclass adds its heads and implements :meth:`ssl_loss`.
+
+Batch layout in the step (after :class:`avssl.augment.pipeline.AVTransform`): ``video`` float
+``[B, N, 3, T, H, W]``, ``spec`` float ``[B, N, 1, F, S]``, ``label`` ``[B]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avssl.methods.probe import OnlineLinearProbe
+from avssl.models.backbone import TwoStreamBackbone
+from avssl.utils.dist import world_size
+from avssl.utils.schedules import warmup_cosine
+
+# Hyper-parameters that rebuild the backbone from a checkpoint (read by the linear probe).
+BACKBONE_KEYS = ("width", "layers", "stem_temporal_stride", "fusion")
+
+
+class SSLMethod(pl.LightningModule):
+    """Base of the pre-training methods.
+
+    Args:
+        width: base width of both encoders (64 = ResNet-18; 16 for CPU demos).
+        layers: residual blocks per stage ((2, 2, 2, 2) = ResNet-18).
+        stem_temporal_stride: temporal stride of the video stem (1 keeps 8 frames).
+        fusion: fusion of the stream vectors (``concat``).
+        num_classes: classes of the online probe (linked from the data; 0 disables it).
+        base_lr: learning rate per 256 samples of global batch (paper: 0.1).
+        momentum: SGD momentum.
+        weight_decay: L2 penalty, not applied to biases and normalisation layers.
+        warmup_epochs: linear warm-up length, then cosine decay to 0.
+    """
+
+    def __init__(
+        self,
+        *,
+        width: int = 64,
+        layers: Sequence[int] = (2, 2, 2, 2),
+        stem_temporal_stride: int = 1,
+        fusion: str = "concat",
+        num_classes: int = 0,
+        base_lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_epochs: float = 10,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.backbone = TwoStreamBackbone(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
+        self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features`` ``[B, N, D]`` of the N views -> (loss, embeddings ``[B, N, P]`` for the
+        collapse monitor)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ steps
+    def encode(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """Fused features ``[B, N, D]`` of views ``[B, N, ...]`` (one backbone pass over B*N clips)."""
+        b, n = video.shape[:2]
+        feats = self.backbone(video.flatten(0, 1), spec.flatten(0, 1))  # [B*N, D]
+        return feats.view(b, n, -1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        if "video" not in batch:
+            return None  # every sample failed to decode; counted by the data module
+        features = self.encode(batch["video"], batch["spec"])  # [B, N, D]
+        loss, z = self.ssl_loss(features, batch)
+        logs = {"train/ssl_loss": loss.detach(), "train/z_std": F.normalize(z.detach(), dim=-1).std(dim=(0, 1)).mean()}
+        if self.probe is not None:
+            probe_loss, probe_logs = self.probe(features[:, 0], batch["label"])
+            loss = loss + probe_loss
+            logs.update({"train/online_loss": probe_logs["loss"], "train/online_top1": probe_logs["top1"]})
+        self.log_dict(logs, prog_bar=True, batch_size=features.shape[0], sync_dist=False)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if "video" not in batch or self.probe is None:
+            return
+        features = self.encode(batch["video"], batch["spec"])
+        _, logs = self.probe(features.mean(dim=1), batch["label"])
+        self.log("val/online_top1", logs["top1"], prog_bar=True, batch_size=features.shape[0], sync_dist=True)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        hp = self.hparams
+        datamodule = self.trainer.datamodule
+        global_batch = datamodule.batch_size * world_size() * self.trainer.accumulate_grad_batches
+        lr = hp.base_lr * global_batch / 256
+        decay, no_decay = [], []
+        for module in self.modules():
+            for name, param in module.named_parameters(recurse=False):
+                is_norm = isinstance(module, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm)
+                (no_decay if is_norm or name == "bias" else decay).append(param)
+        optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+            momentum=hp.momentum,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        epochs = max(1, self.trainer.max_epochs or 1)
+        warmup = int(round(hp.warmup_epochs * total / epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,70 @@
+"""Batched ops equal a per-sample loop (or torchvision) for fixed parameters."""
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+
+from avssl.augment.functional import centre_boxes, crop_flip_resize, resample_indices
+from avssl.augment.temporal import TemporalAug, resample
+
+
+def test_resample_matches_interpolate_per_sample():
+    x = torch.randn(6, 3, 16)  # [M, C, L]: time on dim 2
+    strength = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.75, 0.9])
+    out = resample(x, strength, dim=2)
+    for i, s in enumerate(strength):
+        kept = max(1, round(16 * (1 - float(s))))
+        down = F.interpolate(x[i : i + 1], size=kept, mode="nearest")
+        ref = F.interpolate(down, size=16, mode="nearest")
+        torch.testing.assert_close(out[i : i + 1], ref)
+
+
+def test_resample_half_on_eight_frames_keeps_four_distinct_frames():
+    frames = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(3, 3, 8, 2, 2).contiguous()  # [M, C, T, H, W]
+    out = resample(frames, torch.full((3,), 0.5), dim=2)
+    assert out[0, 0, :, 0, 0].tolist() == [0, 0, 2, 2, 4, 4, 6, 6]
+    assert resample_indices(8, torch.tensor([0.0])).tolist() == [list(range(8))]
+
+
+def test_resample_audio_halves_the_effective_rate():
+    wave = torch.randn(2, 1000)
+    out = resample(wave, torch.tensor([0.5, 0.0]), dim=1)
+    torch.testing.assert_close(out[0, 0::2], out[0, 1::2])
+    torch.testing.assert_close(out[1], wave[1])
+
+
+def test_strength_sampling_respects_alpha_and_p():
+    g = torch.Generator().manual_seed(0)
+    s = TemporalAug("RE", alpha=0.5, p=1.0).sample_strength(10000, g, torch.device("cpu"))
+    assert s.min() >= 0 and s.max() <= 0.5 and abs(s.mean().item() - 0.25) < 0.01
+    s = TemporalAug("RE", alpha=0.5, p=0.3).sample_strength(10000, g, torch.device("cpu"))
+    assert abs((s > 0).float().mean().item() - 0.3) < 0.02
+
+
+def test_crop_equals_torchvision_per_sample_on_integer_boxes():
+    video = torch.rand(4, 3, 5, 20, 24)  # [M, C, T, H, W]
+    boxes = torch.tensor([[0, 0, 8, 8], [3, 5, 8, 8], [16, 12, 8, 8], [7, 2, 8, 8]])
+    flip = torch.tensor([False, True, False, True])
+    out = crop_flip_resize(video, boxes, flip, (8, 8))
+    for i, (x0, y0, w, h) in enumerate(boxes.tolist()):
+        ref = TF.crop(video[i], y0, x0, h, w)  # same box on every frame of the clip
+        if flip[i]:
+            ref = ref.flip(-1)
+        torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
+
+
+def test_crop_resize_matches_a_per_sample_loop():
+    video = torch.rand(5, 3, 4, 16, 16)
+    boxes = torch.tensor([[0.0, 0.0, 16, 16], [2.5, 1.0, 9, 12], [4, 4, 5, 5], [0, 3, 16, 10], [1, 1, 14, 14]])
+    flip = torch.tensor([True, False, True, False, False])
+    batched = crop_flip_resize(video, boxes, flip, (8, 8))
+    looped = torch.cat([crop_flip_resize(video[i : i + 1], boxes[i : i + 1], flip[i : i + 1], (8, 8)) for i in range(5)])
+    torch.testing.assert_close(batched, looped)
+    # a full-frame box resized equals bilinear interpolation of each frame
+    ref = F.interpolate(video[0].transpose(0, 1), size=(8, 8), mode="bilinear", align_corners=False).transpose(0, 1).flip(-1)
+    torch.testing.assert_close(batched[0], ref, atol=1e-5, rtol=0)
+
+
+def test_centre_boxes_positions():
+    boxes = centre_boxes(3, 20, 40, (10, 10), torch.tensor([0.0, 0.5, 1.0]))
+    assert boxes.tolist() == [[0, 0, 20, 20], [10, 0, 20, 20], [20, 0, 20, 20]]

@@ -1,0 +1,59 @@
+import csv
+import hashlib
+
+import av
+import numpy as np
+import pytest
+
+from avssl.data.decode import probe
+from avssl.data.synthetic import SyntheticSpec, class_pattern, generate
+from tests.conftest import TINY
+
+
+def test_files_decode_with_the_right_duration_rate_and_labels(tiny_root):
+    rows = list(csv.DictReader(open(tiny_root / "manifest.csv")))
+    assert len(rows) == TINY.num_classes * TINY.videos_per_class
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    labels = sorted({int(r["label"]) for r in rows})
+    assert labels == list(range(TINY.num_classes))
+    for row in rows[:: TINY.videos_per_class]:  # one video per class
+        assert row["path"].startswith(f"videos/{int(row['label']):02d}_")
+        info = probe(str(tiny_root / row["path"]))
+        assert info.duration == pytest.approx(TINY.duration, abs=0.05)
+        assert (info.width, info.height) == (TINY.size, TINY.size)
+        assert info.audio_rate == TINY.sample_rate
+        with av.open(str(tiny_root / row["path"])) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+            assert c.streams.audio[0].codec_context.name == "aac"
+            frames = sum(1 for _ in c.decode(video=0))
+        assert frames == round(TINY.duration * TINY.fps)
+
+
+def test_generation_is_deterministic_and_cached(tmp_path):
+    spec = SyntheticSpec(num_classes=2, videos_per_class=1, duration=1.0, size=32, seed=3)
+    a, b = generate(tmp_path / "a", spec, progress=False), generate(tmp_path / "b", spec, progress=False)
+
+    def digest(root):
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / "videos").glob("*.mp4"))]
+
+    assert digest(a.parent) == digest(b.parent)
+    mtime = (a.parent / "videos" / "00_0000.mp4").stat().st_mtime_ns
+    generate(tmp_path / "a", spec, progress=False)  # reused, not rewritten
+    assert (a.parent / "videos" / "00_0000.mp4").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="built with"):
+        generate(tmp_path / "a", SyntheticSpec(num_classes=3, videos_per_class=1, duration=1.0, size=32, seed=3), progress=False)
+
+
+def test_classes_have_distinct_patterns():
+    pairs = {class_pattern(k) for k in range(64)}
+    assert len(pairs) == 64
+
+
+def test_nuisances_change_within_a_video(tiny_root):
+    """Colours are redrawn every segment: the first and last second of a video differ in mean colour."""
+    path = str(tiny_root / "videos" / "00_0000.mp4")
+    with av.open(path) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(float)
+    per_segment = [frames[i : i + 12].mean(axis=(0, 1, 2)) for i in range(0, len(frames) - 12, 13)]
+    spread = np.ptp(np.stack(per_segment), axis=0).max()
+    assert spread > 20

@@ -1,0 +1,120 @@
+"""The CLI end to end through main([...]): every shipped YAML is exercised here."""
+
+import json
+
+import pytest
+import torch
+
+from avssl.cli import main
+from tests.conftest import TINY_DATA_ARGS
+
+DEMO = ["--config", "configs/simclr.yaml", "--config", "configs/demo.yaml"]
+DEMO_LINEAR = ["--config", "configs/linear.yaml", "--config", "configs/demo_linear.yaml"]
+
+
+def tiny(root):
+    return [*TINY_DATA_ARGS, f"--data.synthetic_root={root}"]
+
+
+def test_help_lists_the_commands(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict", "synth"):
+        assert command in out
+
+
+def test_print_config_of_every_method_config(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, "--print_config"])
+    assert exit_.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "avssl.methods.SimCLR" in out and "crop_size: 32" in out
+
+
+def test_fit_fast_dev_run_on_the_demo_config(tiny_root, tmp_path):
+    main(["fit", *DEMO, *tiny(tiny_root), "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_fit_builds_a_missing_synthetic_dataset(tmp_path, caplog):
+    root = tmp_path / "new_synthetic"
+    main(["fit", *DEMO, *tiny(root), "--trainer.fast_dev_run=1"])
+    assert (root / "manifest.csv").exists()
+
+
+def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys):
+    ckpt_dir = tmp_path / "ckpt"
+    main(
+        [
+            "fit",
+            *DEMO,
+            *tiny(tiny_root),
+            "--trainer.max_epochs=1",
+            "--trainer.limit_val_batches=1",
+            f"--trainer.callbacks.init_args.dirpath={ckpt_dir}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
+    ckpt = ckpt_dir / "last.ckpt"
+    assert ckpt.exists()
+    out_dir = tmp_path / "linear"
+    main(
+        [
+            "test",
+            *DEMO_LINEAR,
+            *tiny(tiny_root),
+            f"--model.encoder_ckpt={ckpt}",
+            "--model.epochs=5",
+            "--model.train_clips=2",
+            "--data.eval_clips=2",
+            f"--model.output_dir={out_dir}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ]
+    )
+    assert "| pretrained |" in capsys.readouterr().out
+    results = json.loads((out_dir / "results.json").read_text())
+    metrics = results["metrics"]
+    for enc in ("pretrained", "random-init", "chance"):
+        for readout in ("fused", "audio", "video"):
+            assert 0 <= metrics[f"{enc}/{readout}"]["top1"] <= 100
+    assert metrics["chance/fused"]["top1"] == pytest.approx(25.0)
+    assert len(results["encoder_sha256"]) == 64 and results["architecture"]["width"] == 16
+
+
+def test_missing_data_root_is_one_error_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, f"--data.root={tmp_path / 'nope'}", "--trainer.fast_dev_run=1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_unknown_option_and_bad_value_are_reported(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, "--data.no_such_option=1"])
+    assert exit_.value.code == 2
+    assert "no_such_option" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, "--data.batch_size=many"])
+    assert exit_.value.code == 2
+    assert "batch_size" in capsys.readouterr().err
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path, tiny_root, capsys):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", *DEMO_LINEAR, *tiny(tiny_root), f"--model.encoder_ckpt={junk}"])
+    assert exit_.value.code == 2
+    assert "not a loadable weights-only checkpoint" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.ckpt"
+    torch.save({"state_dict": {"backbone.video.stem.0.weight": torch.zeros(1)}, "hyper_parameters": {"width": 16, "layers": [1, 1, 1, 1]}}, wrong)
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", *DEMO_LINEAR, *tiny(tiny_root), f"--model.encoder_ckpt={wrong}"])
+    assert exit_.value.code == 2
+    assert "does not match the backbone" in capsys.readouterr().err
+
+
+def test_synth_command(tmp_path, capsys):
+    main(["synth", "--out", str(tmp_path / "s"), "--classes", "2", "--videos-per-class", "1", "--duration", "1.0", "--size", "32"])
+    assert (tmp_path / "s" / "manifest.csv").exists()
+    assert "synthetic dataset" in capsys.readouterr().out
