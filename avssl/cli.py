@@ -7,6 +7,7 @@ a bad value) end with one ``avssl: error: ...`` line and exit status 2, not a tr
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +67,16 @@ def _synth(args: Sequence[str]) -> None:
     print(f"synthetic dataset: {manifest}")
 
 
+def _log_to_stderr() -> None:
+    """Show avssl's INFO lines (dataset builds, skipped files, result paths) on the console."""
+    logger = logging.getLogger("avssl")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[avssl] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def _usage() -> str:
     lines = ["usage: avssl {fit,validate,test,predict,synth} ...", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
@@ -77,6 +88,7 @@ def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``avssl`` console script and ``python -m avssl``."""
     from_command_line = args is None
     args = list(sys.argv[1:] if args is None else args)
+    _log_to_stderr()
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return

@@ -107,7 +107,9 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, tiny_root, capsys):
     assert exit_.value.code == 2
     assert "not a loadable weights-only checkpoint" in capsys.readouterr().err
     wrong = tmp_path / "wrong.ckpt"
-    torch.save({"state_dict": {"backbone.video.stem.0.weight": torch.zeros(1)}, "hyper_parameters": {"width": 16, "layers": [1, 1, 1, 1]}}, wrong)
+    torch.save(
+        {"state_dict": {"backbone.video.stem.0.weight": torch.zeros(1)}, "hyper_parameters": {"width": 16, "layers": [1, 1, 1, 1]}}, wrong
+    )
     with pytest.raises(SystemExit) as exit_:
         main(["test", *DEMO_LINEAR, *tiny(tiny_root), f"--model.encoder_ckpt={wrong}"])
     assert exit_.value.code == 2

@@ -61,7 +61,9 @@ def crop_flip_resize(video: torch.Tensor, boxes: torch.Tensor, flip: torch.Tenso
     return out.view(m, c, t, size[0], size[1])
 
 
-def centre_boxes(m: int, height: int, width: int, size: tuple[int, int], positions: torch.Tensor | None = None, device=None) -> torch.Tensor:
+def centre_boxes(
+    m: int, height: int, width: int, size: tuple[int, int], positions: torch.Tensor | None = None, device=None
+) -> torch.Tensor:
     """Boxes ``[M, 4]`` of the largest ``size``-aspect crop, centred (or at ``positions`` in [0, 1]
     along the long side: 0 = left/top, 0.5 = centre, 1 = right/bottom)."""
     aspect = size[1] / size[0]

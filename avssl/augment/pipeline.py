@@ -133,4 +133,3 @@ class AVTransform(nn.Module):
         out["video"] = views.view(b, n, *views.shape[1:])
         out["spec"] = spec.view(b, n, *spec.shape[1:])
         return out
-

@@ -80,7 +80,13 @@ class AVDataModule(pl.LightningDataModule):
         timeout: float = 300.0,
     ):
         super().__init__()
-        for name, value, low in (("batch_size", batch_size, 1), ("num_frames", num_frames, 1), ("num_clips", num_clips, 2), ("eval_clips", eval_clips, 1), ("eval_crops", eval_crops, 1)):
+        for name, value, low in (
+            ("batch_size", batch_size, 1),
+            ("num_frames", num_frames, 1),
+            ("num_clips", num_clips, 2),
+            ("eval_clips", eval_clips, 1),
+            ("eval_crops", eval_crops, 1),
+        ):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
         if root is not None and not Path(root).is_dir():
@@ -89,7 +95,9 @@ class AVDataModule(pl.LightningDataModule):
         self.synthetic = synthetic
         self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
         self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
-        self.clip_kwargs = dict(clip_seconds=clip_seconds, num_frames=num_frames, short_side=short_side, aspect=aspect, sample_rate=sample_rate)
+        self.clip_kwargs = dict(
+            clip_seconds=clip_seconds, num_frames=num_frames, short_side=short_side, aspect=aspect, sample_rate=sample_rate
+        )
         self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
         self.transform = AVTransform(sample_rate, augment, spectrogram)

@@ -188,12 +188,17 @@ def write_av_mp4(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: 
         vstream = container.add_stream("libx264", rate=fps)
         vstream.width, vstream.height = frames.shape[2], frames.shape[1]
         vstream.pix_fmt = "yuv420p"
-        vstream.options = {"crf": "18", "g": str(gop), "preset": "veryfast"}
+        # Byte-identical output needs one thread and no macroblock-tree rate control: with
+        # either, repeated encodes of the same frames differed (measured, PyAV 18 / libx264).
+        vstream.options = {"crf": "18", "g": str(gop), "preset": "veryfast", "x264-params": "threads=1:mbtree=0"}
+        vstream.codec_context.thread_count = 1
         astream = None
         if audio is not None:
             astream = container.add_stream("aac", rate=sample_rate, layout="mono")
-        for img in frames:
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i  # explicit time stamps (stream time base 1/fps)
+            for packet in vstream.encode(frame):
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
@@ -234,10 +239,7 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     if manifest.exists() and params_file.exists():
         stored = json.loads(params_file.read_text())
         if stored != asdict(spec):
-            raise ValueError(
-                f"{root} holds a synthetic dataset built with {stored}, not {asdict(spec)}; "
-                "choose another root or delete it"
-            )
+            raise ValueError(f"{root} holds a synthetic dataset built with {stored}, not {asdict(spec)}; choose another root or delete it")
         return manifest
     root.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -56,7 +56,9 @@ def load_backbone(path: str | Path) -> tuple[TwoStreamBackbone, dict]:
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong_shape = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or wrong_shape:
         raise ConfigError(
             f"model.encoder_ckpt: {path} does not match the backbone {hp}: missing {missing[:5]} "
@@ -74,15 +76,21 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def train_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, base_lr: float, seed: int) -> nn.Linear:
+def train_linear(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, base_lr: float, seed: int
+) -> nn.Linear:
     """SGD on cached features: lr ``base_lr * batch / 256``, momentum 0.9, wd 0, cosine decay.
 
     Runs with gradients even inside Lightning's test loop (which is in inference mode)."""
     with torch.inference_mode(False), torch.enable_grad():
-        return _train_linear(features.clone(), labels.clone(), num_classes, epochs=epochs, batch_size=batch_size, base_lr=base_lr, seed=seed)
+        return _train_linear(
+            features.clone(), labels.clone(), num_classes, epochs=epochs, batch_size=batch_size, base_lr=base_lr, seed=seed
+        )
 
 
-def _train_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, base_lr: float, seed: int) -> nn.Linear:
+def _train_linear(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, base_lr: float, seed: int
+) -> nn.Linear:
     generator = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
     head = nn.Linear(features.shape[1], num_classes).to(features.device)
@@ -222,7 +230,15 @@ class LinearProbe(pl.LightningModule):
                 key = f"{enc_name}/{readout}"
                 if hp.normalize == "bn":
                     self.norm_stats[key] = (feats.mean(0), feats.std(0) + 1e-5)
-                head = train_linear(self._normalise(key, feats), labels, hp.num_classes, epochs=hp.epochs, batch_size=hp.batch_size, base_lr=hp.base_lr, seed=hp.seed)
+                head = train_linear(
+                    self._normalise(key, feats),
+                    labels,
+                    hp.num_classes,
+                    epochs=hp.epochs,
+                    batch_size=hp.batch_size,
+                    base_lr=hp.base_lr,
+                    seed=hp.seed,
+                )
                 self.heads[key.replace("/", ":")] = head
         log.info("trained %d linear probes on %d cached training clips", len(self.heads), len(labels))
 
@@ -259,7 +275,7 @@ class LinearProbe(pl.LightningModule):
             "encoder_sha256": file_sha256(ckpt) if ckpt else None,
             "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in self.arch.items()},
             "probe": {k: v for k, v in self.hparams.items() if k != "encoder_ckpt"},
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         path = out_dir / "results.json"
         path.write_text(json.dumps(payload, indent=2, default=str))

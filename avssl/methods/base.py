@@ -40,6 +40,8 @@ class SSLMethod(pl.LightningModule):
         momentum: SGD momentum.
         weight_decay: L2 penalty, not applied to biases and normalisation layers.
         warmup_epochs: linear warm-up length, then cosine decay to 0.
+        probe_lr: learning rate of the online probe (its own parameter group, no weight decay;
+            it follows the same warm-up + cosine factor).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class SSLMethod(pl.LightningModule):
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
         warmup_epochs: float = 10,
+        probe_lr: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -99,16 +102,18 @@ class SSLMethod(pl.LightningModule):
         datamodule = self.trainer.datamodule
         global_batch = datamodule.batch_size * world_size() * self.trainer.accumulate_grad_batches
         lr = hp.base_lr * global_batch / 256
+        probe_params = set(self.probe.parameters()) if self.probe is not None else set()
         decay, no_decay = [], []
         for module in self.modules():
             for name, param in module.named_parameters(recurse=False):
+                if param in probe_params:
+                    continue
                 is_norm = isinstance(module, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm)
                 (no_decay if is_norm or name == "bias" else decay).append(param)
-        optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=lr,
-            momentum=hp.momentum,
-        )
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if probe_params:
+            groups.append({"params": list(self.probe.parameters()), "weight_decay": 0.0, "lr": hp.probe_lr})
+        optimizer = torch.optim.SGD(groups, lr=lr, momentum=hp.momentum)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, self.trainer.max_epochs or 1)
         warmup = int(round(hp.warmup_epochs * total / epochs))

@@ -43,7 +43,11 @@ class AudioResNet2d(nn.Module):
         stages, c_in = [], width
         for i, blocks in enumerate(layers):
             c_out = width * 2**i
-            stages.append(nn.Sequential(*[BasicBlock2d(c_in if j == 0 else c_out, c_out, stride=2 if (i > 0 and j == 0) else 1) for j in range(blocks)]))
+            stages.append(
+                nn.Sequential(
+                    *[BasicBlock2d(c_in if j == 0 else c_out, c_out, stride=2 if (i > 0 and j == 0) else 1) for j in range(blocks)]
+                )
+            )
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.out_dim = c_in

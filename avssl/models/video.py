@@ -30,9 +30,7 @@ class BasicBlock3d(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if spatial_stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv3d(c_in, c_out, 1, (1, spatial_stride, spatial_stride), bias=False), nn.BatchNorm3d(c_out)
-            )
+            self.shortcut = nn.Sequential(nn.Conv3d(c_in, c_out, 1, (1, spatial_stride, spatial_stride), bias=False), nn.BatchNorm3d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -56,7 +54,10 @@ class VideoResNet3d(nn.Module):
         stages, c_in = [], width
         for i, (blocks, kt) in enumerate(zip(layers, TEMPORAL_KERNELS)):
             c_out = width * 2**i
-            stage = [BasicBlock3d(c_in if j == 0 else c_out, c_out, spatial_stride=2 if (i > 0 and j == 0) else 1, temporal_kernel=kt) for j in range(blocks)]
+            stage = [
+                BasicBlock3d(c_in if j == 0 else c_out, c_out, spatial_stride=2 if (i > 0 and j == 0) else 1, temporal_kernel=kt)
+                for j in range(blocks)
+            ]
             stages.append(nn.Sequential(*stage))
             c_in = c_out
         self.stages = nn.Sequential(*stages)

@@ -30,7 +30,7 @@ def test_files_decode_with_the_right_duration_rate_and_labels(tiny_root):
 
 
 def test_generation_is_deterministic_and_cached(tmp_path):
-    spec = SyntheticSpec(num_classes=2, videos_per_class=1, duration=1.0, size=32, seed=3)
+    spec = SyntheticSpec(num_classes=2, videos_per_class=3, duration=1.0, size=32, seed=3)
     a, b = generate(tmp_path / "a", spec, progress=False), generate(tmp_path / "b", spec, progress=False)
 
     def digest(root):
@@ -41,7 +41,7 @@ def test_generation_is_deterministic_and_cached(tmp_path):
     generate(tmp_path / "a", spec, progress=False)  # reused, not rewritten
     assert (a.parent / "videos" / "00_0000.mp4").stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="built with"):
-        generate(tmp_path / "a", SyntheticSpec(num_classes=3, videos_per_class=1, duration=1.0, size=32, seed=3), progress=False)
+        generate(tmp_path / "a", SyntheticSpec(num_classes=3, videos_per_class=3, duration=1.0, size=32, seed=3), progress=False)
 
 
 def test_classes_have_distinct_patterns():
