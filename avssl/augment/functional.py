@@ -1,8 +1,10 @@
 """Pure batched ops with explicit per-sample parameters (no randomness, no Python loop over samples).
 
-Conventions: a batch of ``M`` clips; waveforms are ``[M, S]``; videos are float ``[M, C, T, H, W]``
-(the model layout). Time-axis ops take the time dimension as an argument so the same op serves
-both streams.
+Conventions: a batch of ``M`` clips; waveforms are ``[M, S]``; frames are ``[M, T, C, H, W]``
+(the decoded layout, permuted; the model's ``[M, C, T, H, W]`` is produced at the end of the
+pipeline). Temporal augmentations that move samples in time (RE) are index maps ``[M, L]``
+("output step t reads input step index[t]"): they compose by :func:`compose_indices` and are
+applied once, to uint8 frames before the crop and to the waveform before the spectrogram.
 """
 
 from __future__ import annotations
@@ -36,29 +38,32 @@ def gather_time(x: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.gather(x, dim, expanded)
 
 
-def crop_flip_resize(video: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def crop_flip_resize(frames: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Crop a box per clip (same box on every frame), flip it horizontally where ``flip``, resize.
 
     Args:
-        video: float ``[M, C, T, H, W]``.
+        frames: float ``[M, T, C, H, W]`` (any strides where ``M, T`` merge into one dimension,
+            e.g. a permuted channels-last uint8 decode converted to float).
         boxes: ``[M, 4]`` as ``(x0, y0, width, height)`` in pixels of the input frame.
         flip: bool ``[M]``.
         size: output ``(h, w)``.
 
-    Bilinear sampling of pixel centres (``grid_sample``, ``align_corners=False``): a box of the
-    output's size on integer pixel offsets reproduces the input pixels exactly.
+    Returns ``[M, T, C, h, w]``. Bilinear sampling of pixel centres (``grid_sample``,
+    ``align_corners=False``): a box of the output's size on integer pixel offsets reproduces the
+    input pixels exactly.
     """
-    m, c, t, h_in, w_in = video.shape
-    x0, y0, bw, bh = boxes.to(video.dtype).unbind(1)
+    m, t, c, h_in, w_in = frames.shape
+    x0, y0, bw, bh = boxes.to(frames.dtype).unbind(1)
     sx, sy = bw / w_in, bh / h_in  # half-extent of the box in normalised [-1, 1] coordinates
     cx = (2 * x0 + bw) / w_in - 1
     cy = (2 * y0 + bh) / h_in - 1
-    sign = 1.0 - 2.0 * flip.to(video.dtype)
+    sign = 1.0 - 2.0 * flip.to(frames.dtype)
     zero = torch.zeros_like(sx)
     theta = torch.stack([torch.stack([sx * sign, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # [M, 2, 3]
-    grid = F.affine_grid(theta, [m, c * t, size[0], size[1]], align_corners=False)
-    out = F.grid_sample(video.reshape(m, c * t, h_in, w_in), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.view(m, c, t, size[0], size[1])
+    grid = F.affine_grid(theta, [m, c, size[0], size[1]], align_corners=False)  # [M, h, w, 2]
+    grid = grid.repeat_interleave(t, dim=0)  # one grid per frame: [M * T, h, w, 2]
+    out = F.grid_sample(frames.reshape(m * t, c, h_in, w_in), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.view(m, t, c, size[0], size[1])
 
 
 def centre_boxes(
@@ -75,8 +80,29 @@ def centre_boxes(
     return torch.stack([x0, y0, torch.full_like(x0, bw), torch.full_like(x0, bh)], 1)
 
 
-def normalise(video: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """``(video - mean) / std`` per channel of a ``[M, C, T, H, W]`` video in [0, 1]."""
-    mean_t = torch.as_tensor(mean, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
-    return (video - mean_t) / std_t
+def normalise_(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], scale: float = 1.0) -> torch.Tensor:
+    """In place: ``(frames * scale - mean) / std`` per channel of ``[M, T, C, H, W]`` frames.
+
+    ``scale = 1 / 255`` maps uint8 values to [0, 1] in the same pass."""
+    std_t = torch.as_tensor(std, dtype=frames.dtype, device=frames.device).view(1, 1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=frames.dtype, device=frames.device).view(1, 1, -1, 1, 1)
+    return frames.mul_(scale / std_t).sub_(mean_t / std_t)
+
+
+def compose_indices(first: torch.Tensor, then: torch.Tensor) -> torch.Tensor:
+    """Source indices of applying time map ``first`` and then ``then`` (both ``[M, L]``):
+    ``y[t] = x[first[t]]``, ``z[t] = y[then[t]]`` gives ``z[t] = x[first[then[t]]]``."""
+    return first.gather(1, then)
+
+
+def select_frames(clips: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``out[m, t] = clips[m, index[m, t]]`` for contiguous ``clips`` ``[M, T, ...]``.
+
+    One flat ``index_select`` over whole frames (no index tensor the size of the video); uint8
+    frames are moved as 8-byte words, which measured ~5x faster than byte-wise on CPU."""
+    m, t = index.shape
+    rows = clips.reshape(m * clips.shape[1], -1)
+    if rows.dtype == torch.uint8 and rows.shape[1] % 8 == 0 and rows.is_contiguous():
+        rows = rows.view(torch.int64)
+    flat = (torch.arange(m, device=index.device)[:, None] * clips.shape[1] + index).reshape(-1)
+    return rows.index_select(0, flat).view(clips.dtype).view(m, t, *clips.shape[2:])

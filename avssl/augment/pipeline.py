@@ -6,9 +6,11 @@
 * ``video``: float ``[B, N, 3, T, h, w]``, normalised;
 * ``spec``: float ``[B, N, 1, n_mels, frames]`` log-mel spectrograms.
 
-Training views: per clip, a random resized crop + horizontal flip (one box for all frames of a
-clip, independent between clips), then the ordered temporal augmentations on the chosen
-streams, then normalisation; audio: temporal augmentations, then log-mel. Evaluation views:
+Training views: per clip, the ordered temporal augmentations on the chosen streams (composed
+into one index map per stream and applied once), a random resized crop + horizontal flip (one
+box for all frames of a clip, independent between clips) and normalisation; audio: temporal
+augmentations, then log-mel. (RE moves frames in time and the crop is the same on every frame,
+so the two commute.) Evaluation views:
 a centred crop (or one at a given position along the long side), no random augmentation.
 
 All randomness comes from the ``torch.Generator`` passed in; nothing loops over samples. On
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 from avssl.augment.audio import LogMel, SpectrogramConfig
-from avssl.augment.functional import centre_boxes, crop_flip_resize, normalise
+from avssl.augment.functional import centre_boxes, compose_indices, crop_flip_resize, normalise_, select_frames
 from avssl.augment.temporal import TemporalAug
 from avssl.augment.video import sample_flip, sample_resized_crop
 
@@ -54,7 +56,7 @@ class AugmentConfig:
     temporal: list[TemporalAug] = field(default_factory=lambda: [TemporalAug("RE", 0.75, 1.0, "both")])
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
-    chunk_size: int = 16
+    chunk_size: int = 8
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
@@ -74,30 +76,29 @@ class AVTransform(nn.Module):
     def __init__(self, sample_rate: int, augment: AugmentConfig = AugmentConfig(), spectrogram: SpectrogramConfig = SpectrogramConfig()):
         super().__init__()
         self.cfg = augment
-        self.logmel = LogMel(sample_rate, spectrogram)
+        self.logmel = LogMel(sample_rate, spectrogram, chunk_size=augment.chunk_size)
 
     # ------------------------------------------------------------------ public
     def train_views(self, batch: dict, generator: torch.Generator) -> dict:
         """Randomly augmented views; returns a new dict with ``video`` and ``spec`` replaced."""
         video, audio = batch["video"], batch["audio"]
-        b, n = video.shape[:2]
-        m, (height, width) = b * n, video.shape[3:5]
-        device = video.device
-        cfg = self.cfg
+        b, n, t = video.shape[:3]
+        m, (height, width), samples = b * n, video.shape[3:5], audio.shape[-1]
+        device, cfg = video.device, self.cfg
         boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
         flip = sample_flip(m, cfg.flip_p, generator, device)
-        # One strength per augmentation and stream (unaligned: independent draws).
-        strengths = [(aug, aug.sample_strength(m, generator, device), aug.sample_strength(m, generator, device)) for aug in cfg.temporal]
-        clips = video.reshape(m, *video.shape[2:])
-        views = self._video(clips, boxes, flip)  # [M, 3, T, h, w]
-        wave = audio.reshape(m, -1)
-        for aug, s_audio, s_video in strengths:
+        # The temporal augmentations compose into one index map per stream, applied once.
+        video_src = torch.arange(t, device=device).expand(m, t)
+        audio_src = torch.arange(samples, device=device).expand(m, samples)
+        for aug in cfg.temporal:
+            s_audio, s_video = aug.sample_strength(m, generator, device), aug.sample_strength(m, generator, device)  # unaligned
             if aug.streams in ("video", "both"):
-                views = aug.apply(views, s_video, dim=2)
+                video_src = compose_indices(video_src, aug.indices(t, s_video))
             if aug.streams in ("audio", "both"):
-                wave = aug.apply(wave, s_audio, dim=1)
-        views = normalise(views, cfg.mean, cfg.std)
-        return self._pack(batch, views, self.logmel(wave), b, n)
+                audio_src = compose_indices(audio_src, aug.indices(samples, s_audio))
+        clips = select_frames(video.reshape(m, *video.shape[2:]), video_src)  # uint8 [M, T, H, W, 3]
+        wave = audio.reshape(m, samples).gather(1, audio_src)
+        return self._pack(batch, self._video(clips, boxes, flip), self.logmel(wave), b, n)
 
     def eval_views(self, batch: dict, positions: Sequence[float] = (0.5,)) -> dict:
         """Deterministic views: for every clip, square crops at ``positions`` along the long side
@@ -112,20 +113,23 @@ class AVTransform(nn.Module):
         boxes = centre_boxes(m, height, width, size, pos, device=video.device)
         flip = torch.zeros(m, dtype=torch.bool, device=video.device)
         clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
-        views = normalise(self._video(clips, boxes, flip), self.cfg.mean, self.cfg.std)
         spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
-        return self._pack(batch, views, spec, b, n * k)
+        return self._pack(batch, self._video(clips, boxes, flip), spec, b, n * k)
 
     # ------------------------------------------------------------------ helpers
     def _video(self, clips: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[M, T, H, W, 3]`` -> float ``[M, 3, T, h, w]`` in [0, 1], cropped and flipped."""
+        """uint8 ``[M, T, H, W, 3]`` -> normalised float ``[M, 3, T, h, w]`` (the model layout).
+
+        uint8 until the crop; the crop reads channels-last frames without a layout copy, and the
+        1/255 scaling and normalisation happen in place on the (smaller) cropped frames."""
         size = (self.cfg.crop_size, self.cfg.crop_size)
         step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
-        out = [
-            crop_flip_resize(chunk.permute(0, 4, 1, 2, 3).float().div_(255), boxes[i : i + step], flip[i : i + step], size)
-            for i, chunk in zip(range(0, clips.shape[0], step), clips.split(step))
-        ]
-        return torch.cat(out)
+        out = []
+        for i in range(0, clips.shape[0], step):
+            frames = clips[i : i + step].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
+            cropped = crop_flip_resize(frames, boxes[i : i + step], flip[i : i + step], size)  # [m, T, 3, h, w]
+            out.append(normalise_(cropped, self.cfg.mean, self.cfg.std, scale=1 / 255).transpose(1, 2))
+        return torch.cat(out)  # [M, 3, T, h, w], contiguous
 
     @staticmethod
     def _pack(batch: dict, views: torch.Tensor, spec: torch.Tensor, b: int, n: int) -> dict:

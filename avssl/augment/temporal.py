@@ -4,8 +4,10 @@ Each augmentation has an intensity ``alpha`` in [0, 1], the largest fraction of 
 axis it may affect; the strength of one application is drawn per clip uniformly in
 ``[0, alpha]``, and the augmentation is applied with probability ``p`` (strength 0 otherwise).
 
-Implemented here: **RE** (Resample). The registry :data:`TEMPORAL_AUGMENTATIONS` maps a name to
-its op so FD / TM / TS plug in the same way.
+Implemented here: **RE** (Resample). RE only moves samples in time, so it is an index map
+(:func:`avssl.augment.functional.resample_indices`); the registry
+:data:`TEMPORAL_AUGMENTATIONS` maps a name to its index-map builder ``(length, strength [M]) ->
+[M, length]`` so FD / TM / TS plug in the same way.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ def resample(x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
     return gather_time(x, resample_indices(x.shape[dim], strength), dim)
 
 
-# name -> op(x, strength [M], time_dim)
-TEMPORAL_AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = {"RE": resample}
+# name -> index-map builder (length, strength [M]) -> source indices [M, length]
+TEMPORAL_AUGMENTATIONS: dict[str, Callable[[int, torch.Tensor], torch.Tensor]] = {"RE": resample_indices}
 
 
 @dataclass(frozen=True)
@@ -61,5 +63,11 @@ class TemporalAug:
         apply = torch.rand(m, generator=generator, device=device) < self.p
         return torch.where(apply, u * self.alpha, torch.zeros_like(u))
 
+    def indices(self, length: int, strength: torch.Tensor) -> torch.Tensor:
+        """Source indices ``[M, length]`` of this augmentation at the given strengths."""
+        return TEMPORAL_AUGMENTATIONS[self.name](length, strength)
+
     def apply(self, x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
-        return TEMPORAL_AUGMENTATIONS[self.name](x, strength, dim)
+        """Apply to ``x`` along time dimension ``dim`` (reference path; the pipeline composes
+        :meth:`indices` instead)."""
+        return gather_time(x, self.indices(x.shape[dim], strength), dim)

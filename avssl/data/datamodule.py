@@ -169,6 +169,9 @@ class AVDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("test", train=False), shuffle=False)
 
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
     # ------------------------------------------------------------------ augmentation
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Training batches get random views, all others deterministic views (on the device)."""

@@ -96,6 +96,13 @@ class SSLMethod(pl.LightningModule):
         _, logs = self.probe(features.mean(dim=1), batch["label"])
         self.log("val/online_top1", logs["top1"], prog_bar=True, batch_size=features.shape[0], sync_dist=True)
 
+    def predict_step(self, batch: dict, batch_idx: int) -> dict | None:
+        """Fused features of each video, averaged over its evaluation views (``avssl predict``)."""
+        if "video" not in batch:
+            return None
+        features = self.encode(batch["video"], batch["spec"]).mean(dim=1)  # [B, D]
+        return {"index": batch["index"], "video_id": batch["video_id"], "features": features}
+
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         hp = self.hparams

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from avssl.augment.functional import centre_boxes, crop_flip_resize, resample_indices
+from avssl.augment.functional import centre_boxes, compose_indices, crop_flip_resize, normalise_, resample_indices, select_frames
 from avssl.augment.temporal import TemporalAug, resample
 
 
@@ -42,27 +42,44 @@ def test_strength_sampling_respects_alpha_and_p():
 
 
 def test_crop_equals_torchvision_per_sample_on_integer_boxes():
-    video = torch.rand(4, 3, 5, 20, 24)  # [M, C, T, H, W]
+    frames = torch.rand(4, 5, 3, 20, 24)  # [M, T, C, H, W]
     boxes = torch.tensor([[0, 0, 8, 8], [3, 5, 8, 8], [16, 12, 8, 8], [7, 2, 8, 8]])
     flip = torch.tensor([False, True, False, True])
-    out = crop_flip_resize(video, boxes, flip, (8, 8))
+    out = crop_flip_resize(frames, boxes, flip, (8, 8))
     for i, (x0, y0, w, h) in enumerate(boxes.tolist()):
-        ref = TF.crop(video[i], y0, x0, h, w)  # same box on every frame of the clip
+        ref = TF.crop(frames[i], y0, x0, h, w)  # same box on every frame of the clip
         if flip[i]:
             ref = ref.flip(-1)
         torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
 
 
-def test_crop_resize_matches_a_per_sample_loop():
-    video = torch.rand(5, 3, 4, 16, 16)
+def test_crop_resize_matches_a_per_sample_loop_and_channels_last_input():
+    decoded = torch.randint(0, 256, (5, 4, 16, 16, 3), dtype=torch.uint8)  # [M, T, H, W, C] as decoded
+    frames = decoded.permute(0, 1, 4, 2, 3).float()  # channels-last strides, no copy
     boxes = torch.tensor([[0.0, 0.0, 16, 16], [2.5, 1.0, 9, 12], [4, 4, 5, 5], [0, 3, 16, 10], [1, 1, 14, 14]])
     flip = torch.tensor([True, False, True, False, False])
-    batched = crop_flip_resize(video, boxes, flip, (8, 8))
-    looped = torch.cat([crop_flip_resize(video[i : i + 1], boxes[i : i + 1], flip[i : i + 1], (8, 8)) for i in range(5)])
+    batched = crop_flip_resize(frames, boxes, flip, (8, 8))
+    looped = torch.cat([crop_flip_resize(frames[i : i + 1].contiguous(), boxes[i : i + 1], flip[i : i + 1], (8, 8)) for i in range(5)])
     torch.testing.assert_close(batched, looped)
     # a full-frame box resized equals bilinear interpolation of each frame
-    ref = F.interpolate(video[0].transpose(0, 1), size=(8, 8), mode="bilinear", align_corners=False).transpose(0, 1).flip(-1)
-    torch.testing.assert_close(batched[0], ref, atol=1e-5, rtol=0)
+    ref = F.interpolate(frames[0], size=(8, 8), mode="bilinear", align_corners=False).flip(-1)
+    torch.testing.assert_close(batched[0], ref, atol=1e-4, rtol=0)
+
+
+def test_select_frames_and_composed_index_maps():
+    clips = torch.randint(0, 256, (3, 8, 4, 6, 3), dtype=torch.uint8)
+    index = torch.randint(0, 8, (3, 8))
+    torch.testing.assert_close(select_frames(clips, index), torch.stack([clips[i, index[i]] for i in range(3)]))
+    # applying two maps one after the other equals applying their composition once
+    a, b = resample_indices(8, torch.tensor([0.5, 0.25, 0.0])), torch.randint(0, 8, (3, 8))
+    torch.testing.assert_close(select_frames(select_frames(clips, a), b), select_frames(clips, compose_indices(a, b)))
+
+
+def test_normalise_in_place_folds_the_uint8_scale():
+    frames = torch.randint(0, 256, (2, 3, 3, 4, 4)).float()  # [M, T, C, H, W]
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.6, 0.7)
+    expected = (frames / 255 - torch.tensor(mean).view(1, 1, 3, 1, 1)) / torch.tensor(std).view(1, 1, 3, 1, 1)
+    torch.testing.assert_close(normalise_(frames.clone(), mean, std, scale=1 / 255), expected)
 
 
 def test_centre_boxes_positions():

@@ -69,3 +69,36 @@ def test_eval_views_three_crops():
 def test_bad_temporal_specs_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TemporalAug(**kwargs)
+
+
+def test_logmel_equals_torchaudio():
+    from torchaudio.transforms import MelSpectrogram
+
+    from avssl.augment.audio import LogMel
+
+    wave = torch.randn(5, 4000)
+    ours = LogMel(8000, SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32, f_min=20.0, f_max=3000.0), chunk_size=2)(wave)
+    ref = torch.log(MelSpectrogram(8000, n_fft=256, hop_length=64, n_mels=32, f_min=20.0, f_max=3000.0)(wave) + 1e-6).unsqueeze(1)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_train_views_resample_equals_reference_order():
+    """RE applied to frames before the crop equals cropping first and resampling the crop after."""
+    x = batch()
+    tr = transform(temporal=[{"name": "RE", "alpha": 0.75, "streams": "both"}])
+    out = tr.train_views(x, torch.Generator().manual_seed(5))
+    no_temporal = transform(temporal=[])
+    g = torch.Generator().manual_seed(5)
+    base = no_temporal.train_views(x, g)  # same crops: the crop and flip are drawn first
+    g = torch.Generator().manual_seed(5)
+    m = 6
+    from avssl.augment.video import sample_flip, sample_resized_crop
+
+    sample_resized_crop(m, 20, 24, (0.3, 1.0), (3 / 4, 4 / 3), g, torch.device("cpu"))
+    sample_flip(m, 0.5, g, torch.device("cpu"))
+    aug = tr.cfg.temporal[0]
+    s_audio, s_video = aug.sample_strength(m, g, torch.device("cpu")), aug.sample_strength(m, g, torch.device("cpu"))
+    video_ref = aug.apply(base["video"].flatten(0, 1), s_video, dim=2).view_as(out["video"])
+    torch.testing.assert_close(out["video"], video_ref)
+    wave_ref = aug.apply(x["audio"].reshape(m, -1), s_audio, dim=1)
+    torch.testing.assert_close(out["spec"].flatten(0, 1), tr.logmel(wave_ref))
