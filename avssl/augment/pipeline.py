@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from avssl.augment.audio import LogMel, SpectrogramConfig
-from avssl.augment.functional import centre_boxes, compose_indices, crop_flip_resize, normalise_, select_frames
-from avssl.augment.temporal import TemporalAug
+from avssl.augment.functional import centre_boxes, crop_flip_resize, normalise_, select_frames
+from avssl.augment.temporal import TemporalAug, TimePlan
 from avssl.augment.video import sample_flip, sample_resized_crop
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -45,6 +45,8 @@ class AugmentConfig:
         crop_ratio: aspect ratio range of the random resized crop.
         flip_p: probability of a horizontal flip.
         temporal: ordered temporal augmentations; an empty list is the paper's control.
+        aligned: share the temporal augmentations' parameters between the audio and the video of
+            a clip (FD / TM / TS: strength and relative location; RE: strength), section 3.3.2.
         mean, std: per-channel video normalisation.
         chunk_size: clips per chunk for the video ops on CPU (ignored on GPU).
     """
@@ -54,6 +56,7 @@ class AugmentConfig:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
     temporal: list[TemporalAug] = field(default_factory=lambda: [TemporalAug("RE", 0.75, 1.0, "both")])
+    aligned: bool = False
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     chunk_size: int = 8
@@ -68,6 +71,9 @@ class AugmentConfig:
         # YAML gives dicts; accept them so configs can list {name, alpha, p, streams}.
         temporal = [t if isinstance(t, TemporalAug) else TemporalAug(**t) for t in self.temporal]
         object.__setattr__(self, "temporal", temporal)
+        fills = {(t.mask_fill, t.mask_value) for t in temporal if t.name == "TM"}
+        if len(fills) > 1:
+            raise ValueError(f"augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
 
 
 class AVTransform(nn.Module):
@@ -87,18 +93,24 @@ class AVTransform(nn.Module):
         device, cfg = video.device, self.cfg
         boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
         flip = sample_flip(m, cfg.flip_p, generator, device)
-        # The temporal augmentations compose into one index map per stream, applied once.
-        video_src = torch.arange(t, device=device).expand(m, t)
-        audio_src = torch.arange(samples, device=device).expand(m, samples)
-        for aug in cfg.temporal:
-            s_audio, s_video = aug.sample_strength(m, generator, device), aug.sample_strength(m, generator, device)  # unaligned
-            if aug.streams in ("video", "both"):
-                video_src = compose_indices(video_src, aug.indices(t, s_video))
-            if aug.streams in ("audio", "both"):
-                audio_src = compose_indices(audio_src, aug.indices(samples, s_audio))
-        clips = select_frames(video.reshape(m, *video.shape[2:]), video_src)  # uint8 [M, T, H, W, 3]
-        wave = audio.reshape(m, samples).gather(1, audio_src)
-        return self._pack(batch, self._video(clips, boxes, flip), self.logmel(wave), b, n)
+        plans = self.temporal_plans(m, t, samples, generator, device)
+        mask = next((a for a in cfg.temporal if a.name == "TM"), None)
+        clips = select_frames(video.reshape(m, *video.shape[2:]), plans["video"].src)  # uint8 [M, T, H, W, 3]
+        views = self._video(clips, boxes, flip, plans["video"], mask, generator)
+        return self._pack(batch, views, self.logmel(self._audio(audio.reshape(m, samples), plans["audio"], mask, generator)), b, n)
+
+    def temporal_plans(self, m: int, frames: int, samples: int, generator: torch.Generator, device: torch.device) -> dict[str, TimePlan]:
+        """The configured temporal augmentations of ``m`` clips, composed into one
+        :class:`TimePlan` per stream (``{"audio": ..., "video": ...}``)."""
+        plans = {"audio": TimePlan.identity(m, samples, device), "video": TimePlan.identity(m, frames, device)}
+        for aug in self.cfg.temporal:
+            audio_params = aug.sample_params(m, generator, device)
+            video_params = aug.sample_params(m, generator, device)  # drawn either way: one stream of randomness
+            params = {"audio": audio_params, "video": audio_params if self.cfg.aligned else video_params}
+            for stream in plans:
+                if aug.applies_to(stream):
+                    plans[stream] = aug.apply_to_plan(plans[stream], params[stream])
+        return plans
 
     def eval_views(self, batch: dict, positions: Sequence[float] = (0.5,)) -> dict:
         """Deterministic views: for every clip, square crops at ``positions`` along the long side
@@ -117,17 +129,48 @@ class AVTransform(nn.Module):
         return self._pack(batch, self._video(clips, boxes, flip), spec, b, n * k)
 
     # ------------------------------------------------------------------ helpers
-    def _video(self, clips: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    def _audio(self, wave: torch.Tensor, plan: TimePlan, mask: TemporalAug | None, generator: torch.Generator) -> torch.Tensor:
+        """Apply a time plan to waveforms ``[M, S]`` (TM noise: std = the clip's RMS)."""
+        out = wave.gather(1, plan.src)
+        if plan.gain is not None:
+            out = out * plan.gain
+        if plan.fill_gain is not None:
+            if mask.mask_fill == "noise":
+                rms = wave.square().mean(1, keepdim=True).sqrt()
+                fill = torch.randn(out.shape, generator=generator, device=out.device) * rms
+            else:
+                fill = mask.mask_value
+            out = out + plan.fill_gain * fill
+        return out
+
+    def _video(
+        self,
+        clips: torch.Tensor,
+        boxes: torch.Tensor,
+        flip: torch.Tensor,
+        plan: TimePlan | None = None,
+        mask: TemporalAug | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """uint8 ``[M, T, H, W, 3]`` -> normalised float ``[M, 3, T, h, w]`` (the model layout).
 
-        uint8 until the crop; the crop reads channels-last frames without a layout copy, and the
-        1/255 scaling and normalisation happen in place on the (smaller) cropped frames."""
+        uint8 until the crop; the crop reads channels-last frames without a layout copy; the
+        plan's per-frame gains and fill (FD, TM), the 1/255 scaling and the normalisation happen
+        in place on the (smaller) cropped frames."""
         size = (self.cfg.crop_size, self.cfg.crop_size)
         step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
         out = []
         for i in range(0, clips.shape[0], step):
             frames = clips[i : i + step].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
-            cropped = crop_flip_resize(frames, boxes[i : i + step], flip[i : i + step], size)  # [m, T, 3, h, w]
+            cropped = crop_flip_resize(frames, boxes[i : i + step], flip[i : i + step], size)  # [m, T, 3, h, w], 0..255
+            if plan is not None and plan.gain is not None:
+                cropped.mul_(plan.gain[i : i + step, :, None, None, None])
+            if plan is not None and plan.fill_gain is not None:
+                if mask.mask_fill == "noise":
+                    fill = torch.randn(cropped.shape, generator=generator, device=cropped.device).mul_(0.25 * 255).add_(0.5 * 255)
+                else:
+                    fill = mask.mask_value * 255
+                cropped.add_(plan.fill_gain[i : i + step, :, None, None, None] * fill)
             out.append(normalise_(cropped, self.cfg.mean, self.cfg.std, scale=1 / 255).transpose(1, 2))
         return torch.cat(out)  # [M, 3, T, h, w], contiguous
 

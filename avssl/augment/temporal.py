@@ -1,73 +1,216 @@
 """Temporal augmentations of the paper (section 3.3.1) on audio waveforms and video frames.
 
 Each augmentation has an intensity ``alpha`` in [0, 1], the largest fraction of the clip's time
-axis it may affect; the strength of one application is drawn per clip uniformly in
-``[0, alpha]``, and the augmentation is applied with probability ``p`` (strength 0 otherwise).
+axis it may affect; one application's strength is drawn per clip uniformly in ``[0, alpha]``
+and the augmentation is applied with probability ``p`` (strength 0 otherwise).
 
-Implemented here: **RE** (Resample). RE only moves samples in time, so it is an index map
-(:func:`avssl.augment.functional.resample_indices`); the registry
-:data:`TEMPORAL_AUGMENTATIONS` maps a name to its index-map builder ``(length, strength [M]) ->
-[M, length]`` so FD / TM / TS plug in the same way.
+* **FD** fade in/out: a fade at the start and one at the end, each side's length drawn
+  independently in ``[0, alpha / 2 * L]``; the curve is drawn uniformly from torchaudio's five
+  ``Fade`` shapes (linear, logarithmic, exponential, quarter-sine, half-sine; same formulas).
+* **TM** time masking: one segment of length ``<= alpha * L`` at a uniform position, filled with
+  Gaussian noise or a constant.
+* **TS** time shift: roll forward or backward by up to ``alpha * L`` samples/frames, with
+  roll-over.
+* **RE** resample: down-sample time by ``1 - s`` and nearest up-sample back.
+
+Parameters are drawn in *relative* time (fractions of the clip), so one draw can serve both
+streams: with alignment, FD / TM / TS share strength and location between the audio and the
+video of a clip and RE shares its strength (RE has no location).
+
+Every augmentation acts on a :class:`TimePlan`, the composed effect on one stream,
+``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[t]``: RE and TS change the index map
+``src``, FD multiplies the gain, TM zeroes the gain on its segment and lets the fill through. A
+whole list of augmentations is thus applied to a stream once, whatever its length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
 import torch
 
-from avssl.augment.functional import gather_time, resample_indices
+from avssl.augment.functional import compose_indices, gather_time, resample_indices
 
 STREAMS = ("audio", "video", "both")
+NAMES = ("FD", "TM", "TS", "RE")
+FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
+MASK_FILLS = ("noise", "constant")
+
+
+# --------------------------------------------------------------------------- time plans
+@dataclass
+class TimePlan:
+    """The composed effect of temporal augmentations on a stream of ``length`` steps per clip.
+
+    ``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[t]``; ``gain`` / ``fill_gain`` stay
+    ``None`` while they are all ones / all zeros, so index-only plans cost one gather.
+    """
+
+    src: torch.Tensor  # long [M, L]
+    gain: torch.Tensor | None = None  # float [M, L]
+    fill_gain: torch.Tensor | None = None  # float [M, L]
+
+    @classmethod
+    def identity(cls, m: int, length: int, device: torch.device) -> TimePlan:
+        return cls(torch.arange(length, device=device).expand(m, length))
+
+    def then_index(self, index: torch.Tensor) -> TimePlan:
+        """Follow with a time map: the next output step ``t`` reads this plan's step ``index[t]``."""
+        gather = lambda x: None if x is None else x.gather(1, index)  # noqa: E731
+        return TimePlan(compose_indices(self.src, index), gather(self.gain), gather(self.fill_gain))
+
+    def then_scale(self, envelope: torch.Tensor) -> TimePlan:
+        """Follow with a per-step gain (a fade scales the content and any fill alike)."""
+        gain = envelope if self.gain is None else self.gain * envelope
+        fill = None if self.fill_gain is None else self.fill_gain * envelope
+        return TimePlan(self.src, gain, fill)
+
+    def then_mask(self, mask: torch.Tensor) -> TimePlan:
+        """Follow with a mask: masked steps show only the fill."""
+        gain = torch.where(mask, 0.0, 1.0 if self.gain is None else self.gain)
+        fill = torch.where(mask, 1.0, 0.0 if self.fill_gain is None else self.fill_gain)
+        return TimePlan(self.src, gain.float(), fill.float())
+
+
+def apply_plan(x: torch.Tensor, plan: TimePlan, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Apply a plan to ``x`` ``[M, L, ...]`` (time on dim 1); ``fill`` broadcasts like ``x``.
+
+    Reference implementation (the pipeline applies the index map to uint8 frames before the crop
+    and the gains to the cropped frames, which is equivalent)."""
+    out = gather_time(x, plan.src, 1)
+    extra = [1] * (x.dim() - 2)
+    if plan.gain is not None:
+        out = out * plan.gain.view(*plan.gain.shape, *extra)
+    if plan.fill_gain is not None:
+        out = out + plan.fill_gain.view(*plan.fill_gain.shape, *extra) * fill
+    return out
+
+
+# --------------------------------------------------------------------------- envelopes / maps
+def fade_curve(position: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """torchaudio ``Fade`` fade-in curves at ``position`` in [0, 1], per-sample ``shape`` index
+    into :data:`FADE_SHAPES` (broadcast). The fade-out curve at ``q`` is the fade-in at ``1 - q``."""
+    p = position
+    curves = (
+        p,
+        torch.log10(0.1 + p) + 1,
+        torch.pow(2, p - 1) * p,
+        torch.sin(p * math.pi / 2),
+        torch.sin(p * math.pi - math.pi / 2) / 2 + 0.5,
+    )
+    out = curves[0]
+    for k in range(1, len(curves)):
+        out = torch.where(shape == k, curves[k], out)
+    return out.clamp(0, 1)
+
+
+def fade_envelope(length: int, fade_in: torch.Tensor, fade_out: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """Gain ``[M, length]``: fade-in over the first ``fade_in[m]`` steps, fade-out over the last
+    ``fade_out[m]`` steps (as ``torchaudio.transforms.Fade`` with those lengths and shape)."""
+    t = torch.arange(length, device=fade_in.device, dtype=torch.float32)[None, :]
+    n_in, n_out, shape = fade_in[:, None].float(), fade_out[:, None].float(), shape[:, None]
+    p_in = torch.where(n_in > 1, t / (n_in - 1).clamp(min=1), torch.zeros_like(t))
+    g_in = torch.where(t < n_in, fade_curve(p_in, shape), torch.ones_like(t))
+    start = length - n_out
+    q_out = torch.where(n_out > 1, (t - start) / (n_out - 1).clamp(min=1), torch.zeros_like(t))
+    g_out = torch.where(t >= start, fade_curve(1 - q_out, shape), torch.ones_like(t))
+    return g_in * g_out
+
+
+def shift_indices(length: int, shift: torch.Tensor) -> torch.Tensor:
+    """TS: roll by ``shift[m]`` steps with roll-over (``torch.roll`` semantics: ``out[t] = x[t - k]``)."""
+    t = torch.arange(length, device=shift.device)[None, :]
+    return torch.remainder(t - shift[:, None].long(), length)
+
+
+def mask_segment(length: int, start: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """TM: bool ``[M, length]``, true on ``[start, start + size)``."""
+    t = torch.arange(length, device=start.device)[None, :]
+    return (t >= start[:, None]) & (t < (start + size)[:, None])
 
 
 def resample(x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
-    """RE: down-sample the time axis by ``1 - strength`` and nearest up-sample back (per clip)."""
+    """RE on ``x`` along ``dim`` (reference helper)."""
     return gather_time(x, resample_indices(x.shape[dim], strength), dim)
 
 
-# name -> index-map builder (length, strength [M]) -> source indices [M, length]
-TEMPORAL_AUGMENTATIONS: dict[str, Callable[[int, torch.Tensor], torch.Tensor]] = {"RE": resample_indices}
-
-
+# --------------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class TemporalAug:
-    """One entry of the ordered temporal-augmentation list (YAML: ``{name, alpha, p, streams}``).
+    """One entry of the ordered temporal-augmentation list (YAML ``{name, alpha, p, streams}``).
 
     Args:
-        name: one of :data:`TEMPORAL_AUGMENTATIONS` (``RE``).
-        alpha: maximum intensity in [0, 1].
+        name: ``FD``, ``TM``, ``TS`` or ``RE``.
+        alpha: maximum intensity in [0, 1] (fraction of the clip's time axis).
         p: probability of applying it to a clip.
         streams: ``audio``, ``video`` or ``both``.
+        mask_fill: TM only: ``noise`` (Gaussian; audio: the clip's RMS as std; video: mean 0.5,
+            std 0.25 in [0, 1] intensity) or ``constant``.
+        mask_value: TM only: the constant (audio amplitude, or video intensity in [0, 1]).
     """
 
     name: str = "RE"
     alpha: float = 0.75
     p: float = 1.0
     streams: str = "both"
+    mask_fill: str = "noise"
+    mask_value: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in TEMPORAL_AUGMENTATIONS:
-            raise ValueError(f"temporal augmentation name must be one of {sorted(TEMPORAL_AUGMENTATIONS)}, got {self.name!r}")
+        if self.name not in NAMES:
+            raise ValueError(f"temporal augmentation name must be one of {list(NAMES)}, got {self.name!r}")
         for field in ("alpha", "p"):
             value = getattr(self, field)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"temporal augmentation {self.name}: {field} must be in [0, 1], got {value}")
         if self.streams not in STREAMS:
             raise ValueError(f"temporal augmentation {self.name}: streams must be one of {STREAMS}, got {self.streams!r}")
+        if self.mask_fill not in MASK_FILLS:
+            raise ValueError(f"temporal augmentation {self.name}: mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
 
+    def applies_to(self, stream: str) -> bool:
+        return self.streams in (stream, "both")
+
+    # ------------------------------------------------------------------ parameters
     def sample_strength(self, m: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """Per-clip strengths ``[M]``: ``U(0, alpha)`` with probability ``p``, else 0."""
         u = torch.rand(m, generator=generator, device=device)
         apply = torch.rand(m, generator=generator, device=device) < self.p
         return torch.where(apply, u * self.alpha, torch.zeros_like(u))
 
-    def indices(self, length: int, strength: torch.Tensor) -> torch.Tensor:
-        """Source indices ``[M, length]`` of this augmentation at the given strengths."""
-        return TEMPORAL_AUGMENTATIONS[self.name](length, strength)
+    def sample_params(self, m: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+        """Relative-time parameters of ``m`` clips (fractions of the clip length)."""
+        strength = self.sample_strength(m, generator, device)
+        rand = lambda: torch.rand(m, generator=generator, device=device)  # noqa: E731
+        if self.name == "FD":  # two independent sides in [0, alpha / 2]
+            other = self.sample_strength(m, generator, device)
+            shape = torch.randint(len(FADE_SHAPES), (m,), generator=generator, device=device)
+            return {"fade_in": strength / 2, "fade_out": torch.where(strength > 0, other / 2, 0.0), "shape": shape}
+        if self.name == "TM":
+            return {"size": strength, "start": rand() * (1 - strength)}
+        if self.name == "TS":
+            sign = torch.where(rand() < 0.5, -1.0, 1.0)
+            return {"shift": sign * strength}
+        return {"strength": strength}  # RE
 
+    def apply_to_plan(self, plan: TimePlan, params: dict[str, torch.Tensor]) -> TimePlan:
+        """Follow ``plan`` with this augmentation at ``params`` (relative units)."""
+        length = plan.src.shape[1]
+        if self.name == "RE":
+            return plan.then_index(resample_indices(length, params["strength"]))
+        if self.name == "TS":
+            return plan.then_index(shift_indices(length, torch.round(params["shift"] * length)))
+        if self.name == "FD":
+            n_in, n_out = torch.round(params["fade_in"] * length), torch.round(params["fade_out"] * length)
+            return plan.then_scale(fade_envelope(length, n_in, n_out, params["shape"]))
+        size = torch.round(params["size"] * length)
+        start = torch.round(params["start"] * length).clamp(max=length - size)
+        return plan.then_mask(mask_segment(length, start, size))
+
+    # ------------------------------------------------------------------ reference
     def apply(self, x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
-        """Apply to ``x`` along time dimension ``dim`` (reference path; the pipeline composes
-        :meth:`indices` instead)."""
-        return gather_time(x, self.indices(x.shape[dim], strength), dim)
+        """RE at explicit strengths along ``dim`` (kept for tests and scripts)."""
+        if self.name != "RE":
+            raise ValueError("TemporalAug.apply takes an explicit strength only for RE; use apply_to_plan")
+        return resample(x, strength, dim)
