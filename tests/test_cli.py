@@ -153,3 +153,21 @@ def test_demo_pretraining_beats_random_init(tmp_path, capsys):
 def test_validate_and_predict_run(tiny_root, tmp_path):
     for command in ("validate", "predict"):
         main([command, *DEMO, *tiny(tiny_root), "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+
+
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        ('--data.augment.temporal=[{"name": "XX"}]', ["name", "XX"]),
+        ('--data.augment.temporal=[{"name": "RE", "alpha": 1.5}]', ["alpha", "1.5"]),
+        ('--data.augment.temporal=[{"name": "TM", "p": -1}]', ["p must be in [0, 1]"]),
+        ("--data.augment.audio.pitch_placement=middle", ["pitch_placement"]),
+    ],
+)
+def test_bad_augmentation_config_fails_before_training(option, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, option, "--trainer.fast_dev_run=1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert "Traceback" not in err

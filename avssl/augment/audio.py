@@ -1,12 +1,22 @@
-"""Audio augmentations and the log-mel spectrogram, batched on the batch's device."""
+"""Audio augmentations and the log-mel spectrogram, batched on the batch's device.
+
+* :class:`LogMel`: the spectrogram the audio encoder sees.
+* :class:`AudioAugment`: the domain-specific augmentations of the paper's Table 1 — pitch shift
+  and coloured noise — each placed before or after the temporal augmentations.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 from torchaudio.functional import melscale_fbanks
+
+from avssl.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,7 @@ class SpectrogramConfig:
 
     def __post_init__(self) -> None:
         if self.hop_length < 1 or self.n_fft < 2 or self.n_mels < 1:
-            raise ValueError(f"spectrogram: n_fft, hop_length and n_mels must be positive, got {self}")
+            raise ConfigError(f"spectrogram: n_fft, hop_length and n_mels must be positive, got {self}")
 
 
 class LogMel(nn.Module):
@@ -36,7 +46,8 @@ class LogMel(nn.Module):
     def __init__(self, sample_rate: int, config: SpectrogramConfig = SpectrogramConfig(), chunk_size: int = 16):
         super().__init__()
         if config.f_max is not None and config.f_max > sample_rate / 2:
-            raise ValueError(f"spectrogram.f_max={config.f_max} exceeds the Nyquist rate of {sample_rate} Hz audio")
+            raise ConfigError(f"spectrogram.f_max={config.f_max} exceeds the Nyquist rate of {sample_rate} Hz audio")
+        self.config = config
         self.n_fft, self.hop_length, self.chunk_size = config.n_fft, config.hop_length, chunk_size
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
         fbanks = melscale_fbanks(
@@ -52,3 +63,118 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         step = wave.shape[0] if wave.is_cuda else max(1, self.chunk_size)
         return torch.cat([self._one(chunk) for chunk in wave.split(step)]).unsqueeze(1)
+
+
+# --------------------------------------------------------------------------- domain-specific
+PLACEMENTS = ("before", "after")
+NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f ** beta
+
+
+@dataclass(frozen=True)
+class AudioAugConfig:
+    """Audio domain-specific augmentations (paper section 4.1, Table 1).
+
+    Args:
+        pitch_p: probability of a pitch shift per clip (0 disables it).
+        pitch_semitones: range of the shift in whole semitones (clips are grouped by shift, so
+            each distinct value costs one ``torchaudio.functional.pitch_shift`` call per batch).
+        pitch_placement: ``before`` (the paper's choice) or ``after`` the temporal augmentations.
+        noise_p: probability of added coloured noise per clip (0 disables it).
+        noise_colors: colours drawn uniformly: ``white``, ``pink`` (-3 dB/octave), ``brown``
+            (-6 dB/octave).
+        noise_snr_db: signal-to-noise ratio range in dB.
+        noise_placement: ``before`` or ``after`` (the paper's choice for noise) the temporal
+            augmentations.
+    """
+
+    pitch_p: float = 0.5
+    pitch_semitones: tuple[int, int] = (-3, 3)
+    pitch_placement: str = "before"
+    noise_p: float = 0.0
+    noise_colors: tuple[str, ...] = ("white", "pink", "brown")
+    noise_snr_db: tuple[float, float] = (10.0, 30.0)
+    noise_placement: str = "after"
+
+    def __post_init__(self) -> None:
+        for name in ("pitch_p", "noise_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"augment.audio.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("pitch_placement", "noise_placement"):
+            if getattr(self, name) not in PLACEMENTS:
+                raise ConfigError(f"augment.audio.{name} must be one of {PLACEMENTS}, got {getattr(self, name)!r}")
+        unknown = [c for c in self.noise_colors if c not in NOISE_COLORS]
+        if unknown or not self.noise_colors:
+            raise ConfigError(f"augment.audio.noise_colors must be a non-empty subset of {sorted(NOISE_COLORS)}, got {self.noise_colors}")
+        if self.pitch_semitones[0] > self.pitch_semitones[1]:
+            raise ConfigError(f"augment.audio.pitch_semitones must be (low, high), got {self.pitch_semitones}")
+
+
+def pitch_shift(wave: torch.Tensor, sample_rate: int, steps: torch.Tensor, n_fft: int = 512, hop_length: int = 128) -> torch.Tensor:
+    """Shift each clip of ``wave`` ``[M, S]`` by ``steps[m]`` semitones (``steps`` on the host).
+
+    As ``torchaudio.functional.pitch_shift``: a phase-vocoder time stretch by
+    ``2 ** (-steps / 12)`` (``torchaudio.functional.phase_vocoder``) and a resample back to ``S``
+    samples — here by linear interpolation, since torchaudio's polyphase resample between the
+    two rates (e.g. 16000 -> 19027 Hz) took seconds per batch. Clips sharing a shift are processed
+    together: a loop over the distinct values (a handful), not over samples; 0 is left untouched.
+    """
+    m, length = wave.shape
+    out = wave.clone()
+    window = torch.hann_window(n_fft, device=wave.device)
+    n_freq = n_fft // 2 + 1
+    phase_advance = torch.linspace(0, math.pi * hop_length, n_freq, device=wave.device)[:, None]
+    for value in torch.unique(steps).tolist():
+        if value == 0:
+            continue
+        index = (steps == value).nonzero().flatten().to(wave.device, non_blocking=True)
+        rate = 2.0 ** (-value / 12)
+        spec = torch.stft(wave.index_select(0, index), n_fft, hop_length, window=window, return_complex=True)
+        stretched = AF.phase_vocoder(spec, rate, phase_advance)
+        slow = torch.istft(stretched, n_fft, hop_length, window=window, length=int(round(length / rate)))
+        shifted = F.interpolate(slow[:, None], size=length, mode="linear", align_corners=False)[:, 0]
+        out.index_copy_(0, index, shifted)
+    return out
+
+
+def coloured_noise(shape: tuple[int, int], beta: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Unit-RMS noise ``[M, S]`` with power spectrum ~ ``1 / f ** beta[m]`` (DC removed)."""
+    m, n = shape
+    white = torch.randn(m, n, generator=generator, device=device)
+    spectrum = torch.fft.rfft(white)
+    freq = torch.arange(spectrum.shape[1], device=device, dtype=torch.float32)
+    scale = freq.clamp(min=1)[None, :].pow(-beta[:, None] / 2)
+    scale[:, 0] = 0.0
+    noise = torch.fft.irfft(spectrum * scale, n=n)
+    return noise / noise.square().mean(1, keepdim=True).sqrt().clamp(min=1e-12)
+
+
+class AudioAugment(nn.Module):
+    """Pitch shift and coloured noise on waveforms ``[M, S]``, with their placements."""
+
+    def __init__(self, sample_rate: int, config: AudioAugConfig = AudioAugConfig()):
+        super().__init__()
+        self.sample_rate, self.cfg = sample_rate, config
+
+    def sample(self, m: int, generator: torch.Generator, host: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+        """Per-clip parameters; pitch steps are drawn on the host (they pick the groups)."""
+        cfg = self.cfg
+        lo, hi = cfg.pitch_semitones
+        steps = torch.randint(lo, hi + 1, (m,), generator=host)
+        steps = torch.where(torch.rand(m, generator=host) < cfg.pitch_p, steps, 0)
+        colors = torch.tensor([NOISE_COLORS[c] for c in cfg.noise_colors], device=device)
+        beta = colors[torch.randint(len(colors), (m,), generator=generator, device=device)]
+        snr = torch.empty(m, device=device).uniform_(*cfg.noise_snr_db, generator=generator)
+        noisy = torch.rand(m, generator=generator, device=device) < cfg.noise_p
+        return {"steps": steps, "beta": beta, "snr_db": snr, "noisy": noisy}
+
+    def apply(self, wave: torch.Tensor, params: dict[str, torch.Tensor], placement: str, generator: torch.Generator) -> torch.Tensor:
+        """The ops whose placement is ``placement`` (``before`` / ``after`` the temporal ones)."""
+        cfg = self.cfg
+        if cfg.pitch_p > 0 and cfg.pitch_placement == placement:
+            wave = pitch_shift(wave, self.sample_rate, params["steps"])
+        if cfg.noise_p > 0 and cfg.noise_placement == placement:
+            noise = coloured_noise(tuple(wave.shape), params["beta"], generator, wave.device)
+            rms = wave.square().mean(1, keepdim=True).sqrt()
+            gain = rms / 10 ** (params["snr_db"][:, None] / 20)
+            wave = wave + torch.where(params["noisy"][:, None], gain * noise, 0.0)
+        return wave

@@ -6,10 +6,11 @@
 * ``video``: float ``[B, N, 3, T, h, w]``, normalised;
 * ``spec``: float ``[B, N, 1, n_mels, frames]`` log-mel spectrograms.
 
-Training views: per clip, the ordered temporal augmentations on the chosen streams (composed
-into one index map per stream and applied once), a random resized crop + horizontal flip (one
-box for all frames of a clip, independent between clips) and normalisation; audio: temporal
-augmentations, then log-mel. (RE moves frames in time and the crop is the same on every frame,
+Training views: per clip, a random resized crop + horizontal flip (one box for all frames of a
+clip, independent between clips), colour jitter / grayscale / blur, the ordered temporal
+augmentations on the chosen streams (composed into one plan per stream and applied once) and
+normalisation; audio: pitch shift and coloured noise, each before or after the temporal
+augmentations (Table 1), then log-mel. (RE moves frames in time and the crop is the same on every frame,
 so the two commute.) Evaluation views:
 a centred crop (or one at a given position along the long side), no random augmentation.
 
@@ -26,10 +27,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from avssl.augment.audio import LogMel, SpectrogramConfig
+from avssl.augment.audio import AudioAugConfig, AudioAugment, LogMel, SpectrogramConfig
 from avssl.augment.functional import centre_boxes, crop_flip_resize, normalise_, select_frames
 from avssl.augment.temporal import TemporalAug, TimePlan
-from avssl.augment.video import sample_flip, sample_resized_crop
+from avssl.augment.video import ColorConfig, color_augment, sample_flip, sample_resized_crop
+from avssl.errors import ConfigError
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -44,6 +46,8 @@ class AugmentConfig:
         crop_scale: area fraction range of the random resized crop.
         crop_ratio: aspect ratio range of the random resized crop.
         flip_p: probability of a horizontal flip.
+        color: colour jitter, grayscale and Gaussian blur (SimCLR's defaults).
+        audio: pitch shift and coloured noise, each before or after the temporal augmentations.
         temporal: ordered temporal augmentations; an empty list is the paper's control.
         aligned: share the temporal augmentations' parameters between the audio and the video of
             a clip (FD / TM / TS: strength and relative location; RE: strength), section 3.3.2.
@@ -55,6 +59,8 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.3, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
+    color: ColorConfig = ColorConfig()
+    audio: AudioAugConfig = AudioAugConfig()
     temporal: list[TemporalAug] = field(default_factory=lambda: [TemporalAug("RE", 0.75, 1.0, "both")])
     aligned: bool = False
     mean: tuple[float, float, float] = KINETICS_MEAN
@@ -63,17 +69,17 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
-            raise ValueError(f"augment.crop_size must be >= 1, got {self.crop_size}")
+            raise ConfigError(f"augment.crop_size must be >= 1, got {self.crop_size}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            raise ValueError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+            raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
         if not 0.0 <= self.flip_p <= 1.0:
-            raise ValueError(f"augment.flip_p must be in [0, 1], got {self.flip_p}")
+            raise ConfigError(f"augment.flip_p must be in [0, 1], got {self.flip_p}")
         # YAML gives dicts; accept them so configs can list {name, alpha, p, streams}.
         temporal = [t if isinstance(t, TemporalAug) else TemporalAug(**t) for t in self.temporal]
         object.__setattr__(self, "temporal", temporal)
         fills = {(t.mask_fill, t.mask_value) for t in temporal if t.name == "TM"}
         if len(fills) > 1:
-            raise ValueError(f"augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
+            raise ConfigError(f"augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
 
 
 class AVTransform(nn.Module):
@@ -83,21 +89,33 @@ class AVTransform(nn.Module):
         super().__init__()
         self.cfg = augment
         self.logmel = LogMel(sample_rate, spectrogram, chunk_size=augment.chunk_size)
+        self.audio_aug = AudioAugment(sample_rate, augment.audio)
 
     # ------------------------------------------------------------------ public
-    def train_views(self, batch: dict, generator: torch.Generator) -> dict:
-        """Randomly augmented views; returns a new dict with ``video`` and ``spec`` replaced."""
+    def train_views(self, batch: dict, generator: torch.Generator, keep_wave: bool = False) -> dict:
+        """Randomly augmented views; returns a new dict with ``video`` and ``spec`` replaced
+        (and the augmented waveforms as ``wave`` ``[B, N, S]`` when ``keep_wave``, for previews)."""
         video, audio = batch["video"], batch["audio"]
         b, n, t = video.shape[:3]
         m, (height, width), samples = b * n, video.shape[3:5], audio.shape[-1]
         device, cfg = video.device, self.cfg
         boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
         flip = sample_flip(m, cfg.flip_p, generator, device)
+        color = cfg.color.sample(m, generator, device)
+        # Pitch steps pick groups of clips: drawn on the host (no device sync), from the same seed.
+        host = torch.Generator().manual_seed(generator.initial_seed() ^ 0x5DEECE66D)
+        audio_params = self.audio_aug.sample(m, generator, host, device)
         plans = self.temporal_plans(m, t, samples, generator, device)
         mask = next((a for a in cfg.temporal if a.name == "TM"), None)
         clips = select_frames(video.reshape(m, *video.shape[2:]), plans["video"].src)  # uint8 [M, T, H, W, 3]
-        views = self._video(clips, boxes, flip, plans["video"], mask, generator)
-        return self._pack(batch, views, self.logmel(self._audio(audio.reshape(m, samples), plans["audio"], mask, generator)), b, n)
+        views = self._video(clips, boxes, flip, plans["video"], mask, generator, color)
+        wave = self.audio_aug.apply(audio.reshape(m, samples), audio_params, "before", generator)
+        wave = self._audio(wave, plans["audio"], mask, generator)
+        wave = self.audio_aug.apply(wave, audio_params, "after", generator)
+        out = self._pack(batch, views, self.logmel(wave), b, n)
+        if keep_wave:
+            out["wave"] = wave.view(b, n, samples)
+        return out
 
     def temporal_plans(self, m: int, frames: int, samples: int, generator: torch.Generator, device: torch.device) -> dict[str, TimePlan]:
         """The configured temporal augmentations of ``m`` clips, composed into one
@@ -151,28 +169,39 @@ class AVTransform(nn.Module):
         plan: TimePlan | None = None,
         mask: TemporalAug | None = None,
         generator: torch.Generator | None = None,
+        color: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """uint8 ``[M, T, H, W, 3]`` -> normalised float ``[M, 3, T, h, w]`` (the model layout).
 
-        uint8 until the crop; the crop reads channels-last frames without a layout copy; the
-        plan's per-frame gains and fill (FD, TM), the 1/255 scaling and the normalisation happen
-        in place on the (smaller) cropped frames."""
+        uint8 until the crop; the crop reads channels-last frames without a layout copy; colour
+        augmentation, the plan's per-frame gains and fill (FD, TM) and the normalisation act on
+        the (smaller) cropped frames, in chunks of ``chunk_size`` clips on CPU."""
         size = (self.cfg.crop_size, self.cfg.crop_size)
         step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
+        kernel = self.blur_kernel_size
         out = []
         for i in range(0, clips.shape[0], step):
-            frames = clips[i : i + step].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
-            cropped = crop_flip_resize(frames, boxes[i : i + step], flip[i : i + step], size)  # [m, T, 3, h, w], 0..255
+            part = slice(i, i + step)
+            frames = clips[part].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
+            cropped = crop_flip_resize(frames, boxes[part], flip[part], size).mul_(1 / 255)  # [m, T, 3, h, w] in [0, 1]
+            if color is not None:
+                cropped = color_augment(cropped, {k: v[part] for k, v in color.items()}, kernel)
             if plan is not None and plan.gain is not None:
-                cropped.mul_(plan.gain[i : i + step, :, None, None, None])
+                cropped.mul_(plan.gain[part, :, None, None, None])
             if plan is not None and plan.fill_gain is not None:
                 if mask.mask_fill == "noise":
-                    fill = torch.randn(cropped.shape, generator=generator, device=cropped.device).mul_(0.25 * 255).add_(0.5 * 255)
+                    fill = torch.randn(cropped.shape, generator=generator, device=cropped.device).mul_(0.25).add_(0.5)
                 else:
-                    fill = mask.mask_value * 255
-                cropped.add_(plan.fill_gain[i : i + step, :, None, None, None] * fill)
-            out.append(normalise_(cropped, self.cfg.mean, self.cfg.std, scale=1 / 255).transpose(1, 2))
+                    fill = mask.mask_value
+                cropped.add_(plan.fill_gain[part, :, None, None, None] * fill)
+            out.append(normalise_(cropped, self.cfg.mean, self.cfg.std).transpose(1, 2))
         return torch.cat(out)  # [M, 3, T, h, w], contiguous
+
+    @property
+    def blur_kernel_size(self) -> int:
+        """Odd kernel of ``blur_kernel_fraction`` of the crop side (SimCLR: 10 %)."""
+        k = int(round(self.cfg.crop_size * self.cfg.color.blur_kernel_fraction))
+        return k + 1 if k % 2 == 0 else k
 
     @staticmethod
     def _pack(batch: dict, views: torch.Tensor, spec: torch.Tensor, b: int, n: int) -> dict:

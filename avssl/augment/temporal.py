@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from avssl.augment.functional import compose_indices, gather_time, resample_indices
+from avssl.errors import ConfigError
 
 STREAMS = ("audio", "video", "both")
 NAMES = ("FD", "TM", "TS", "RE")
@@ -159,15 +160,15 @@ class TemporalAug:
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
-            raise ValueError(f"temporal augmentation name must be one of {list(NAMES)}, got {self.name!r}")
+            raise ConfigError(f"temporal augmentation name must be one of {list(NAMES)}, got {self.name!r}")
         for field in ("alpha", "p"):
             value = getattr(self, field)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"temporal augmentation {self.name}: {field} must be in [0, 1], got {value}")
+                raise ConfigError(f"temporal augmentation {self.name}: {field} must be in [0, 1], got {value}")
         if self.streams not in STREAMS:
-            raise ValueError(f"temporal augmentation {self.name}: streams must be one of {STREAMS}, got {self.streams!r}")
+            raise ConfigError(f"temporal augmentation {self.name}: streams must be one of {STREAMS}, got {self.streams!r}")
         if self.mask_fill not in MASK_FILLS:
-            raise ValueError(f"temporal augmentation {self.name}: mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
+            raise ConfigError(f"temporal augmentation {self.name}: mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
 
     def applies_to(self, stream: str) -> bool:
         return self.streams in (stream, "both")
@@ -212,5 +213,5 @@ class TemporalAug:
     def apply(self, x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
         """RE at explicit strengths along ``dim`` (kept for tests and scripts)."""
         if self.name != "RE":
-            raise ValueError("TemporalAug.apply takes an explicit strength only for RE; use apply_to_plan")
+            raise ConfigError("TemporalAug.apply takes an explicit strength only for RE; use apply_to_plan")
         return resample(x, strength, dim)
