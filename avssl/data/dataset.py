@@ -101,10 +101,6 @@ class AVClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    @property
-    def labels(self) -> list[int]:
-        return [r.label for r in self.records]
-
     def clip_starts(self, epoch: int, index: int) -> np.ndarray:
         info = self.infos[index]
         if not self.train:

@@ -30,7 +30,6 @@ class TwoStreamBackbone(nn.Module):
         self.video = VideoResNet3d(width=width, layers=layers, stem_temporal_stride=stem_temporal_stride)
         self.audio = AudioResNet2d(width=width, layers=layers)
         self.out_dim = self.video.out_dim + self.audio.out_dim
-        self.stream_dims = {"video": self.video.out_dim, "audio": self.audio.out_dim}
 
     def forward_streams(self, video: torch.Tensor, spec: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-stream and fused features: ``{"video": [B, Dv], "audio": [B, Da], "fused": [B, Dv + Da]}``."""
