@@ -101,7 +101,8 @@ class AVTransform(nn.Module):
         device, cfg = video.device, self.cfg
         boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
         flip = sample_flip(m, cfg.flip_p, generator, device)
-        color = cfg.color.sample(m, generator, device)
+        color = cfg.color.sample(m, generator, device)  # drawn either way: one stream of randomness
+        color = color if cfg.color.active else None
         # Pitch steps pick groups of clips: drawn on the host (no device sync), from the same seed.
         host = torch.Generator().manual_seed(generator.initial_seed() ^ 0x5DEECE66D)
         audio_params = self.audio_aug.sample(m, generator, host, device)
@@ -179,8 +180,9 @@ class AVTransform(nn.Module):
         size = (self.cfg.crop_size, self.cfg.crop_size)
         step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
         kernel = self.blur_kernel_size
-        out = []
-        for i in range(0, clips.shape[0], step):
+        m, t = clips.shape[:2]
+        out = torch.empty((m, 3, t, *size), device=clips.device)  # filled chunk by chunk: no concatenation copy
+        for i in range(0, m, step):
             part = slice(i, i + step)
             frames = clips[part].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
             cropped = crop_flip_resize(frames, boxes[part], flip[part], size).mul_(1 / 255)  # [m, T, 3, h, w] in [0, 1]
@@ -194,8 +196,8 @@ class AVTransform(nn.Module):
                 else:
                     fill = mask.mask_value
                 cropped.add_(plan.fill_gain[part, :, None, None, None] * fill)
-            out.append(normalise_(cropped, self.cfg.mean, self.cfg.std).transpose(1, 2))
-        return torch.cat(out)  # [M, 3, T, h, w], contiguous
+            out[part] = normalise_(cropped, self.cfg.mean, self.cfg.std).transpose(1, 2)
+        return out  # [M, 3, T, h, w]
 
     @property
     def blur_kernel_size(self) -> int:

@@ -85,6 +85,11 @@ class ColorConfig:
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise ConfigError(f"augment.color.blur_sigma must satisfy 0 < lo <= hi, got {self.blur_sigma}")
 
+    @property
+    def active(self) -> bool:
+        """Whether any of the ops can fire (all probabilities 0: the frames are left untouched)."""
+        return max(self.jitter_p, self.grayscale_p, self.blur_p) > 0
+
     def sample(self, m: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
         """Per-clip parameters; identity values where an op is not applied."""
 
@@ -136,8 +141,8 @@ def adjust_saturation(frames: torch.Tensor, factor: torch.Tensor) -> torch.Tenso
 def adjust_hue(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Rotate the hue by ``shift`` (fraction of a turn) through HSV, as torchvision does."""
     r, g, b = frames.unbind(2)
-    maxc, _ = frames.max(dim=2)
-    minc, _ = frames.min(dim=2)
+    maxc = frames.amax(dim=2)
+    minc = frames.amin(dim=2)
     eqc = maxc == minc
     cr = maxc - minc
     ones = torch.ones_like(maxc)
@@ -149,22 +154,14 @@ def adjust_hue(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
     h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
     h = torch.remainder(h + shift.view(-1, 1, 1, 1), 1.0)
-    v = maxc
-    # HSV -> RGB
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p = (v * (1.0 - s)).clamp(0, 1)
-    q = (v * (1.0 - s * f)).clamp(0, 1)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
-    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out_r, out_g, out_b = torch.zeros_like(v), torch.zeros_like(v), torch.zeros_like(v)
-    for k, (cr_, cg_, cb_) in enumerate(choices):
-        sel = i == k
-        out_r = torch.where(sel, cr_, out_r)
-        out_g = torch.where(sel, cg_, out_g)
-        out_b = torch.where(sel, cb_, out_b)
-    return torch.stack([out_r, out_g, out_b], dim=2)
+    # HSV -> RGB in closed form: channel n in (5, 3, 1) is v - v*s*clamp(min(k, 4 - k), 0, 1),
+    # k = (n + 6h) mod 6 (the same values as torchvision's six-sector table, fewer passes).
+    h6 = (h * 6.0).unsqueeze(2)  # [M, T, 1, H, W]
+    n = torch.tensor([5.0, 3.0, 1.0], device=frames.device).view(1, 1, 3, 1, 1)
+    k = torch.remainder(n + h6, 6.0)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0, 1)
+    v = maxc.unsqueeze(2)
+    return v - v * s.unsqueeze(2) * weight
 
 
 def gaussian_blur(frames: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:

@@ -75,3 +75,11 @@ def test_placement_before_or_after_the_temporal_augmentations():
 def test_bad_audio_values_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         AudioAugConfig(**kwargs)
+
+
+def test_grouped_pitch_shift_equals_one_call_per_clip():
+    wave = torch.randn(6, 8000, generator=torch.Generator().manual_seed(3))
+    steps = torch.tensor([2, -1, 0, 2, 3, -1])
+    batched = pitch_shift(wave, SR, steps)
+    looped = torch.cat([pitch_shift(wave[i : i + 1], SR, steps[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(batched, looped, atol=1e-5, rtol=1e-5)
