@@ -199,47 +199,42 @@ class LinearProbe(pl.LightningModule):
         return {k: v.view(b, n, -1) for k, v in out.items()}
 
     @torch.no_grad()
-    def _train_features(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Cached centre-crop features of ``train_clips`` clips per training video."""
+    def _train_features(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Cached centre-crop features (keyed ``encoder/readout``) of ``train_clips`` clips per
+        training video, and their labels."""
         datamodule = self.trainer.datamodule
         dataset = datamodule.dataset("train", train=False, num_clips=self.hparams.train_clips)
-        loader = datamodule.loader(dataset, shuffle=False)
-        feats: dict[str, dict[str, list]] = {enc: {r: [] for r in READOUTS} for enc in self.encoders}
+        feats: dict[str, list[torch.Tensor]] = {}
         labels = []
-        for batch in loader:
+        for batch in datamodule.loader(dataset, shuffle=False):
             if "video" not in batch:
                 continue
             batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             views = datamodule.transform.to(self.device).eval_views(batch)  # centre crop
             for enc_name, encoder in self.encoders.items():
                 for readout, value in self.features(encoder, views["video"], views["spec"]).items():
-                    feats[enc_name][readout].append(value.flatten(0, 1))
+                    feats.setdefault(f"{enc_name}/{readout}", []).append(value.flatten(0, 1))
             labels.append(batch["label"].repeat_interleave(views["video"].shape[1]))
-        self.train_labels = torch.cat(labels)
-        return {enc: {r: torch.cat(v) for r, v in d.items()} for enc, d in feats.items()}
+        return {key: torch.cat(v) for key, v in feats.items()}, torch.cat(labels)
 
     # ------------------------------------------------------------------ test loop
     def on_test_start(self) -> None:
         hp = self.hparams
-        cached = self._train_features()
-        labels = self.train_labels
+        cached, labels = self._train_features()
         if labels.min() < 0:
             raise ConfigError("data: the train split has unlabelled videos; linear evaluation needs labels")
-        for enc_name, by_readout in cached.items():
-            for readout, feats in by_readout.items():
-                key = f"{enc_name}/{readout}"
-                if hp.normalize == "bn":
-                    self.norm_stats[key] = (feats.mean(0), feats.std(0) + 1e-5)
-                head = train_linear(
-                    self._normalise(key, feats),
-                    labels,
-                    hp.num_classes,
-                    epochs=hp.epochs,
-                    batch_size=hp.batch_size,
-                    base_lr=hp.base_lr,
-                    seed=hp.seed,
-                )
-                self.heads[key.replace("/", ":")] = head
+        for key, feats in cached.items():
+            if hp.normalize == "bn":
+                self.norm_stats[key] = (feats.mean(0), feats.std(0) + 1e-5)
+            self.heads[key] = train_linear(
+                self._normalise(key, feats),
+                labels,
+                hp.num_classes,
+                epochs=hp.epochs,
+                batch_size=hp.batch_size,
+                base_lr=hp.base_lr,
+                seed=hp.seed,
+            )
         log.info("trained %d linear probes on %d cached training clips", len(self.heads), len(labels))
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
@@ -249,7 +244,7 @@ class LinearProbe(pl.LightningModule):
         for enc_name, encoder in self.encoders.items():  # views: [B, clips * crops, ...]
             for readout, value in self.features(encoder, batch["video"], batch["spec"]).items():
                 key = f"{enc_name}/{readout}"
-                probs[key] = self.heads[key.replace("/", ":")](self._normalise(key, value)).softmax(-1).mean(1)  # [B, K]
+                probs[key] = self.heads[key](self._normalise(key, value)).softmax(-1).mean(1)  # [B, K]
         for key, p in probs.items():
             self.metrics[key].update(p, batch["label"])  # mean softmax over the views
 
