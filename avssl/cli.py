@@ -33,6 +33,14 @@ def _lightning_cli(args: Sequence[str] | None):
             # Derived once from the data, never typed twice.
             parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
+        def before_fit(self) -> None:
+            # Lightning drops the flag silently on one device and fails mid-step under DDP on CPU.
+            if self.config[self.subcommand].trainer.sync_batchnorm and self.trainer.strategy.root_device.type == "cpu":
+                raise ConfigError(
+                    "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); "
+                    "set it to false on CPU"
+                )
+
     return AvsslCLI(
         LightningModule,
         AVDataModule,

@@ -1,9 +1,19 @@
-"""Loss functions as pure functions of embeddings (SPEC 3)."""
+"""Loss functions as pure functions of embeddings (SPEC 3).
+
+Each is a transcription of its paper's formula, batched; tests compare them with a naive loop and
+with closed forms (``tests/test_losses.py``). Gathering across processes is the caller's job
+(:func:`avssl.utils.dist.gather_with_grad`), so every function here is single-process math.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def _check_pair(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.dim() != 2:
+        raise ValueError(f"{name} expects two [N, D] tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -13,11 +23,77 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
     the other ``2N - 2`` embeddings are the negatives of an anchor. Similarities are cosine
     similarities divided by ``temperature``; the loss is the mean over all ``2N`` anchors.
     """
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"info_nce expects two [N, D] tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    _check_pair("info_nce", z1, z2)
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)  # [2N, D]
     sim = z @ z.t() / temperature  # [2N, 2N]
     sim.fill_diagonal_(float("-inf"))  # k != i
-    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # partner of each anchor
+    positive = torch.cat([torch.arange(n, 2 * n, device=z.device), torch.arange(0, n, device=z.device)])  # partner of each anchor
     return F.cross_entropy(sim, positive)
+
+
+def moco_loss(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    temperature: float = 0.2,
+    *,
+    queue: torch.Tensor | None = None,
+    queue_valid: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    """MoCo v3 contrastive loss ``ctr(q, k) = 2 tau * CE(q k^T / tau, positives)`` with a key queue.
+
+    Args:
+        q: ``[B, D]`` queries of this process (online branch, after the predictor).
+        k: ``[M, D]`` keys of the other view from the momentum encoder (``M = B * world`` when
+            gathered); the positive of ``q[i]`` is ``k[offset + i]``, every other key is a negative.
+        temperature: ``tau``.
+        queue: optional ``[K, D]`` keys of earlier steps, extra negatives (MoCo v1/v2; the paper
+            keeps it with MoCo v3 because its batches are small).
+        queue_valid: optional ``[K]`` bool, ``False`` for slots not yet filled (masked out).
+        offset: index of this process's first key in ``k`` (``rank * B``).
+
+    Keys and queue are used as given (the caller detaches them: no gradient flows into the
+    momentum encoder). ``q``, ``k`` and ``queue`` are L2-normalised here.
+    """
+    if q.dim() != 2 or k.dim() != 2 or q.shape[1] != k.shape[1]:
+        raise ValueError(f"moco_loss expects [B, D] queries and [M, D] keys, got {tuple(q.shape)} and {tuple(k.shape)}")
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    logits = q @ k.t()
+    if queue is not None:
+        queue_logits = q @ F.normalize(queue, dim=1).t()
+        if queue_valid is not None:
+            queue_logits = queue_logits.masked_fill(~queue_valid, float("-inf"))
+        logits = torch.cat([logits, queue_logits], dim=1)
+    labels = torch.arange(q.shape[0], device=q.device) + offset
+    return F.cross_entropy(logits / temperature, labels) * (2 * temperature)
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """BYOL regression loss ``2 - 2 cos(p, z)`` (normalised MSE), mean over the batch.
+
+    ``p``: ``[B, D]`` online predictions; ``z``: ``[B, D]`` target projections (detached by the
+    caller: the target network is a moving average, not trained)."""
+    _check_pair("byol_loss", p, z)
+    return (2 - 2 * F.cosine_similarity(p, z, dim=1)).mean()
+
+
+def simsiam_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """SimSiam ``D(p, z) = -cos(p, stopgrad(z))``, mean over the batch.
+
+    The stop-gradient is part of the formula and applied here: no gradient reaches ``z``."""
+    _check_pair("simsiam_loss", p, z)
+    return -F.cosine_similarity(p, z.detach(), dim=1).mean()
+
+
+def cross_modal_nce(za: torch.Tensor, zv: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Audio-video InfoNCE with cross-modal negatives only (AVID / CAV-MAE style).
+
+    ``za``, ``zv``: ``[N, D]`` audio and video embeddings; row ``i`` of each comes from the same
+    clip (the positive), the other ``N - 1`` rows of the other modality are the negatives. The
+    mean of the audio->video and video->audio cross-entropies over cosine similarity / ``temperature``.
+    """
+    _check_pair("cross_modal_nce", za, zv)
+    sim = F.normalize(za, dim=1) @ F.normalize(zv, dim=1).t() / temperature  # [N, N]
+    labels = torch.arange(za.shape[0], device=za.device)
+    return (F.cross_entropy(sim, labels) + F.cross_entropy(sim.t(), labels)) / 2

@@ -171,3 +171,47 @@ def test_bad_augmentation_config_fails_before_training(option, words, capsys):
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
     assert "Traceback" not in err
+
+
+SMALL_MODEL = ["--model.init_args.width=8", "--model.init_args.layers=[1, 1, 1, 1]"]
+SMALL_HEADS = {
+    "simclr": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
+    "mocov3": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16", "--model.init_args.queue_size=16"],
+    "byol": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
+    "simsiam": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=32", "--model.init_args.pred_hidden_dim=8"],
+    "supervised": [],
+}
+SMALL_DATA = ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--trainer.accelerator=cpu"]
+
+
+@pytest.mark.parametrize("method", sorted(SMALL_HEADS))
+def test_every_method_config_runs_a_step(method, tiny_root, tmp_path):
+    """configs/<method>.yaml as shipped, with a small width and small clips on the tiny data."""
+    args = ["fit", "--config", f"configs/{method}.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS[method], *SMALL_DATA]
+    main([*args, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_mixed_precision_and_cross_modal_term(tiny_root, tmp_path):
+    """bf16 autocast (the CPU flavour of --trainer.precision 16-mixed) with every loss path: MoCo v3
+    queue, momentum update and the cross-modal term."""
+    args = ["fit", "--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS["mocov3"], *SMALL_DATA]
+    main([*args, "--trainer.precision=bf16-mixed", "--model.init_args.cross_modal_weight=0.5", "--trainer.fast_dev_run=2"])
+
+
+def test_sync_batchnorm_on_cpu_is_refused_before_training(tiny_root, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *DEMO, *tiny(tiny_root), "--trainer.sync_batchnorm=true", "--trainer.fast_dev_run=1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "trainer.sync_batchnorm" in err and "Traceback" not in err
+
+
+def test_supervised_needs_labels(tmp_path, tiny_root, capsys):
+    unlabeled = tmp_path / "unlabeled"
+    unlabeled.mkdir()
+    for i, mp4 in enumerate(sorted(tiny_root.glob("**/*.mp4"))[:4]):
+        (unlabeled / f"v{i}.mp4").symlink_to(mp4)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "configs/supervised.yaml", f"--data.root={unlabeled}", *SMALL_MODEL, "--trainer.fast_dev_run=1"])
+    assert exit_.value.code == 2
+    assert "num_classes" in capsys.readouterr().err

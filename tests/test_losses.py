@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from avssl.losses import info_nce
+from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss
 
 
 def eq1_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
@@ -56,3 +56,74 @@ def test_scale_invariance_and_gradients():
 def test_shape_errors():
     with pytest.raises(ValueError, match="info_nce"):
         info_nce(torch.randn(4, 3), torch.randn(5, 3))
+
+
+# ---------------------------------------------------------------- MoCo v3, BYOL, SimSiam, cross-modal
+def cos(u, v):
+    return float(u @ v / (u.norm() * v.norm()))
+
+
+def moco_reference(q, k, tau, queue=None, offset=0):
+    """ctr(q, k) = -2 tau * mean_i log( exp(q_i.k_{i+off}/tau) / sum_m exp(q_i.k_m/tau) ), keys + queue."""
+    keys = list(k) + (list(queue) if queue is not None else [])
+    total = 0.0
+    for i, qi in enumerate(q):
+        logits = [cos(qi, km) / tau for km in keys]
+        total += -(logits[i + offset] - math.log(sum(math.exp(x) for x in logits)))
+    return torch.tensor(2 * tau * total / len(q), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("with_queue", [False, True])
+def test_moco_loss_matches_transcription(with_queue):
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    queue = torch.randn(5, 4, generator=g, dtype=torch.float64) if with_queue else None
+    got = moco_loss(q, k, 0.2, queue=queue, offset=3)  # this process's keys are k[3:6]
+    torch.testing.assert_close(got, moco_reference(q, k, 0.2, queue, offset=3))
+
+
+def test_moco_queue_mask_drops_unfilled_slots():
+    g = torch.Generator().manual_seed(2)
+    q, k, queue = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g)
+    valid = torch.tensor([True, True, False, False, False, False])
+    torch.testing.assert_close(moco_loss(q, k, queue=queue, queue_valid=valid), moco_loss(q, k, queue=queue[:2]))
+
+
+def test_moco_loss_closed_form_orthogonal():
+    n, tau = 4, 0.5
+    z = torch.eye(n)  # positives identical, negatives orthogonal: -2 tau log(e^{1/tau} / (e^{1/tau} + n - 1))
+    expected = -2 * tau * math.log(math.exp(1 / tau) / (math.exp(1 / tau) + n - 1))
+    assert moco_loss(z, z, tau).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_byol_and_simsiam_transcriptions_and_closed_forms():
+    g = torch.Generator().manual_seed(3)
+    p, z = torch.randn(5, 6, generator=g, dtype=torch.float64), torch.randn(5, 6, generator=g, dtype=torch.float64)
+    byol_ref = sum(float(((pi / pi.norm() - zi / zi.norm()) ** 2).sum()) for pi, zi in zip(p, z)) / 5  # normalised MSE
+    assert byol_loss(p, z).item() == pytest.approx(byol_ref, rel=1e-9)
+    assert simsiam_loss(p, z).item() == pytest.approx(-sum(cos(pi, zi) for pi, zi in zip(p, z)) / 5, rel=1e-9)
+    assert byol_loss(z, 3 * z).item() == pytest.approx(0.0, abs=1e-9) and byol_loss(z, -z).item() == pytest.approx(4.0)
+    assert simsiam_loss(z, 2 * z).item() == pytest.approx(-1.0)
+
+
+def test_simsiam_stop_gradient():
+    p, z = torch.randn(4, 3, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    simsiam_loss(p, z).backward()
+    assert p.grad.abs().sum() > 0 and z.grad is None
+
+
+def test_cross_modal_nce_transcription():
+    g = torch.Generator().manual_seed(4)
+    za, zv, tau = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64), 0.3
+
+    def one_way(x, y):
+        return sum(-(cos(x[i], y[i]) / tau - math.log(sum(math.exp(cos(x[i], yk) / tau) for yk in y))) for i in range(len(x))) / len(x)
+
+    expected = (one_way(za, zv) + one_way(zv, za)) / 2
+    assert cross_modal_nce(za, zv, tau).item() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("fn", [byol_loss, simsiam_loss, cross_modal_nce])
+def test_pair_shape_errors(fn):
+    with pytest.raises(ValueError, match=fn.__name__):
+        fn(torch.randn(4, 3), torch.randn(4, 2))

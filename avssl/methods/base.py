@@ -1,6 +1,6 @@
 """SSLMethod: the shared base of every pre-training method (SPEC 3, 4).
 
-It owns the two-stream backbone, the optimiser (SGD, ``lr = base_lr * global_batch / 256``,
+It owns the two-stream backbone, the optional cross-modal term, the optimiser (SGD, ``lr = base_lr * global_batch / 256``,
 weight decay off for biases and normalisation parameters), the warm-up + cosine schedule (a pure
 function of the step, :func:`avssl.utils.schedules.warmup_cosine`), the online linear probe and
 the logging. A method subclass adds its heads and implements :meth:`ssl_loss`.
@@ -18,9 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avssl.errors import ConfigError
+from avssl.losses import cross_modal_nce
 from avssl.methods.probe import OnlineLinearProbe
 from avssl.models.backbone import TwoStreamBackbone
-from avssl.utils.dist import world_size
+from avssl.models.heads import mlp
+from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.schedules import warmup_cosine
 
 # Hyper-parameters that rebuild the backbone from a checkpoint (read by the linear probe).
@@ -42,6 +45,13 @@ class SSLMethod(pl.LightningModule):
         warmup_epochs: linear warm-up length, then cosine decay to 0.
         probe_lr: learning rate of the online probe (its own parameter group, no weight decay;
             it follows the same warm-up + cosine factor).
+        cross_modal_weight: weight lambda of an extra audio-video InfoNCE term between the audio
+            and the video embedding of each clip (AVID / CAV-MAE style; negatives from the global
+            batch). 0 is the paper's setup. Beyond the paper: without it audio alone can solve the
+            clip-matching task and the video encoder gets little pressure (README "Cross-modal term").
+        cross_modal_dim: output width of the two cross-modal projectors (2-layer MLPs).
+        cross_modal_hidden_dim: their hidden width.
+        cross_modal_temperature: temperature of the cross-modal InfoNCE.
     """
 
     def __init__(
@@ -57,11 +67,21 @@ class SSLMethod(pl.LightningModule):
         weight_decay: float = 1e-4,
         warmup_epochs: float = 10,
         probe_lr: float = 0.1,
+        cross_modal_weight: float = 0.0,
+        cross_modal_dim: int = 128,
+        cross_modal_hidden_dim: int = 512,
+        cross_modal_temperature: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters()
+        if cross_modal_weight < 0:
+            raise ConfigError(f"model.cross_modal_weight must be >= 0, got {cross_modal_weight}")
         self.backbone = TwoStreamBackbone(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
         self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
+        self.cross_modal = None
+        if cross_modal_weight > 0:
+            dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
+            self.cross_modal = nn.ModuleDict({k: mlp(d, cross_modal_hidden_dim, cross_modal_dim) for k, d in dims.items()})
 
     # ------------------------------------------------------------------ hooks for subclasses
     def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,18 +90,36 @@ class SSLMethod(pl.LightningModule):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ steps
-    def encode(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
-        """Fused features ``[B, N, D]`` of views ``[B, N, ...]`` (one backbone pass over B*N clips)."""
+    def encode_streams(self, video: torch.Tensor, spec: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``video``/``audio``/``fused`` features ``[B, N, D*]`` of views ``[B, N, ...]`` (one
+        backbone pass over the B*N clips)."""
         b, n = video.shape[:2]
-        feats = self.backbone(video.flatten(0, 1), spec.flatten(0, 1))  # [B*N, D]
-        return feats.view(b, n, -1)
+        streams = self.backbone.forward_streams(video.flatten(0, 1), spec.flatten(0, 1))
+        return {k: v.view(b, n, -1) for k, v in streams.items()}
+
+    def encode(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """Fused features ``[B, N, D]`` of views ``[B, N, ...]``."""
+        return self.encode_streams(video, spec)["fused"]
+
+    def cross_modal_loss(self, streams: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Audio-video InfoNCE of every view, embeddings gathered (with gradient) from all processes."""
+        zv = self.cross_modal["video"](streams["video"].flatten(0, 1)).view(*streams["video"].shape[:2], -1)
+        za = self.cross_modal["audio"](streams["audio"].flatten(0, 1)).view(*streams["audio"].shape[:2], -1)
+        zv, za = gather_with_grad(zv), gather_with_grad(za)
+        n = zv.shape[1]
+        return sum(cross_modal_nce(za[:, i], zv[:, i], self.hparams.cross_modal_temperature) for i in range(n)) / n
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         if "video" not in batch:
             return None  # every sample failed to decode; counted by the data module
-        features = self.encode(batch["video"], batch["spec"])  # [B, N, D]
+        streams = self.encode_streams(batch["video"], batch["spec"])
+        features = streams["fused"]  # [B, N, D]
         loss, z = self.ssl_loss(features, batch)
         logs = {"train/ssl_loss": loss.detach(), "train/z_std": F.normalize(z.detach(), dim=-1).std(dim=(0, 1)).mean()}
+        if self.cross_modal is not None:
+            xmodal = self.cross_modal_loss(streams)
+            loss = loss + self.hparams.cross_modal_weight * xmodal
+            logs["train/xmodal_loss"] = xmodal.detach()
         if self.probe is not None:
             probe_loss, probe_logs = self.probe(features[:, 0], batch["label"])
             loss = loss + probe_loss
@@ -103,6 +141,15 @@ class SSLMethod(pl.LightningModule):
         features = self.encode(batch["video"], batch["spec"]).mean(dim=1)  # [B, D]
         return {"index": batch["index"], "video_id": batch["video_id"], "features": features}
 
+    # ------------------------------------------------------------------ checks
+    def on_fit_start(self) -> None:
+        # Lightning converts BatchNorm under DDP (the CLI also refuses the flag on one CPU device).
+        if self.device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
+            raise ConfigError(
+                "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); "
+                "set it to false on CPU"
+            )
+
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         hp = self.hparams
@@ -113,7 +160,7 @@ class SSLMethod(pl.LightningModule):
         decay, no_decay = [], []
         for module in self.modules():
             for name, param in module.named_parameters(recurse=False):
-                if param in probe_params:
+                if param in probe_params or not param.requires_grad:  # momentum targets are not trained
                     continue
                 is_norm = isinstance(module, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm)
                 (no_decay if is_norm or name == "bias" else decay).append(param)

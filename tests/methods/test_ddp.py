@@ -1,0 +1,106 @@
+"""Distributed correctness on CPU: 2 processes, gloo, different data on each rank (SPEC 7)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from avssl.methods import MoCoV3, SimCLR
+from avssl.utils.dist import all_gather_no_grad, rank, world_size
+from tests.conftest import TINY_DATA_ARGS
+
+WORLD = 2
+B = 6  # per process; the single-process reference sees 2 x 6 = 12
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def simclr():
+    torch.manual_seed(0)
+    return SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=32, proj_dim=16).eval()  # eval: BN uses fixed statistics
+
+
+def features():
+    return torch.randn(WORLD * B, 2, simclr().backbone.out_dim, generator=torch.Generator().manual_seed(1))
+
+
+def worker(r: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=r, world_size=WORLD)
+    try:
+        assert rank() == r and world_size() == WORLD
+        m = simclr()
+        loss, _ = m.ssl_loss(features()[r * B : (r + 1) * B], {})  # this rank's half of the batch
+        loss.backward()
+        grads = {}
+        for name, p in m.projector.named_parameters():  # what DDP does: average the gradients over ranks
+            dist.all_reduce(p.grad)
+            grads[name] = p.grad / WORLD
+        moco = MoCoV3(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=8, proj_dim=4, queue_size=8)
+        keys = torch.full((3, 4), float(r + 1))
+        moco.enqueue(all_gather_no_grad(keys))
+        torch.save({"loss": loss.detach(), "grads": grads, "queue": moco.queue.clone(), "queue_len": moco.queue_len}, f"{out}/rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_simclr_equals_one_process_on_the_concatenated_batch(tmp_path):
+    mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    m = simclr()
+    loss, _ = m.ssl_loss(features(), {})
+    loss.backward()
+    for r in range(WORLD):
+        got = torch.load(tmp_path / f"rank{r}.pt")
+        torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-5, rtol=0)
+        for name, p in m.projector.named_parameters():
+            torch.testing.assert_close(got["grads"][name], p.grad, atol=1e-5, rtol=1e-5, msg=name)
+        # the queue of every rank holds the keys of both ranks, rank 0's first
+        assert int(got["queue_len"]) == 6
+        torch.testing.assert_close(got["queue"][:6, 0], torch.tensor([1.0, 1, 1, 2, 2, 2]))
+
+
+def test_lightning_ddp_fit_fills_the_moco_queue_from_both_ranks(tiny_root, tmp_path):
+    """`avssl fit` under Lightning DDP (2 CPU processes, gloo): 2 steps x 4 clips x 2 ranks = 16 keys."""
+    ckpt_dir = tmp_path / "ckpt"
+    args = [
+        "fit",
+        "--config=configs/mocov3.yaml",
+        *TINY_DATA_ARGS,
+        f"--data.synthetic_root={tiny_root}",
+        "--data.short_side=40",
+        "--data.augment.crop_size=32",
+        "--data.sample_rate=16000",
+        "--model.init_args.width=4",
+        "--model.init_args.layers=[1, 1, 1, 1]",
+        "--model.init_args.proj_hidden_dim=16",
+        "--model.init_args.proj_dim=8",
+        "--model.init_args.queue_size=64",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_steps=2",
+        "--trainer.limit_val_batches=0",
+        "--trainer.callbacks=[]",
+        "--trainer.callbacks+=ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={ckpt_dir}",
+        "--trainer.callbacks.save_last=true",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "avssl", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    state = torch.load(ckpt_dir / "last.ckpt", weights_only=True)["state_dict"]
+    assert int(state["queue_len"]) == 16
+    assert state["queue"][:16].abs().sum(dim=1).gt(0).all() and state["queue"][16:].abs().sum() == 0
+    assert torch.unique(state["queue"][:16], dim=0).shape[0] == 16  # the ranks saw different clips

@@ -1,0 +1,186 @@
+"""Every method on the shared base: heads, losses, EMA target, MoCo queue, cross-modal term."""
+
+import pytest
+import torch
+
+from avssl.errors import ConfigError
+from avssl.losses import byol_loss, cross_modal_nce, moco_loss, simsiam_loss
+from avssl.methods import BYOL, MoCoV3, MomentumTarget, SimCLR, SimSiam, Supervised, momentum_schedule
+from tests.methods.test_simclr import fake_trainer
+
+SMALL = dict(width=4, layers=(1, 1, 1, 1), num_classes=3)
+HEADS = {
+    SimCLR: dict(proj_hidden_dim=16, proj_dim=8),
+    MoCoV3: dict(proj_hidden_dim=16, proj_dim=8, queue_size=10),
+    BYOL: dict(proj_hidden_dim=16, proj_dim=8),
+    SimSiam: dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=4),
+    Supervised: dict(),
+}
+
+
+def build(cls, **kw):
+    return cls(**{**SMALL, **HEADS[cls], **kw})
+
+
+def batch(b=4, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "video": torch.randn(b, n, 3, 4, 16, 16, generator=g),
+        "spec": torch.randn(b, n, 1, 16, 32, generator=g),
+        "label": torch.arange(b) % 3,
+    }
+
+
+@pytest.mark.parametrize("cls", list(HEADS))
+def test_training_step_trains_the_online_encoder_only(cls):
+    m = build(cls)
+    m.log_dict = m.log = lambda *a, **k: None
+    loss = m.training_step(batch(), 0)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.backbone.parameters())
+    if getattr(m, "target", None) is not None:
+        assert all(p.grad is None and not p.requires_grad for p in m.target.parameters())
+    fake_trainer(m)
+    groups = m.configure_optimizers()["optimizer"].param_groups
+    trained = {id(p) for g in groups for p in g["params"]}
+    assert trained == {id(p) for p in m.parameters() if p.requires_grad}  # the target is not optimised
+
+
+def test_mocov3_loss_is_symmetric_ctr_against_target_keys_and_queue():
+    m = build(MoCoV3).eval()
+    x = batch()
+    feats = m.encode(x["video"], x["spec"])
+    queue_before = torch.randn(10, 8)
+    m.queue.copy_(queue_before)
+    m.queue_len.fill_(10)
+    loss, z = m.ssl_loss(feats, x)
+    q = m.predictor(m.projector(feats.flatten(0, 1))).view(4, 2, -1)
+    k = m.target_projections(x)
+    expected = moco_loss(q[:, 0], k[:, 1], 0.2, queue=queue_before) + moco_loss(q[:, 1], k[:, 0], 0.2, queue=queue_before)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(m.queue[:4], k[:, 0])  # first-view keys enqueued after the loss
+    assert int(m.queue_ptr) == 4 and not m.queue.requires_grad
+
+
+def test_byol_and_simsiam_losses():
+    x = batch()
+    m = build(BYOL).eval()
+    feats = m.encode(x["video"], x["spec"])
+    loss, _ = m.ssl_loss(feats, x)
+    p = m.predictor(m.projector(feats.flatten(0, 1))).view(4, 2, -1)
+    t = m.target_projections(x)
+    torch.testing.assert_close(loss, byol_loss(p[:, 0], t[:, 1]) + byol_loss(p[:, 1], t[:, 0]))
+    s = build(SimSiam).eval()
+    feats = s.encode(x["video"], x["spec"])
+    loss, _ = s.ssl_loss(feats, x)
+    z = s.projector(feats.flatten(0, 1))
+    p = s.predictor(z).view(4, 2, -1)
+    z = z.view(4, 2, -1)
+    torch.testing.assert_close(loss, (simsiam_loss(p[:, 0], z[:, 1]) + simsiam_loss(p[:, 1], z[:, 0])) / 2)
+
+
+def test_queue_wraps_around_and_keeps_the_newest_keys():
+    m = build(MoCoV3)  # queue_size 10, proj_dim 8
+    keys = torch.arange(32.0).view(4, 8)
+    for step in range(3):  # 12 keys into 10 slots
+        m.enqueue(keys + 100 * step)
+    assert int(m.queue_len) == 10 and int(m.queue_ptr) == 2
+    torch.testing.assert_close(m.queue[:2], keys[2:] + 200)  # slots 0, 1 overwritten by the third write
+    torch.testing.assert_close(m.queue[2:4], keys[2:] + 0)
+    m.enqueue(torch.ones(25, 8))  # more keys than slots: the last 10 stay
+    assert int(m.queue_len) == 10 and torch.equal(m.queue, torch.ones(10, 8))
+    empty = build(MoCoV3, queue_size=0)
+    empty.enqueue(keys)
+    assert empty.queue.shape == (0, 8)
+
+
+def test_queue_and_target_survive_a_checkpoint_round_trip():
+    m = build(MoCoV3)
+    m.enqueue(torch.randn(6, 8))
+    m.target.update(m.online_modules(), 0.0)
+    with torch.no_grad():
+        for p in m.target.parameters():
+            p.add_(1.0)
+    restored = build(MoCoV3)
+    restored.load_state_dict(m.state_dict())
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, restored.state_dict()[k]), k
+    assert int(restored.queue_len) == 6
+
+
+def test_ema_endpoints():
+    online = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    target = MomentumTarget({"net": online})
+    before = [p.clone() for p in target.parameters()]
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(torch.randn_like(p))
+    target.update({"net": online}, tau=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, target.parameters()))
+    target.update({"net": online}, tau=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(online.parameters(), target.parameters()))
+    target.update({"net": online}, tau=0.5)  # unchanged: already equal
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(2.0)
+    old = [p.clone() for p in target.parameters()]
+    target.update({"net": online}, tau=0.75)
+    for t, o, po in zip(target.parameters(), old, online.parameters()):
+        torch.testing.assert_close(t, 0.75 * o + 0.25 * po)
+    with pytest.raises(ValueError, match="expected modules"):
+        target.update({"other": online}, 0.5)
+
+
+def test_momentum_schedule_cosine_from_base_to_end():
+    assert momentum_schedule(0, 100, 0.99) == pytest.approx(0.99)
+    assert momentum_schedule(100, 100, 0.99) == 1.0 and momentum_schedule(150, 100, 0.99) == 1.0
+    assert momentum_schedule(50, 100, 0.996) == pytest.approx(0.998)
+    values = [momentum_schedule(s, 100, 0.99) for s in range(101)]
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+def test_optimizer_step_moves_the_target_with_the_scheduled_momentum():
+    m = build(BYOL)
+    fake_trainer(m, steps=10)
+    m.log = lambda *a, **k: None
+    with torch.no_grad():
+        for p in m.backbone.parameters():
+            p.add_(1.0)
+    old = [p.clone() for p in m.target["backbone"].parameters()]
+    tau = momentum_schedule(0, 10, 0.996)
+    # LightningModule.optimizer_step calls optimizer.step(closure); a parameter without gradient: no-op
+    m.trainer.global_step = 0  # read by LightningModule.global_step
+    m.optimizer_step(0, 0, torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), lambda: None)
+    for t, o, p in zip(m.target["backbone"].parameters(), old, m.backbone.parameters()):
+        torch.testing.assert_close(t, tau * o + (1 - tau) * p)
+
+
+def test_cross_modal_term_is_added_and_trains_both_projectors():
+    m = build(SimCLR, cross_modal_weight=0.5, cross_modal_dim=6, cross_modal_hidden_dim=8).eval()
+    logged = {}
+    m.log_dict = lambda d, **k: logged.update(d)
+    x = batch()
+    streams = m.encode_streams(x["video"], x["spec"])
+    ssl, _ = m.ssl_loss(streams["fused"], x)
+    zv = m.cross_modal["video"](streams["video"].flatten(0, 1)).view(4, 2, -1)
+    za = m.cross_modal["audio"](streams["audio"].flatten(0, 1)).view(4, 2, -1)
+    xm = (cross_modal_nce(za[:, 0], zv[:, 0]) + cross_modal_nce(za[:, 1], zv[:, 1])) / 2
+    loss = m.training_step(x, 0)
+    probe_loss = m.probe(streams["fused"][:, 0], x["label"])[0]
+    torch.testing.assert_close(loss, ssl + 0.5 * xm + probe_loss)
+    torch.testing.assert_close(logged["train/xmodal_loss"], xm.detach())
+    loss.backward()
+    assert all(p.grad is not None for p in m.cross_modal.parameters())
+    assert build(SimCLR).cross_modal is None  # lambda = 0: the paper's setup, no extra modules
+
+
+def test_invalid_arguments_are_config_errors():
+    with pytest.raises(ConfigError, match="num_classes"):
+        Supervised(width=4, layers=(1, 1, 1, 1), num_classes=0)
+    with pytest.raises(ConfigError, match="base_momentum"):
+        build(BYOL, base_momentum=1.5)
+    with pytest.raises(ConfigError, match="queue_size"):
+        build(MoCoV3, queue_size=-1)
+    with pytest.raises(ConfigError, match="cross_modal_weight"):
+        build(SimCLR, cross_modal_weight=-1.0)
