@@ -7,11 +7,19 @@ from avssl.augment.temporal import TemporalAug  # noqa: E402
 from avssl.data.datamodule import AVDataModule  # noqa: E402
 from avssl.data.synthetic import SyntheticSpec  # noqa: E402
 from avssl.evaluation.linear import LinearProbe  # noqa: E402
-from avssl.losses import info_nce  # noqa: E402
-from avssl.methods import SimCLR, SSLMethod  # noqa: E402
+from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss  # noqa: E402
+from avssl.methods import BYOL, MoCoV3, SimCLR, SimSiam, SSLMethod, Supervised  # noqa: E402
 from avssl.models.backbone import TwoStreamBackbone  # noqa: E402
 
 __all__ = [
+    "BYOL",
+    "MoCoV3",
+    "SimSiam",
+    "Supervised",
+    "byol_loss",
+    "cross_modal_nce",
+    "moco_loss",
+    "simsiam_loss",
     "AVDataModule",
     "AVTransform",
     "AugmentConfig",

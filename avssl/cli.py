@@ -22,7 +22,7 @@ TRAINER_COMMANDS = {
 }
 
 
-def _lightning_cli(args: Sequence[str] | None):
+def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
     from pytorch_lightning import LightningModule
     from pytorch_lightning.cli import LightningCLI
 
@@ -46,9 +46,27 @@ def _lightning_cli(args: Sequence[str] | None):
         AVDataModule,
         subclass_mode_model=True,
         args=args,
+        run=run,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "avssl"},
     )
+
+
+def instantiate(args: Sequence[str]):
+    """``(model, datamodule, trainer)`` from config arguments without running anything, e.g.
+    ``instantiate(["--config", "configs/simclr.yaml", "--config", "configs/demo.yaml"])``
+    (the ``fit`` options without the ``fit`` word; for notebooks and benchmarks)."""
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when a script's own argv is present too
+    try:
+        cli = _lightning_cli(list(args), run=False)
+    except Exception as e:
+        user_error = _config_error(e)
+        if user_error is None:
+            raise
+        raise user_error from None
+    finally:
+        sys.argv = argv
+    return cli.model, cli.datamodule, cli.trainer
 
 
 def _synth(args: Sequence[str]) -> None:

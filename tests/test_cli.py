@@ -215,3 +215,21 @@ def test_supervised_needs_labels(tmp_path, tiny_root, capsys):
         main(["fit", "--config", "configs/supervised.yaml", f"--data.root={unlabeled}", *SMALL_MODEL, "--trainer.fast_dev_run=1"])
     assert exit_.value.code == 2
     assert "num_classes" in capsys.readouterr().err
+
+
+def test_ddp_trainer_config_composes(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "configs/byol.yaml", "--config", "configs/trainer/ddp.yaml", "--print_config"])
+    assert exit_.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "strategy: ddp" in out and "sync_batchnorm: true" in out and "avssl.methods.BYOL" in out
+
+
+def test_instantiate_builds_without_running(tiny_root):
+    from avssl.cli import instantiate
+    from avssl.errors import ConfigError
+
+    model, data, trainer = instantiate(["--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS["mocov3"]])
+    assert type(model).__name__ == "MoCoV3" and model.hparams.num_classes == 4 and data.batch_size == 4
+    with pytest.raises(ConfigError, match="model.queue_size"):
+        instantiate(["--config", "configs/mocov3.yaml", *SMALL_MODEL, "--model.init_args.queue_size=-1"])

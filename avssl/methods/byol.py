@@ -21,7 +21,9 @@ class BYOL(MomentumMethod):
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
 
-    def __init__(self, *, proj_hidden_dim: int = 4096, proj_dim: int = 256, base_momentum: float = 0.996, final_momentum: float = 1.0, **kwargs):
+    def __init__(
+        self, *, proj_hidden_dim: int = 4096, proj_dim: int = 256, base_momentum: float = 0.996, final_momentum: float = 1.0, **kwargs
+    ):
         super().__init__(base_momentum=base_momentum, final_momentum=final_momentum, **kwargs)
         self.save_hyperparameters()
         self.projector = mlp(self.backbone.out_dim, proj_hidden_dim, proj_dim, num_layers=2)
