@@ -106,8 +106,8 @@ def main() -> None:
                 res = one(method, weight, ns.epochs, ns.seed, ns.out, Path(tmp))
                 m = res["metrics"]
                 rows.append(
-                    (method, weight, *(m[f"pretrained/{r}"]["top1"] for r in ("fused", "audio", "video")),
-                     m["random-init/fused"]["top1"], m["random-init/video"]["top1"], res.get("bench", {}).get("total_seconds", float("nan")))
+                    (method, weight, *(m[f"pretrained/cached/{r}"]["top1"] for r in ("fused", "audio", "video")),
+                     m["random-init/cached/fused"]["top1"], m["random-init/cached/video"]["top1"], res.get("bench", {}).get("total_seconds", float("nan")))
                 )  # fmt: skip
     print(f"\nlinear-probe top-1 (%) on the synthetic test split, {ns.epochs} epochs, seed {ns.seed}; chance {100 / 8:.1f}")
     print("| method | lambda | fused | audio | video | random-init fused | random-init video | minutes |")

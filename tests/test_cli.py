@@ -73,9 +73,9 @@ def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys):
     assert "| pretrained |" in capsys.readouterr().out
     results = json.loads((out_dir / "results.json").read_text())
     metrics = results["metrics"]
-    for enc in ("pretrained", "random-init", "chance"):
+    for key in ("pretrained/cached", "random-init/cached", "chance"):
         for readout in ("fused", "audio", "video"):
-            assert 0 <= metrics[f"{enc}/{readout}"]["top1"] <= 100
+            assert 0 <= metrics[f"{key}/{readout}"]["top1"] <= 100
     assert metrics["chance/fused"]["top1"] == pytest.approx(25.0)
     assert len(results["encoder_sha256"]) == 64 and results["architecture"]["width"] == 16
 
@@ -146,7 +146,7 @@ def test_demo_pretraining_beats_random_init(tmp_path, capsys):
     out_dir = tmp_path / "linear"
     main(["test", *DEMO_LINEAR, f"--model.encoder_ckpt={ckpt_dir / 'last.ckpt'}", f"--model.output_dir={out_dir}"])
     metrics = json.loads((out_dir / "results.json").read_text())["metrics"]
-    pretrained, random_init = metrics["pretrained/fused"]["top1"], metrics["random-init/fused"]["top1"]
+    pretrained, random_init = metrics["pretrained/cached/fused"]["top1"], metrics["random-init/cached/fused"]["top1"]
     assert pretrained >= 50 and pretrained - random_init >= 25, metrics
 
 

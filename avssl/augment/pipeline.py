@@ -21,6 +21,8 @@ intermediates are memory-bound there.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +54,8 @@ class AugmentConfig:
         aligned: share the temporal augmentations' parameters between the audio and the video of
             a clip (FD / TM / TS: strength and relative location; RE: strength), section 3.3.2.
         mean, std: per-channel video normalisation.
+        eval_crop_size: side of the deterministic evaluation crops (``None``: ``crop_size``); the
+            paper tests on 256 x 256 crops of clips decoded at a short side of 256.
         chunk_size: clips per chunk for the video ops on CPU (ignored on GPU).
     """
 
@@ -65,11 +69,14 @@ class AugmentConfig:
     aligned: bool = False
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
+    eval_crop_size: int | None = None
     chunk_size: int = 8
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
             raise ConfigError(f"augment.crop_size must be >= 1, got {self.crop_size}")
+        if self.eval_crop_size is not None and self.eval_crop_size < 1:
+            raise ConfigError(f"augment.eval_crop_size must be >= 1, got {self.eval_crop_size}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
         if not 0.0 <= self.flip_p <= 1.0:
@@ -90,6 +97,14 @@ class AVTransform(nn.Module):
         self.cfg = augment
         self.logmel = LogMel(sample_rate, spectrogram, chunk_size=augment.chunk_size)
         self.audio_aug = AudioAugment(sample_rate, augment.audio)
+
+    def domain_only(self) -> AVTransform:
+        """This transform without the temporal augmentations (the linear probe's training views:
+        the paper trains the classifier with domain-specific augmentations only). Shares the
+        log-mel and audio modules."""
+        other = copy.copy(self)
+        other.cfg = dataclasses.replace(self.cfg, temporal=[])
+        return other
 
     # ------------------------------------------------------------------ public
     def train_views(self, batch: dict, generator: torch.Generator, keep_wave: bool = False) -> dict:
@@ -133,19 +148,21 @@ class AVTransform(nn.Module):
 
     def eval_views(self, batch: dict, positions: Sequence[float] = (0.5,)) -> dict:
         """Deterministic views: for every clip, square crops at ``positions`` along the long side
-        (0 = left/top, 0.5 = centre, 1 = right/bottom). With ``K`` positions the view axis holds
+        (0 = left/top, 0.5 = centre, 1 = right/bottom), resized to ``eval_crop_size`` (default
+        ``crop_size``). With ``K`` positions the view axis holds
         ``N * K`` views, clip-major; each view's spectrogram is its clip's."""
         video = batch["video"]
         b, n = video.shape[:2]
         k, (height, width) = len(positions), video.shape[3:5]
         m = b * n * k
-        size = (self.cfg.crop_size, self.cfg.crop_size)
+        side = self.cfg.eval_crop_size or self.cfg.crop_size
+        size = (side, side)
         pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
         boxes = centre_boxes(m, height, width, size, pos, device=video.device)
         flip = torch.zeros(m, dtype=torch.bool, device=video.device)
         clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
         spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
-        return self._pack(batch, self._video(clips, boxes, flip), spec, b, n * k)
+        return self._pack(batch, self._video(clips, boxes, flip, side=side), spec, b, n * k)
 
     # ------------------------------------------------------------------ helpers
     def _audio(self, wave: torch.Tensor, plan: TimePlan, mask: TemporalAug | None, generator: torch.Generator) -> torch.Tensor:
@@ -171,13 +188,16 @@ class AVTransform(nn.Module):
         mask: TemporalAug | None = None,
         generator: torch.Generator | None = None,
         color: dict[str, torch.Tensor] | None = None,
+        side: int | None = None,
     ) -> torch.Tensor:
-        """uint8 ``[M, T, H, W, 3]`` -> normalised float ``[M, 3, T, h, w]`` (the model layout).
+        """uint8 ``[M, T, H, W, 3]`` -> normalised float ``[M, 3, T, h, w]`` (the model layout),
+        ``h = w = side`` (default ``crop_size``).
 
         uint8 until the crop; the crop reads channels-last frames without a layout copy; colour
         augmentation, the plan's per-frame gains and fill (FD, TM) and the normalisation act on
         the (smaller) cropped frames, in chunks of ``chunk_size`` clips on CPU."""
-        size = (self.cfg.crop_size, self.cfg.crop_size)
+        side = side or self.cfg.crop_size
+        size = (side, side)
         step = clips.shape[0] if clips.is_cuda else max(1, self.cfg.chunk_size)
         kernel = self.blur_kernel_size
         m, t = clips.shape[:2]
