@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
+from avssl.data.ave import is_ave_root, load_ave
 from avssl.data.dataset import AVClipDataset, EpochSampler, collate
 from avssl.data.folder import VideoRecord, read_manifest, scan_folder
 from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
@@ -34,9 +35,12 @@ class AVDataModule(pl.LightningDataModule):
     """Audio-visual clips for pre-training and evaluation.
 
     Args:
-        root: a directory with a ``manifest.csv`` (``path,label[,split]``) or a folder of videos
-            (unlabeled, all train). ``None`` uses the embedded synthetic dataset, built on first
-            use under ``synthetic_root``.
+        root: the AVE download (a directory with ``Annotations.txt`` and the split files, see
+            :mod:`avssl.data.ave`), a directory with a ``manifest.csv`` (``path,label[,split]``)
+            or a folder of videos (unlabeled, all train). ``None`` uses the embedded synthetic
+            dataset, built on first use under ``synthetic_root``.
+        drop_cross_split_duplicates: AVE only: keep a VideoID that appears in several splits only
+            in the first of train, val, test (default: keep every row, report the overlap).
         synthetic: parameters of the synthetic dataset (used when ``root`` is ``None``).
         synthetic_root: where the synthetic dataset lives (default: a cache directory keyed by
             its parameters).
@@ -63,6 +67,7 @@ class AVDataModule(pl.LightningDataModule):
         *,
         synthetic: SyntheticSpec = SyntheticSpec(),
         synthetic_root: str | None = None,
+        drop_cross_split_duplicates: bool = False,
         batch_size: int = 128,
         num_workers: int = 4,
         clip_seconds: float = 1.28,
@@ -92,6 +97,9 @@ class AVDataModule(pl.LightningDataModule):
         if root is not None and not Path(root).is_dir():
             raise ConfigError(f"data.root: directory {root!r} does not exist")
         self.root = root
+        self.drop_cross_split_duplicates = drop_cross_split_duplicates
+        self._records: list[VideoRecord] | None = None
+        self._ave_classes: list[str] | None = None
         self.synthetic = synthetic
         self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
         self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
@@ -116,9 +124,10 @@ class AVDataModule(pl.LightningDataModule):
         """Number of classes (0 for an unlabeled folder): from the spec or the manifest labels."""
         if self.root is None:
             return self.synthetic.num_classes
-        if self.manifest is None:
-            return 0
-        return max((r.label for r in read_manifest(self.manifest)), default=-1) + 1
+        records = self.all_records()
+        if self._ave_classes is not None:
+            return len(self._ave_classes)
+        return max((r.label for r in records), default=-1) + 1
 
     def prepare_data(self) -> None:
         """Build the synthetic dataset on first use (rank 0 only, as Lightning calls it)."""
@@ -126,12 +135,28 @@ class AVDataModule(pl.LightningDataModule):
             log.info("building the synthetic dataset (%s) under %s", self.synthetic, self.synthetic_root)
             generate(self.synthetic_root, self.synthetic)
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """Category names by class index (AVE), else ``None``."""
+        self.all_records()
+        return self._ave_classes
+
+    def all_records(self) -> list[VideoRecord]:
+        """Every record of every split (parsed once; the AVE report is logged then)."""
+        if self._records is None:
+            if self.root is not None and is_ave_root(self.root):
+                self._records, report = load_ave(self.root, drop_cross_split_duplicates=self.drop_cross_split_duplicates)
+                self._ave_classes = report.classes
+            elif self.manifest is not None:
+                self._records = read_manifest(self.manifest)
+            else:
+                self._records = scan_folder(self.root)
+        return self._records
+
     def records(self, split: str) -> list[VideoRecord]:
-        manifest = self.manifest
-        records = read_manifest(manifest) if manifest is not None else scan_folder(self.root)
-        chosen = [r for r in records if r.split == split]
+        chosen = [r for r in self.all_records() if r.split == split]
         if split == "train" and not chosen:
-            where = manifest if manifest is not None else self.root
+            where = self.manifest if self.manifest is not None else self.root
             raise ConfigError(f"data.root: no training videos found in {where}")
         return chosen
 
