@@ -10,10 +10,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from avssl.errors import ConfigError
 
-EXTRA_COMMANDS = {"synth": "write the synthetic audiovisual dataset to a directory"}
+EXTRA_COMMANDS = {
+    "synth": "write the synthetic audiovisual dataset to a directory",
+    "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
+}
 TRAINER_COMMANDS = {
     "fit": "pre-train a method (configs/<method>.yaml) or fit a model",
     "validate": "run the validation loop",
@@ -93,6 +97,28 @@ def _synth(args: Sequence[str]) -> None:
     print(f"synthetic dataset: {manifest}")
 
 
+def _prepare(args: Sequence[str]) -> None:
+    from avssl.data.prepare import PrepareConfig, prepare
+
+    defaults = PrepareConfig()
+    parser = argparse.ArgumentParser(prog="avssl prepare", description=EXTRA_COMMANDS["prepare"])
+    parser.add_argument("src", help="dataset root: AVE download, folder with manifest.csv, or a folder of videos")
+    parser.add_argument("dst", help="output root (created); re-running resumes")
+    parser.add_argument("--short-side", type=int, default=defaults.short_side, help="short side of the frames in pixels")
+    parser.add_argument("--fps", type=int, default=defaults.fps, help="constant output frame rate")
+    parser.add_argument("--gop", type=int, default=defaults.gop, help="frames between keyframes")
+    parser.add_argument("--audio-rate", type=int, default=defaults.audio_rate, help="sample rate of the mono WAV sidecar")
+    parser.add_argument("--crf", type=int, default=defaults.crf, help="x264 quality (lower is better)")
+    parser.add_argument("--workers", type=int, default=4, help="parallel processes")
+    ns = parser.parse_args(list(args))
+    cfg = PrepareConfig(short_side=ns.short_side, fps=ns.fps, gop=ns.gop, audio_rate=ns.audio_rate, crf=ns.crf)
+    report = prepare(ns.src, ns.dst, cfg, workers=ns.workers)
+    print(
+        f"prepared {report['prepared']}, already done {report['already_done']}, skipped {len(report['skipped'])} "
+        f"{report['skipped_by_reason']}; report: {Path(ns.dst) / 'prepare_report.json'}"
+    )
+
+
 def _log_to_stderr() -> None:
     """Show avssl's INFO lines (dataset builds, skipped files, result paths) on the console."""
     logger = logging.getLogger("avssl")
@@ -104,7 +130,7 @@ def _log_to_stderr() -> None:
 
 
 def _usage() -> str:
-    lines = ["usage: avssl {fit,validate,test,predict,synth} ...", "", "commands:"]
+    lines = ["usage: avssl {fit,validate,test,predict,synth,prepare} ...", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
     lines += ["", "`avssl COMMAND --help` lists the options of a command; see README.md for examples."]
     return "\n".join(lines)
@@ -120,7 +146,7 @@ def main(args: Sequence[str] | None = None) -> None:
         return
     try:
         if args[0] in EXTRA_COMMANDS:
-            {"synth": _synth}[args[0]](args[1:])
+            {"synth": _synth, "prepare": _prepare}[args[0]](args[1:])
         elif args[0] in TRAINER_COMMANDS:
             _lightning_cli(None if from_command_line else args)
         else:

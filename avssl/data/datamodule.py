@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.data.ave import is_ave_root, load_ave
-from avssl.data.dataset import AVClipDataset, EpochSampler, collate
+from avssl.data.dataset import AVClipDataset, EpochSampler, TimeoutNamingLoader, collate
 from avssl.data.folder import VideoRecord, read_manifest, scan_folder
 from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
 from avssl.errors import ConfigError
@@ -41,6 +41,8 @@ class AVDataModule(pl.LightningDataModule):
             dataset, built on first use under ``synthetic_root``.
         drop_cross_split_duplicates: AVE only: keep a VideoID that appears in several splits only
             in the first of train, val, test (default: keep every row, report the overlap).
+        allow_missing_audio: keep videos without an audio stream, with silent audio (counted per
+            batch as ``data/silent_audio``); default: skip them (counted as ``no_audio_stream``).
         synthetic: parameters of the synthetic dataset (used when ``root`` is ``None``).
         synthetic_root: where the synthetic dataset lives (default: a cache directory keyed by
             its parameters).
@@ -58,7 +60,8 @@ class AVDataModule(pl.LightningDataModule):
         augment: training augmentations (crop, flip, temporal, normalisation).
         spectrogram: log-mel parameters.
         seed: base seed of clip sampling, shuffling and augmentation.
-        timeout: seconds a worker may take for one batch before the loader fails.
+        timeout: seconds a worker may take for one batch before the loader fails with an error
+            naming the files being decoded (with ``num_workers > 0``).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class AVDataModule(pl.LightningDataModule):
         synthetic: SyntheticSpec = SyntheticSpec(),
         synthetic_root: str | None = None,
         drop_cross_split_duplicates: bool = False,
+        allow_missing_audio: bool = False,
         batch_size: int = 128,
         num_workers: int = 4,
         clip_seconds: float = 1.28,
@@ -98,6 +102,7 @@ class AVDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.root: directory {root!r} does not exist")
         self.root = root
         self.drop_cross_split_duplicates = drop_cross_split_duplicates
+        self.allow_missing_audio = allow_missing_audio
         self._records: list[VideoRecord] | None = None
         self._ave_classes: list[str] | None = None
         self.synthetic = synthetic
@@ -166,14 +171,20 @@ class AVDataModule(pl.LightningDataModule):
         if key not in self.datasets:
             clips = num_clips or (self.num_clips if train else self.eval_clips)
             self.datasets[key] = AVClipDataset(
-                self.records(split), train=train, num_clips=clips, gap_power=self.gap_power, seed=self.seed, **self.clip_kwargs
+                self.records(split),
+                train=train,
+                num_clips=clips,
+                gap_power=self.gap_power,
+                seed=self.seed,
+                allow_missing_audio=self.allow_missing_audio,
+                **self.clip_kwargs,
             )
         return self.datasets[key]
 
     # ------------------------------------------------------------------ loaders
     def loader(self, dataset: AVClipDataset, *, shuffle: bool, drop_last: bool = False) -> DataLoader:
         workers = self.num_workers
-        return DataLoader(
+        return TimeoutNamingLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),

@@ -11,10 +11,23 @@ key               sample                               batch (after ``collate``)
 ``index``         int (row in the index)                int64 ``[B]``
 ``start``         float64 ``[N]`` clip starts (s)       float64 ``[B, N]``
 ``video_id``      str                                   list of ``B`` str
+(counters)        ``num_failed`` + the flags below      int64 scalars ``num_failed``,
+                                                        ``num_silent_audio``, ``num_padded_audio``,
+                                                        ``num_nonfinite_audio``, ``num_short_video``
 ================  ===================================  =====================================
 
 ``N`` is the number of clips per video (2 positives in pre-training, ``eval_clips`` in
 evaluation), ``T`` frames per clip, ``S = round(clip_seconds * sample_rate)``.
+
+Bad input (never a crash, never hidden): a file that cannot be probed (missing, zero-byte,
+truncated headers, no video stream, no audio stream unless ``allow_missing_audio``) is left out of
+the index, counted by reason in :attr:`AVClipDataset.skipped` and listed in ``skipped_files``. A
+file that probes but fails to decode at run time drops that sample; in training the next video
+takes its place (up to ``retries`` times), so the batch keeps its size and DDP ranks stay in step;
+every failure is counted in the batch's ``num_failed``. Documented repairs, each counted per batch:
+no audio stream with ``allow_missing_audio`` -> silence (``num_silent_audio``); audio ending before
+the clip -> zero padding (``num_padded_audio``); NaN / inf samples -> 0 (``num_nonfinite_audio``);
+a video shorter than a clip -> starts at 0 and repeats its last frame (``num_short_video``).
 
 Randomness: the clip starts of item ``i`` in epoch ``e`` come from
 ``numpy.random.default_rng([seed, e, i])``, so they do not depend on the worker count or on
@@ -25,19 +38,22 @@ calls its ``set_epoch`` at every epoch start.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from avssl.data.decode import ClipDecoder, DecodeError, MediaInfo, probe
 from avssl.data.folder import VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 
 log = logging.getLogger(__name__)
+SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video")
 
 
 class AVClipDataset(Dataset):
@@ -56,6 +72,10 @@ class AVClipDataset(Dataset):
         sample_rate: audio rate after resampling (Hz).
         gap_power: ``p`` of the CVRL gap density; ``None`` for uniform gaps.
         seed: base seed of clip sampling.
+        allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
+            ``False`` skips them.
+        retries: training only: how many following videos may stand in for one that fails to
+            decode, keeping the batch size fixed.
     """
 
     def __init__(
@@ -71,12 +91,16 @@ class AVClipDataset(Dataset):
         sample_rate: int = 44100,
         gap_power: float | None = 1.0,
         seed: int = 0,
+        allow_missing_audio: bool = False,
+        retries: int = 3,
     ):
         if num_frames < 1 or num_clips < 1:
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames}, {num_clips}")
         self.train, self.clip_seconds, self.num_frames, self.num_clips = train, clip_seconds, num_frames, num_clips
         self.short_side, self.sample_rate, self.gap_power, self.seed = short_side, sample_rate, gap_power, seed
         self.width = int(round(short_side * aspect))
+        self.allow_missing_audio, self.retries = allow_missing_audio, retries
+        self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
         self.skipped: Counter[str] = Counter()
         self.skipped_files: list[tuple[str, str]] = []
         self.records: list[VideoRecord] = []
@@ -84,7 +108,7 @@ class AVClipDataset(Dataset):
         for record in records:
             try:
                 info = probe(record.path)
-                if not info.has_audio:
+                if not info.has_audio and not allow_missing_audio:
                     raise DecodeError(record.path, "no_audio_stream")
             except DecodeError as e:
                 self._skip(record.path, e.reason)
@@ -110,17 +134,35 @@ class AVClipDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
+        attempts = 1 + (self.retries if self.train else 0)
+        for attempt in range(min(attempts, len(self))):
+            sample = self._load(epoch, (index + attempt) % len(self))
+            if sample is not None:
+                sample["num_failed"] = attempt  # videos that failed before this one stood in
+                return sample
+        return None
+
+    def _load(self, epoch: int, index: int) -> dict[str, Any] | None:
         record, info = self.records[index], self.infos[index]
         starts = self.clip_starts(epoch, index)
         decoder = ClipDecoder(record.path, info, short_side=self.short_side, sample_rate=self.sample_rate)
+        self._mark_in_flight(record.path)
         try:
             video = decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames))
-            audio = decoder.audio(starts, self.clip_seconds)
+            if info.has_audio:
+                audio = decoder.audio(starts, self.clip_seconds)
+            else:  # allow_missing_audio
+                audio = np.zeros((len(starts), int(round(self.clip_seconds * self.sample_rate))), np.float32)
         except DecodeError as e:
-            # Runtime failures (a file that probed fine but does not decode) drop the sample;
-            # `collate` counts them in the batch so the run reports them.
+            # A file that probed fine but does not decode: the sample is dropped (or replaced in
+            # training) and counted in the batch, so the run reports it.
             log.warning("skipping %s", e)
             return None
+        finally:
+            self._mark_in_flight(None)
+        nonfinite = not np.isfinite(audio).all()
+        if nonfinite:
+            audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         return {
             "video": torch.from_numpy(self._fit_width(video)),
             "audio": torch.from_numpy(audio),
@@ -128,7 +170,35 @@ class AVClipDataset(Dataset):
             "index": index,
             "start": torch.from_numpy(starts),
             "video_id": record.video_id,
+            "silent_audio": not info.has_audio,
+            "padded_audio": decoder.audio_padded,
+            "nonfinite_audio": nonfinite,
+            "short_video": info.duration < self.clip_seconds,
         }
+
+    def _mark_in_flight(self, path: str | None) -> None:
+        """Workers note the file they are decoding (one small file per worker process), so a
+        DataLoader timeout can name it (:func:`in_flight_files`)."""
+        if get_worker_info() is None:
+            return
+        marker = os.path.join(self.in_flight_dir, str(os.getpid()))
+        if path is None:
+            if os.path.exists(marker):
+                os.remove(marker)
+            return
+        with open(marker, "w") as f:
+            f.write(path)
+
+    def in_flight_files(self) -> list[str]:
+        """Files the workers are decoding right now."""
+        out = []
+        for name in os.listdir(self.in_flight_dir) if os.path.isdir(self.in_flight_dir) else []:
+            try:
+                with open(os.path.join(self.in_flight_dir, name)) as f:
+                    out.append(f.read())
+            except OSError:  # the worker finished meanwhile
+                continue
+        return sorted(out)
 
     def _fit_width(self, video: np.ndarray) -> np.ndarray:
         """Centre-crop or zero-pad the long (width) side to ``self.width`` pixels."""
@@ -148,8 +218,9 @@ class AVClipDataset(Dataset):
 def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Stack samples into the batch layout; ``num_failed`` counts samples that failed to decode."""
     ok = [s for s in samples if s is not None]
+    failed = len(samples) - len(ok) + sum(s.get("num_failed", 0) for s in ok)
     if not ok:
-        return {"num_failed": torch.tensor(len(samples))}
+        return {"num_failed": torch.tensor(failed)}
     batch: dict[str, Any] = {
         "video": torch.stack([s["video"] for s in ok]),
         "audio": torch.stack([s["audio"] for s in ok]),
@@ -157,9 +228,36 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
         "index": torch.tensor([s["index"] for s in ok], dtype=torch.long),
         "start": torch.stack([s["start"] for s in ok]),
         "video_id": [s["video_id"] for s in ok],
-        "num_failed": torch.tensor(len(samples) - len(ok)),
+        "num_failed": torch.tensor(failed),
     }
+    for flag in SAMPLE_FLAGS:
+        batch[f"num_{flag}"] = torch.tensor(sum(bool(s.get(flag, False)) for s in ok))
     return batch
+
+
+class TimeoutNamingLoader(DataLoader):
+    """A DataLoader whose ``timeout`` error names the files the workers were decoding.
+
+    ``DataLoader(timeout=...)`` fails a hung worker with "DataLoader timed out after N seconds";
+    this re-raises it as a :class:`RuntimeError` that also lists
+    :meth:`AVClipDataset.in_flight_files`."""
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        dataset = self.dataset
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError as e:
+                if "timed out" not in str(e) or not isinstance(dataset, AVClipDataset):
+                    raise
+                files = dataset.in_flight_files() or ["(unknown)"]
+                raise RuntimeError(
+                    f"data loading timed out after {self.timeout:g} s (data.timeout) while decoding: {', '.join(files)}"
+                ) from e
+            yield batch
 
 
 class EpochSampler(Sampler):

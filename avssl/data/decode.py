@@ -9,6 +9,10 @@
   ``round(clip_seconds * rate)`` samples. (decord's ``AudioReader`` decodes the whole track on
   construction, which is several times slower for two short clips.)
 
+Prepared copies (``avssl prepare``) keep their audio in a sidecar ``<video>.wav`` (mono PCM16 at
+the prepared rate); when it exists, :func:`probe` reports its rate and :class:`ClipDecoder` reads
+the window by sample range (no decoding, no seek inaccuracy).
+
 Frame times come from the container's time stamps (``VideoReader.get_frame_timestamp``), not
 from ``index / fps``, so variable-frame-rate files give the right frames.
 
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import wave
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -48,6 +54,7 @@ class MediaInfo:
     height: int
     fps: float
     audio_rate: int  # 0 when the file has no audio stream
+    sidecar: str | None = None  # prepared copies: the mono WAV holding the audio
 
     @property
     def has_audio(self) -> bool:
@@ -64,16 +71,26 @@ def probe(path: str) -> MediaInfo:
             duration = _stream_seconds(vs) or (container.duration or 0) / av.time_base
             audio_rate = container.streams.audio[0].sample_rate if container.streams.audio else 0
             fps = float(vs.average_rate or vs.guessed_rate or 0)
-            info = MediaInfo(float(duration), vs.codec_context.width, vs.codec_context.height, fps, audio_rate)
+            sidecar = sidecar_path(path)
+            if sidecar is not None:
+                with wave.open(sidecar) as w:
+                    audio_rate = w.getframerate()
+            info = MediaInfo(float(duration), vs.codec_context.width, vs.codec_context.height, fps, audio_rate, sidecar)
     except DecodeError:
         raise
     except FileNotFoundError as e:
         raise DecodeError(path, "missing", str(e)) from e
-    except (av.FFmpegError, OSError, ValueError) as e:
+    except (av.FFmpegError, OSError, ValueError, EOFError, wave.Error) as e:
         raise DecodeError(path, "unreadable", str(e)) from e
     if info.duration <= 0 or info.width <= 0:
         raise DecodeError(path, "unreadable", "no duration or frame size in the container")
     return info
+
+
+def sidecar_path(path: str) -> str | None:
+    """The prepared audio sidecar of a video (``clip.mp4`` -> ``clip.wav``), if it exists."""
+    candidate = str(path).rsplit(".", 1)[0] + ".wav"
+    return candidate if candidate != str(path) and os.path.isfile(candidate) else None
 
 
 def _stream_seconds(stream) -> float:
@@ -99,6 +116,7 @@ class ClipDecoder:
         self.sample_rate = sample_rate
         self._reader = None
         self._frame_starts: np.ndarray | None = None
+        self.audio_padded = False  # set by audio(): some window ran past the end of the audio
 
     # ------------------------------------------------------------------ video
     def frame_times(self, starts: np.ndarray, clip_seconds: float, num_frames: int) -> np.ndarray:
@@ -177,7 +195,10 @@ class ClipDecoder:
             raise DecodeError(self.path, "no_audio_stream")
         native = self.info.audio_rate
         n_native = int(math.ceil(clip_seconds * native)) + 1
-        clips = [self._audio_window(float(s), n_native, native) for s in starts]
+        read = self._sidecar_window if self.info.sidecar else self._audio_window
+        clips, covered = zip(*(read(float(s), n_native, native) for s in starts))
+        # zero padding where the audio track ends before the window does (1 ms slack for codec framing)
+        self.audio_padded = any(c < n_native - 1 - native // 1000 for c in covered)
         wave = torch.from_numpy(np.stack(clips))
         if native != self.sample_rate:
             wave = AF.resample(wave, native, self.sample_rate)
@@ -186,9 +207,26 @@ class ClipDecoder:
         out[:, :n] = wave[:, :n]
         return out.numpy()
 
-    def _audio_window(self, start: float, n_samples: int, rate: int) -> np.ndarray:
-        """``n_samples`` mono samples at the native rate starting at ``start`` seconds."""
+    def _sidecar_window(self, start: float, n_samples: int, rate: int) -> tuple[np.ndarray, int]:
+        """Like :meth:`_audio_window`, from the prepared mono PCM16 WAV by sample range."""
         out = np.zeros(n_samples, np.float32)
+        try:
+            with wave.open(self.info.sidecar) as w:
+                first = int(round(start * rate))
+                if first < w.getnframes():
+                    w.setpos(first)
+                    data = np.frombuffer(w.readframes(n_samples), dtype="<i2").astype(np.float32) / 32767
+                    out[: len(data)] = data
+                    return out, len(data)
+        except (OSError, EOFError, wave.Error) as e:
+            raise DecodeError(self.info.sidecar, "corrupt", str(e)) from e
+        return out, 0
+
+    def _audio_window(self, start: float, n_samples: int, rate: int) -> tuple[np.ndarray, int]:
+        """``n_samples`` mono samples at the native rate starting at ``start`` seconds (zeros where
+        the track has none), and the index one past the last sample the track covered."""
+        out = np.zeros(n_samples, np.float32)
+        covered = 0
         try:
             with av.open(self.path) as container:
                 stream = container.streams.audio[0]
@@ -206,8 +244,9 @@ class ClipDecoder:
                     lo, hi = max(first, frame_first), min(first + n_samples, frame_first + len(data))
                     if hi > lo:
                         out[lo - first : hi - first] = data[lo - frame_first : hi - frame_first]
+                        covered = hi - first
                     if frame_first + len(data) >= first + n_samples:
                         break
         except av.FFmpegError as e:
             raise DecodeError(self.path, "corrupt", str(e)) from e
-        return out
+        return out, covered

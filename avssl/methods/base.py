@@ -109,7 +109,15 @@ class SSLMethod(pl.LightningModule):
         n = zv.shape[1]
         return sum(cross_modal_nce(za[:, i], zv[:, i], self.hparams.cross_modal_temperature) for i in range(n)) / n
 
+    def log_data_counters(self, batch: dict) -> None:
+        """Per-epoch sums of the batch's data counters (failed decodes, silent / padded /
+        non-finite audio, short videos), summed over ranks: ``data/failed`` etc."""
+        counters = {f"data/{k[4:]}": v.float() for k, v in batch.items() if k.startswith("num_") and torch.is_tensor(v)}
+        if counters:
+            self.log_dict(counters, reduce_fx="sum", on_step=False, on_epoch=True, sync_dist=True, batch_size=1)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        self.log_data_counters(batch)
         if "video" not in batch:
             return None  # every sample failed to decode; counted by the data module
         streams = self.encode_streams(batch["video"], batch["spec"])

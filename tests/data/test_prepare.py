@@ -1,0 +1,98 @@
+"""`avssl prepare`: re-encoded copies with strictly increasing time stamps, WAV sidecars, resumable, reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import wave
+
+import av
+import numpy as np
+import pytest
+
+from avssl.cli import main
+from avssl.data.datamodule import AVDataModule
+from avssl.data.decode import ClipDecoder, probe
+from avssl.data.prepare import PrepareConfig, prepare
+from avssl.errors import ConfigError
+
+
+@pytest.fixture
+def source(tmp_path, tiny_root):
+    """A manifest dataset of 4 tiny videos + one corrupt file."""
+    src = tmp_path / "src"
+    (src / "videos").mkdir(parents=True)
+    all_rows = list(csv.DictReader(open(tiny_root / "manifest.csv")))
+    rows = [r for r in all_rows if r["split"] == "train"][:2] + [r for r in all_rows if r["split"] != "train"][:2]
+    for r in rows:
+        shutil.copy(tiny_root / r["path"], src / r["path"])
+    (src / "videos" / "broken.mp4").write_bytes(b"\x00" * 64)
+    with open(src / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows([{k: r[k] for k in ("path", "label", "split")} for r in rows])
+    return src
+
+
+def test_prepare_writes_timestamped_short_gop_copies_and_reports(source, tmp_path):
+    dst = tmp_path / "dst"
+    cfg = PrepareConfig(short_side=32, fps=25, gop=8, audio_rate=16000)
+    report = prepare(source, dst, cfg, workers=2, progress=False)
+    assert report["prepared"] == 4 and report["skipped_by_reason"] == {"unreadable": 1}
+    assert report["skipped"][0]["path"].endswith("broken.mp4")
+    assert json.loads((dst / "prepare_report.json").read_text())["prepared"] == 4
+    out = sorted((dst / "videos").glob("*.mp4"))
+    assert len(out) == 4 and not list(dst.rglob("*.part*"))
+    with av.open(str(out[0])) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.pts is not None]
+        step = 1 / (25 * stream.time_base)  # ticks per output frame
+        pts = sorted(p.pts / step for p in packets)
+        keyframes = sorted(p.pts / step for p in packets if p.is_keyframe)
+        assert min(stream.codec_context.width, stream.codec_context.height) == 32 and stream.average_rate == 25
+    assert pts == list(range(len(pts))) and len(pts) == 75  # frame k at k / fps: strictly increasing, 3 s
+    assert all(b - a <= 8 for a, b in zip(keyframes, keyframes[1:]))
+    with wave.open(str(out[0].with_suffix(".wav"))) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (1, 16000, 2)
+        assert abs(w.getnframes() / 16000 - 3.0) < 0.05
+
+
+def test_prepared_copy_reads_like_the_source(source, tmp_path):
+    dst = tmp_path / "dst"
+    prepare(source, dst, PrepareConfig(short_side=32, fps=25, gop=8, audio_rate=16000), workers=1, progress=False)
+    src_data = AVDataModule(str(source), batch_size=2, num_workers=0, short_side=32, sample_rate=16000)
+    dst_data = AVDataModule(str(dst), batch_size=2, num_workers=0, short_side=32, sample_rate=16000)
+    assert [(r.label, r.split) for r in src_data.records("train")] == [(r.label, r.split) for r in dst_data.records("train")]
+    path = str(dst / "videos" / sorted(p.name for p in (dst / "videos").glob("*.mp4"))[0])
+    info = probe(path)
+    assert info.sidecar is not None and info.audio_rate == 16000
+    prepared = ClipDecoder(path, info, short_side=32, sample_rate=16000).audio(np.array([0.5, 1.2]), 1.28)
+    original_path = str(source / "videos" / (path.rsplit("/", 1)[1]))
+    original = ClipDecoder(original_path, probe(original_path), short_side=32, sample_rate=16000).audio(np.array([0.5, 1.2]), 1.28)
+    assert prepared.shape == original.shape
+    assert np.corrcoef(prepared.reshape(-1), original.reshape(-1))[0, 1] > 0.99  # same audio (16-bit, same window)
+
+
+def test_rerun_skips_finished_files_and_redoes_partial_ones(source, tmp_path, capsys):
+    dst = tmp_path / "dst"
+    args = ["prepare", str(source), str(dst), "--short-side", "32", "--gop", "8", "--audio-rate", "16000", "--workers", "2"]
+    main(args)
+    first = sorted((dst / "videos").glob("*.mp4"))[0]
+    first.unlink()  # an interrupted file: its video never got its final name
+    first.with_name(first.stem + ".part.mp4").write_bytes(b"half")
+    main(args)
+    report = json.loads((dst / "prepare_report.json").read_text())
+    assert report["prepared"] == 1 and report["already_done"] == 3
+    assert first.is_file() and not first.with_name(first.stem + ".part.mp4").exists()
+    assert "prepared 1, already done 3" in capsys.readouterr().out
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        prepare(tmp_path / "nope", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no video files"):
+        prepare(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(ConfigError, match="--gop"):
+        PrepareConfig(gop=0)
