@@ -1,0 +1,204 @@
+"""Benchmark: the avssl decode path vs the decode limit vs a naive whole-video decode; raw vs prepared.
+
+    python benchmarks/loader.py [--videos 6] [--repeats 3] [--soak 2000] [--workdir runs/bench_loader]
+
+Data: ``--videos`` 10-s 640x360 H.264 videos (25 fps, moving texture) with 44.1 kHz stereo AAC, written
+twice: GOP 250 and GOP 16 ("raw"), and the GOP-250 set passed through ``avssl prepare`` (short side
+256, 25 fps, GOP 16, WAV sidecar) ("prepared"). One sample = two 1.28-s clips of 8 frames at short
+side 128 + their audio at 44.1 kHz mono, clip starts from the CVRL sampler.
+
+Variants, per sample:
+  avssl    ``AVClipDataset.__getitem__`` (decord video resized in the decoder, windowed audio);
+  limit    the seek-inclusive decode limit: for each clip, PyAV seeks to the keyframe before its
+           first frame and decodes video packets through its last frame, and the audio packets of
+           the window, in a tight loop with no conversion, no resize;
+  naive    decode the whole file with PyAV (every frame to RGB, all audio), then pick frames.
+
+Each variant runs on every file set, interleaved, ``--repeats`` rounds; medians are printed with
+the ratios (targets of the data issue: avssl >= 50 % of the limit's speed, >= 2.5x naive;
+prepared >= 3x raw GOP 250 through avssl). Then a memory soak: ``--soak`` samples through a
+DataLoader with 2 workers, total RSS (main + workers) after warm-up and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from avssl.data.dataset import AVClipDataset, EpochSampler, collate  # noqa: E402
+from avssl.data.decode import sidecar_path  # noqa: E402
+from avssl.data.folder import VideoRecord  # noqa: E402
+from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
+
+CLIP = dict(clip_seconds=1.28, num_frames=8, num_clips=2, short_side=128, sample_rate=44100)
+
+
+def write_video(path: Path, gop: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    rate, seconds, fps = 44100, 10, 25
+    t = np.arange(seconds * rate) / rate
+    audio = np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(2)]).astype(np.float32)
+    with av.open(str(path), mode="w") as container:
+        vs = container.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 640, 360, "yuv420p"
+        vs.options = {"g": str(gop), "crf": "23", "preset": "veryfast", "bf": "2"}
+        astream = container.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(seconds * fps):
+            y, x = (i * 3) % 360, (i * 5) % 640
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[y : y + 360, x : x + 640]), format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode():
+            container.mux(packet)
+        for start in range(0, audio.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, start : start + 1024]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in astream.encode(frame):
+                container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+
+
+def limit_decode(path: str, starts: np.ndarray, clip: float) -> None:
+    sidecar = sidecar_path(path)
+    with av.open(path) as container:
+        vs = container.streams.video[0]
+        aus = container.streams.audio[0] if container.streams.audio else None
+        for start in starts:
+            end = start + clip
+            container.seek(int(start / vs.time_base), stream=vs, backward=True, any_frame=False)
+            for frame in container.decode(vs):
+                if frame.pts * vs.time_base >= end:
+                    break
+            if aus is None:  # prepared copy: the WAV sidecar by sample range
+                with wave.open(sidecar) as w:
+                    w.setpos(int(start * w.getframerate()))
+                    w.readframes(int(clip * w.getframerate()))
+                continue
+            container.seek(int(start / aus.time_base), stream=aus, backward=True)
+            for frame in container.decode(aus):
+                if frame.pts * aus.time_base >= end:
+                    break
+
+
+def naive_decode(path: str, starts: np.ndarray, clip: float) -> None:
+    frames, audio = [], []
+    with av.open(path) as container:
+        for f in container.decode(video=0, audio=0):  # one pass over both streams
+            if isinstance(f, av.VideoFrame):
+                frames.append((float(f.pts * f.time_base), f.to_ndarray(format="rgb24")))
+            else:
+                audio.append(f.to_ndarray())
+    times = np.array([t for t, _ in frames])
+    for start in starts:
+        for t in start + (np.arange(8) + 0.5) * clip / 8:
+            _ = frames[max(0, np.searchsorted(times, t, side="right") - 1)][1]
+    _ = np.concatenate(audio, axis=1)
+
+
+def rss_total_mb(pid: int) -> float:
+    """RSS of ``pid`` and its children (Linux /proc)."""
+    pids = [pid]
+    try:
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            pids.append(int(child))
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--soak", type=int, default=2000)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_loader")
+    ns = parser.parse_args()
+    work = ns.workdir.resolve()
+    sets = {"raw GOP 250": work / "gop250", "raw GOP 16": work / "gop16"}
+    for name, gop in (("raw GOP 250", 250), ("raw GOP 16", 16)):
+        sets[name].mkdir(parents=True, exist_ok=True)
+        for i in range(ns.videos):
+            path = sets[name] / f"v{i}.mp4"
+            if not path.exists():
+                write_video(path, gop, seed=i)
+    sets["prepared"] = work / "prepared"
+    prepare(sets["raw GOP 250"], sets["prepared"], PrepareConfig(), workers=2, progress=False)
+
+    datasets = {
+        name: AVClipDataset([VideoRecord(str(p), 0, p.stem) for p in sorted(d.glob("v*.mp4"))], train=True, **CLIP)
+        for name, d in sets.items()
+    }
+    n = ns.videos
+    times: dict[tuple[str, str], list[float]] = {}
+    for rep in range(ns.repeats):
+        for name, ds in datasets.items():
+            for variant in ("avssl", "limit", "naive"):
+                if variant == "naive" and name == "prepared":
+                    continue
+                start = time.perf_counter()
+                for i in range(n):
+                    starts = ds.clip_starts(rep, i)
+                    if variant == "avssl":
+                        ds[(rep, i)]
+                    elif variant == "limit":
+                        limit_decode(ds.records[i].path, starts, 1.28)
+                    else:
+                        naive_decode(ds.records[i].path, starts, 1.28)
+                times.setdefault((name, variant), []).append((time.perf_counter() - start) / n * 1000)
+    ms = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nper-sample decode time (2 clips x 8 frames + audio), {n} videos of 10 s 640x360, median of {ns.repeats} interleaved rounds")
+    print("| file set | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
+    print("|---|---|---|---|---|---|---|")
+    for name in datasets:
+        a, lim = ms[(name, "avssl")], ms[(name, "limit")]
+        naive = ms.get((name, "naive"))
+        naive_cols = f"{naive:.0f} | " if naive else "- | "
+        vs_naive = f"{naive / a:.1f}x" if naive else "-"
+        print(f"| {name} | {a:.0f} | {lim:.0f} | {naive_cols}{1000 / a:.1f} | {100 * lim / a:.0f} % | {vs_naive} |")
+    print(f"\nprepared vs raw GOP 250 through avssl: {ms[('raw GOP 250', 'avssl')] / ms[('prepared', 'avssl')]:.1f}x faster")
+
+    if ns.soak:
+        from torch.utils.data import DataLoader
+
+        ds = datasets["prepared"]
+        sampler = EpochSampler(len(ds), shuffle=True)
+        loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=collate, persistent_workers=True)
+        seen, warm, epoch = 0, None, 0
+        warmup = min(200, ns.soak // 4)
+        while seen < ns.soak:
+            sampler.set_epoch(epoch)
+            for batch in loader:
+                seen += batch["video"].shape[0]
+                if warm is None and seen >= warmup:
+                    warm = rss_total_mb(os.getpid())
+            epoch += 1
+        end = rss_total_mb(os.getpid())
+        print(
+            f"\nmemory soak: {seen} samples, 2 workers: RSS (main + workers) {warm:.0f} MB after {warmup} samples -> {end:.0f} MB at the end ({end - warm:+.0f} MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
