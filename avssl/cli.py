@@ -37,6 +37,14 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
             # Derived once from the data, never typed twice.
             parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
+        def instantiate_trainer(self, **kwargs):
+            from avssl.reliability import AtomicCheckpointIO, RunGuard
+
+            trainer = super().instantiate_trainer(**kwargs)
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()  # no partial file under a final name
+            trainer.callbacks.append(RunGuard())  # start-up checks + fit_summary.json
+            return trainer
+
         def before_fit(self) -> None:
             # Lightning drops the flag silently on one device and fails mid-step under DDP on CPU.
             if self.config[self.subcommand].trainer.sync_batchnorm and self.trainer.strategy.root_device.type == "cpu":
@@ -119,11 +127,23 @@ def _prepare(args: Sequence[str]) -> None:
     )
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (notebooks and test runners replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; ignored
+        pass
+
+
 def _log_to_stderr() -> None:
     """Show avssl's INFO lines (dataset builds, skipped files, result paths) on the console."""
     logger = logging.getLogger("avssl")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("[avssl] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -162,10 +182,15 @@ def main(args: Sequence[str] | None = None) -> None:
 def _config_error(error: BaseException | None) -> ConfigError | None:
     """The :class:`ConfigError` behind ``error``, if any (jsonargparse wraps errors raised while
     it instantiates a class in its own ``ValueError``)."""
+    import pickle
+
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, ConfigError):
             return error
+        if isinstance(error, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a file
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return ConfigError(f"checkpoint refused: not a weights-only checkpoint (it may carry code; nothing from it ran): {first_line}")
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None

@@ -26,6 +26,11 @@ from avssl.models.heads import mlp
 from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.schedules import warmup_cosine
 
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN / inf loss (names the step and the batch's videos)."""
+
+
 # Hyper-parameters that rebuild the backbone from a checkpoint (read by the linear probe).
 BACKBONE_KEYS = ("width", "layers", "stem_temporal_stride", "fusion")
 
@@ -78,6 +83,7 @@ class SSLMethod(pl.LightningModule):
             raise ConfigError(f"model.cross_modal_weight must be >= 0, got {cross_modal_weight}")
         self.backbone = TwoStreamBackbone(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
         self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
+        self._pending_check: tuple | None = None
         self.cross_modal = None
         if cross_modal_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
@@ -133,7 +139,44 @@ class SSLMethod(pl.LightningModule):
             loss = loss + probe_loss
             logs.update({"train/online_loss": probe_logs["loss"], "train/online_top1": probe_logs["top1"]})
         self.log_dict(logs, prog_bar=True, batch_size=features.shape[0], sync_dist=False)
+        self.check_finite(loss, batch)
         return loss
+
+    # ------------------------------------------------------------------ non-finite losses
+    def check_finite(self, loss: torch.Tensor, batch: dict) -> None:
+        """Stop on a NaN / inf loss with an error naming the step and the video ids.
+
+        On CPU the check is immediate (before the update). On a GPU the flag is copied to the host
+        asynchronously and checked at the next step (no host sync in the step): the failing step's
+        update is then already applied, so resume from the last checkpoint (README "Reliability")."""
+        self.raise_if_nonfinite()
+        finite = torch.isfinite(loss.detach())
+        pending = (self.global_step, list(batch.get("video_id", [])))
+        if finite.device.type == "cpu":
+            self._pending_check = (*pending, finite, None)
+            self.raise_if_nonfinite()
+            return
+        host = torch.empty((), dtype=torch.bool, pin_memory=True)
+        host.copy_(finite, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending_check = (*pending, host, event)
+
+    def raise_if_nonfinite(self) -> None:
+        if self._pending_check is None:
+            return
+        step, video_ids, flag, event = self._pending_check
+        self._pending_check = None
+        if event is not None:
+            event.synchronize()
+        if not bool(flag):
+            raise NonFiniteLossError(
+                f"non-finite training loss at step {step}, batch of videos {video_ids}; "
+                "resume from the last checkpoint (e.g. with a lower model.base_lr or without mixed precision)"
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self.raise_if_nonfinite()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if "video" not in batch or self.probe is None:

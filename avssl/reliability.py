@@ -1,0 +1,168 @@
+"""Run reliability: atomic checkpoints, start-up checks and an end-of-fit summary (SPEC 7, issue 8).
+
+* :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file in the same directory,
+  ``fsync`` s it and renames it over the final name: a crash or a failing write mid-save never
+  leaves a partial file under the final name, and the previous ``last.ckpt`` stays loadable.
+* :class:`RunGuard` (added to every ``avssl fit`` by the CLI) checks at start-up that the
+  checkpoint directory is writable (failing loudly before the first epoch, not after it), counts
+  the data counters of every batch on the device (no host sync per step), and at the end of the
+  fit — finished or failed — logs a summary and writes ``fit_summary.json`` next to the
+  checkpoints: files skipped when indexing by reason, samples that failed to decode, repaired
+  audio, short videos, whether the run resumed and from where, and how it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from avssl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SUMMARY = "fit_summary.json"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``.<name>.tmp-*`` in the target directory, fsync, ``os.replace``; loads
+    with ``weights_only=True`` always (a checkpoint carrying pickled code is refused, the code
+    never runs)."""
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
+        import pickle
+
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ConfigError(f"ckpt_path: {path} is not a weights-only checkpoint and was refused (it may carry code): {e}") from None
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+
+
+def checkpoint_dir(trainer: pl.Trainer) -> Path | None:
+    callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    if callback is None:
+        return None
+    if callback.dirpath is not None:
+        return Path(callback.dirpath)
+    root = trainer.log_dir or trainer.default_root_dir
+    return Path(root) / "checkpoints"
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` and write a probe file there, or raise :class:`ConfigError`."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"trainer.callbacks (ModelCheckpoint.dirpath): cannot write checkpoints to {directory}: {e.strerror or e}"
+        ) from None
+
+
+class RunGuard(pl.Callback):
+    """Start-up checks and the end-of-fit failure summary (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, torch.Tensor] = {}
+        self.resumed_from: str | None = None
+        self.status = "not started"
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        directory = checkpoint_dir(trainer)
+        if directory is not None and trainer.is_global_zero:
+            check_writable(directory)
+        self.resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None
+        self.status = "running"
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not isinstance(batch, dict):
+            return
+        for key, value in batch.items():
+            if key.startswith("num_") and torch.is_tensor(value):
+                name = key[4:]
+                self.totals[name] = self.totals.get(name, torch.zeros((), dtype=torch.long, device=value.device)) + value.detach()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.status = "finished"
+        self._write(trainer, gather=True)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.status = f"failed: {type(exception).__name__}: {exception}"
+        self._write(trainer, gather=False)  # other ranks may be gone: this rank's counts only
+
+    def summary(self, trainer: pl.Trainer, *, gather: bool = True) -> dict:
+        totals = {k: int(v) for k, v in self.totals.items()}
+        if gather and trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, totals)
+            totals = {k: sum(g.get(k, 0) for g in gathered) for k in set().union(*gathered)}
+        skipped: dict[str, dict[str, int]] = {}
+        datamodule = getattr(trainer, "datamodule", None)
+        for key, dataset in getattr(datamodule, "datasets", {}).items():
+            if getattr(dataset, "skipped", None):
+                skipped[key] = dict(dataset.skipped)
+        return {
+            "status": self.status,
+            "resumed_from": self.resumed_from,
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "skipped_when_indexing": skipped,
+            "batch_counters": totals,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def _write(self, trainer: pl.Trainer, *, gather: bool) -> None:
+        try:
+            summary = self.summary(trainer, gather=gather)
+        except Exception as e:  # never mask the run's own error
+            log.warning("fit summary unavailable: %s", e)
+            return
+        if not trainer.is_global_zero:
+            return
+        log.info(
+            "fit %s at step %d: skipped when indexing %s, batch counters %s%s",
+            summary["status"],
+            summary["global_step"],
+            summary["skipped_when_indexing"] or "none",
+            summary["batch_counters"] or "none",
+            f", resumed from {summary['resumed_from']}" if summary["resumed_from"] else "",
+        )
+        directory = checkpoint_dir(trainer)
+        if directory is None:
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / SUMMARY).write_text(json.dumps(summary, indent=2))
+        except OSError as e:
+            log.warning("could not write %s: %s", directory / SUMMARY, e)
