@@ -179,3 +179,95 @@ def test_checkpoint_io_refuses_pickles_directly(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="refused"):
         AtomicCheckpointIO().load_checkpoint(path)
     assert not (tmp_path / "payload_ran").exists()
+
+
+def fit_args(root, ckpt_dir, log_dir, epochs):
+    return [
+        "fit",
+        "--config=configs/mocov3.yaml",
+        "--config=configs/demo.yaml",
+        *tiny(root),
+        "--model.init_args.width=4",
+        "--model.init_args.layers=[1, 1, 1, 1]",
+        "--model.init_args.proj_hidden_dim=16",
+        "--model.init_args.proj_dim=8",
+        "--model.init_args.queue_size=16",
+        "--model.init_args.warmup_epochs=1",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.limit_val_batches=1",
+        f"--trainer.callbacks.init_args.dirpath={ckpt_dir}",
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+    ]
+
+
+def run_avssl(args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "avssl", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs
+    )
+
+
+def test_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(tiny_root, tmp_path):
+    """SIGKILL after the first end-of-epoch checkpoint, resume with --ckpt_path last: weights,
+    optimiser and scheduler state, MoCo queue and momentum target equal the uninterrupted run's."""
+    epochs = 4
+    straight = run_avssl(fit_args(tiny_root, tmp_path / "a", tmp_path / "logs_a", epochs))
+    killed = run_avssl(fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs))
+    deadline = time.time() + 300
+    while not (tmp_path / "b" / "last.ckpt").exists():
+        assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:] if killed.poll() is not None else "timeout"
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    interrupted_at = torch.load(tmp_path / "b" / "last.ckpt", weights_only=True)["epoch"]
+    resumed = run_avssl([*fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs), "--ckpt_path=last"])
+    for proc in (straight, resumed):
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    a = torch.load(tmp_path / "a" / "last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.ckpt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == epochs - 1 and a["global_step"] == b["global_step"] and interrupted_at < epochs - 1
+    for key, value in a["state_dict"].items():  # includes target.*, queue, queue_ptr, queue_len
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert any(k.startswith("target.") for k in a["state_dict"]) and int(a["state_dict"]["queue_len"]) > 0
+    for sa, sb in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert a["lr_schedulers"] == b["lr_schedulers"]
+    summary = json.loads((tmp_path / "b" / "fit_summary.json").read_text())
+    assert summary["resumed_from"] and summary["resumed_from"].endswith("last.ckpt")
+
+
+def test_augmentation_randomness_depends_on_seed_step_and_rank_only(tiny_root):
+    from types import SimpleNamespace
+
+    from avssl.data.datamodule import AVDataModule
+    from tests.conftest import TINY
+
+    dm = AVDataModule(synthetic=TINY, synthetic_root=str(tiny_root), batch_size=2, num_workers=0, short_side=40, sample_rate=16000)
+    batch = next(iter(dm.train_dataloader()))
+
+    def views(step, rank, seed=0):
+        dm.seed = seed
+        dm.trainer = SimpleNamespace(training=True, global_step=step, global_rank=rank)
+        return dm.on_after_batch_transfer(dict(batch), 0)["video"]
+
+    assert torch.equal(views(5, 0), views(5, 0))  # a resumed run at step 5 redraws the same views
+    assert not torch.equal(views(5, 0), views(5, 1))  # ranks differ
+    assert not torch.equal(views(5, 0), views(6, 0)) and not torch.equal(views(5, 0), views(5, 0, seed=1))
+
+
+@pytest.mark.parametrize(
+    "option, words",
+    [
+        ("--data.clip_seconds=30", ["data.clip_seconds", "longer than every video"]),
+        ("--data.num_frames=0", ["data.num_frames", ">= 1"]),
+        ("--model.class_path=avssl.methods.NoSuchMethod", ["NoSuchMethod"]),
+        ("--model.init_args.base_momentum=2", ["base_momentum"]),
+    ],
+)
+def test_configuration_is_validated_before_training(option, words, tiny_root, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL, option, "--trainer.fast_dev_run=1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert "Traceback" not in err

@@ -179,6 +179,14 @@ class AVDataModule(pl.LightningDataModule):
                 allow_missing_audio=self.allow_missing_audio,
                 **self.clip_kwargs,
             )
+            dataset = self.datasets[key]
+            if len(dataset) == 0 and (split != "val" or dataset.skipped):
+                raise ConfigError(f"data.root: no decodable videos in the {split} split (skipped: {dict(dataset.skipped)})")
+            longest = max((info.duration for info in dataset.infos), default=float("inf"))
+            if longest < dataset.clip_seconds:
+                raise ConfigError(
+                    f"data.clip_seconds: {dataset.clip_seconds} s is longer than every video of the {split} split (longest {longest:.2f} s)"
+                )
         return self.datasets[key]
 
     # ------------------------------------------------------------------ loaders
