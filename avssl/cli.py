@@ -17,6 +17,8 @@ from avssl.errors import ConfigError
 EXTRA_COMMANDS = {
     "synth": "write the synthetic audiovisual dataset to a directory",
     "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
+    "grid": "run table cells (configs/paper/<table>): pre-train, then linear evaluation",
+    "report": "tables and figures in the paper's layout from a runs directory",
 }
 TRAINER_COMMANDS = {
     "fit": "pre-train a method (configs/<method>.yaml) or fit a model",
@@ -105,6 +107,23 @@ def _synth(args: Sequence[str]) -> None:
     print(f"synthetic dataset: {manifest}")
 
 
+def _grid(args: Sequence[str]) -> int:
+    from avssl.grid import run_grid
+
+    return run_grid(list(args))
+
+
+def _report(args: Sequence[str]) -> None:
+    from avssl.report import write_report
+
+    parser = argparse.ArgumentParser(prog="avssl report", description=EXTRA_COMMANDS["report"])
+    parser.add_argument("runs", help="directory with <table>/<cell>/results.json (avssl grid --out)")
+    parser.add_argument("--out", help="output directory (default RUNS/report)")
+    ns = parser.parse_args(list(args))
+    path = write_report(ns.runs, ns.out)
+    print(f"report: {path}")
+
+
 def _prepare(args: Sequence[str]) -> None:
     from avssl.data.prepare import PrepareConfig, prepare
 
@@ -150,7 +169,7 @@ def _log_to_stderr() -> None:
 
 
 def _usage() -> str:
-    lines = ["usage: avssl {fit,validate,test,predict,synth,prepare} ...", "", "commands:"]
+    lines = ["usage: avssl {fit,validate,test,predict,synth,prepare,grid,report} ...", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
     lines += ["", "`avssl COMMAND --help` lists the options of a command; see README.md for examples."]
     return "\n".join(lines)
@@ -166,7 +185,9 @@ def main(args: Sequence[str] | None = None) -> None:
         return
     try:
         if args[0] in EXTRA_COMMANDS:
-            {"synth": _synth, "prepare": _prepare}[args[0]](args[1:])
+            code = {"synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report}[args[0]](args[1:])
+            if code:
+                raise SystemExit(code)
         elif args[0] in TRAINER_COMMANDS:
             _lightning_cli(None if from_command_line else args)
         else:

@@ -159,7 +159,7 @@ class RunGuard(pl.Callback):
             f", resumed from {summary['resumed_from']}" if summary["resumed_from"] else "",
         )
         directory = checkpoint_dir(trainer)
-        if directory is None:
+        if directory is None or trainer.fast_dev_run:  # fast_dev_run writes no checkpoints, nor this
             return
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,15 @@ def count(module: torch.nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
+def batches(loader):
+    """Training batches over as many epochs as needed."""
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
 def time_method(method: str, steps: int, device: torch.device, tmp: Path) -> dict:
     args = [f"--config=configs/{method}.yaml", f"--config={demo_config(method, tmp)}", "--trainer.logger=false", "--trainer.callbacks=[]"]
     model, dm, _ = instantiate(args)
@@ -53,7 +62,7 @@ def time_method(method: str, steps: int, device: torch.device, tmp: Path) -> dic
     model.log = model.log_dict = quiet
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     transform = dm.transform.to(device)
-    loader = iter(dm.train_dataloader())
+    loader = batches(dm.train_dataloader())
     parts = {"data": [], "augment": [], "fwd+bwd+step": []}
     for step in range(steps + 2):  # two warm-up steps
         t0 = time.perf_counter()

@@ -191,11 +191,28 @@ def test_every_method_config_runs_a_step(method, tiny_root, tmp_path):
     main([*args, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
 
 
+def out_dirs(tmp_path):
+    """Keep a run's checkpoints and logs out of the repository."""
+    return [
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.callbacks.init_args.dirpath={tmp_path / 'ckpt'}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
+
+
 def test_mixed_precision_and_cross_modal_term(tiny_root, tmp_path):
     """bf16 autocast (the CPU flavour of --trainer.precision 16-mixed) with every loss path: MoCo v3
     queue, momentum update and the cross-modal term."""
     args = ["fit", "--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS["mocov3"], *SMALL_DATA]
-    main([*args, "--trainer.precision=bf16-mixed", "--model.init_args.cross_modal_weight=0.5", "--trainer.fast_dev_run=2"])
+    main(
+        [
+            *args,
+            "--trainer.precision=bf16-mixed",
+            "--model.init_args.cross_modal_weight=0.5",
+            "--trainer.fast_dev_run=2",
+            *out_dirs(tmp_path),
+        ]
+    )
 
 
 def test_sync_batchnorm_on_cpu_is_refused_before_training(tiny_root, capsys):
@@ -212,7 +229,17 @@ def test_supervised_needs_labels(tmp_path, tiny_root, capsys):
     for i, mp4 in enumerate(sorted(tiny_root.glob("**/*.mp4"))[:4]):
         (unlabeled / f"v{i}.mp4").symlink_to(mp4)
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", "configs/supervised.yaml", f"--data.root={unlabeled}", *SMALL_MODEL, "--trainer.fast_dev_run=1"])
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/supervised.yaml",
+                f"--data.root={unlabeled}",
+                *SMALL_MODEL,
+                "--trainer.fast_dev_run=1",
+                *out_dirs(tmp_path),
+            ]
+        )
     assert exit_.value.code == 2
     assert "num_classes" in capsys.readouterr().err
 

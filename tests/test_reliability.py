@@ -264,9 +264,14 @@ def test_augmentation_randomness_depends_on_seed_step_and_rank_only(tiny_root):
         ("--model.init_args.base_momentum=2", ["base_momentum"]),
     ],
 )
-def test_configuration_is_validated_before_training(option, words, tiny_root, capsys):
+def test_configuration_is_validated_before_training(option, words, tiny_root, capsys, tmp_path):
+    out = [
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.callbacks.init_args.dirpath={tmp_path / 'ckpt'}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL, option, "--trainer.fast_dev_run=1"])
+        main(["fit", "--config", "configs/mocov3.yaml", *tiny(tiny_root), *SMALL, option, "--trainer.fast_dev_run=1", *out])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
