@@ -118,6 +118,8 @@ class RunGuard(pl.Callback):
         self._write(trainer, gather=True)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if self.status == "not started":  # not a fit (avssl test / validate / predict), or it never began
+            return
         self.status = f"failed: {type(exception).__name__}: {exception}"
         self._write(trainer, gather=False)  # other ranks may be gone: this rank's counts only
 
