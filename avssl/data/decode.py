@@ -35,6 +35,7 @@ import torch
 import torchaudio.functional as AF
 
 log = logging.getLogger(__name__)
+AUDIO_PREROLL = 0.1  # seconds decoded and discarded before each audio window
 
 
 class DecodeError(RuntimeError):
@@ -245,7 +246,9 @@ class ClipDecoder:
         out = np.zeros(n_samples, np.float32)
         covered = 0
         tb = stream.time_base
-        container.seek(max(0, int(Fraction(start) / tb) - 1), stream=stream, backward=True)
+        # Pre-roll: start decoding AUDIO_PREROLL s early and discard it, so the window never begins
+        # on a cold decoder (AAC frames overlap their neighbours: the first frame after a seek is off).
+        container.seek(max(0, int(Fraction(max(0.0, start - AUDIO_PREROLL)) / tb) - 1), stream=stream, backward=True)
         first = int(round(start * rate))
         for frame in container.decode(stream):
             if frame.pts is None:
