@@ -50,10 +50,9 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         def before_fit(self) -> None:
             # Lightning drops the flag silently on one device and fails mid-step under DDP on CPU.
             if self.config[self.subcommand].trainer.sync_batchnorm and self.trainer.strategy.root_device.type == "cpu":
-                raise ConfigError(
-                    "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); "
-                    "set it to false on CPU"
-                )
+                from avssl.methods.base import SYNC_BN_ON_CPU
+
+                raise ConfigError(SYNC_BN_ON_CPU)
 
     return AvsslCLI(
         LightningModule,

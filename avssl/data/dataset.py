@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -101,6 +103,7 @@ class AVClipDataset(Dataset):
         self.width = int(round(short_side * aspect))
         self.allow_missing_audio, self.retries = allow_missing_audio, retries
         self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
+        weakref.finalize(self, shutil.rmtree, self.in_flight_dir, True)  # main process only: copies in workers do not own it
         self.skipped: Counter[str] = Counter()
         self.skipped_files: list[tuple[str, str]] = []
         self.records: list[VideoRecord] = []

@@ -31,6 +31,11 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped on a NaN / inf loss (names the step and the batch's videos)."""
 
 
+SYNC_BN_ON_CPU = (
+    "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); set it to false on CPU"
+)
+
+
 # Hyper-parameters that rebuild the backbone from a checkpoint (read by the linear probe).
 BACKBONE_KEYS = ("width", "layers", "stem_temporal_stride", "fusion")
 
@@ -196,10 +201,7 @@ class SSLMethod(pl.LightningModule):
     def on_fit_start(self) -> None:
         # Lightning converts BatchNorm under DDP (the CLI also refuses the flag on one CPU device).
         if self.device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
-            raise ConfigError(
-                "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); "
-                "set it to false on CPU"
-            )
+            raise ConfigError(SYNC_BN_ON_CPU)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
