@@ -135,9 +135,10 @@ def _prepare(args: Sequence[str]) -> None:
     parser.add_argument("--gop", type=int, default=defaults.gop, help="frames between keyframes")
     parser.add_argument("--audio-rate", type=int, default=defaults.audio_rate, help="sample rate of the mono WAV sidecar")
     parser.add_argument("--crf", type=int, default=defaults.crf, help="x264 quality (lower is better)")
+    parser.add_argument("--bframes", type=int, default=defaults.bframes, help="non-reference B-frames between P-frames (0: none)")
     parser.add_argument("--workers", type=int, default=4, help="parallel processes")
     ns = parser.parse_args(list(args))
-    cfg = PrepareConfig(short_side=ns.short_side, fps=ns.fps, gop=ns.gop, audio_rate=ns.audio_rate, crf=ns.crf)
+    cfg = PrepareConfig(short_side=ns.short_side, fps=ns.fps, gop=ns.gop, audio_rate=ns.audio_rate, crf=ns.crf, bframes=ns.bframes)
     report = prepare(ns.src, ns.dst, cfg, workers=ns.workers)
     print(
         f"prepared {report['prepared']}, already done {report['already_done']}, skipped {len(report['skipped'])} "

@@ -3,12 +3,14 @@
     python benchmarks/loader.py [--videos 6] [--repeats 3] [--soak 2000] [--workdir runs/bench_loader]
 
 Data: ``--videos`` 10-s 640x360 H.264 videos (25 fps, moving texture) with 44.1 kHz stereo AAC, written
-twice: GOP 250 and GOP 16 ("raw"), and the GOP-250 set passed through ``avssl prepare`` (short side
-256, 25 fps, GOP 16, WAV sidecar) ("prepared"). One sample = two 1.28-s clips of 8 frames at short
-side 128 + their audio at 44.1 kHz mono, clip starts from the CVRL sampler.
+twice: GOP 250 and GOP 16 ("raw"), and the GOP-250 set passed through ``avssl prepare`` with its
+defaults (short side 256, 25 fps, GOP 16, 3 non-reference B-frames, WAV sidecar) ("prepared").
+One sample = two 1.28-s clips of 8 frames at short side 128 + their audio at 44.1 kHz mono, clip
+starts from the CVRL sampler.
 
 Variants, per sample:
-  avssl    ``AVClipDataset.__getitem__`` (decord video resized in the decoder, windowed audio);
+  avssl    ``AVClipDataset.__getitem__`` with each video backend: ``decord`` (the default) and
+           ``pyav`` (one pass over both clips, unshown unreferenced frames dropped), windowed audio;
   limit    the seek-inclusive decode limit: for each clip, PyAV seeks to the keyframe before its
            first frame and decodes video packets through its last frame, and the audio packets of
            the window, in a tight loop with no conversion, no resize;
@@ -16,8 +18,10 @@ Variants, per sample:
 
 Each variant runs on every file set, interleaved, ``--repeats`` rounds; medians are printed with
 the ratios (targets of the data issue: avssl >= 50 % of the limit's speed, >= 2.5x naive;
-prepared >= 3x raw GOP 250 through avssl). Then a memory soak: ``--soak`` samples through a
-DataLoader with 2 workers, total RSS (main + workers) after warm-up and at the end.
+prepared >= 3x raw GOP 250 through avssl). The limit decodes each clip separately and every
+frame; the pyav backend can beat it (one pass for nearby clips, dropped frames). Then a memory
+soak per backend: ``--soak`` samples of the prepared set through a DataLoader with 2 workers,
+total RSS (main + workers) after warm-up and at the end.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from avssl.data.dataset import AVClipDataset, EpochSampler, collate  # noqa: E402
-from avssl.data.decode import sidecar_path  # noqa: E402
+from avssl.data.decode import VIDEO_BACKENDS, sidecar_path  # noqa: E402
 from avssl.data.folder import VideoRecord  # noqa: E402
 from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
 
@@ -143,24 +147,29 @@ def main() -> None:
             path = sets[name] / f"v{i}.mp4"
             if not path.exists():
                 write_video(path, gop, seed=i)
-    sets["prepared"] = work / "prepared"
-    prepare(sets["raw GOP 250"], sets["prepared"], PrepareConfig(), workers=2, progress=False)
+    cfg = PrepareConfig()
+    sets["prepared"] = work / f"prepared-bf{cfg.bframes}"
+    prepare(sets["raw GOP 250"], sets["prepared"], cfg, workers=2, progress=False)
 
     datasets = {
-        name: AVClipDataset([VideoRecord(str(p), 0, p.stem) for p in sorted(d.glob("v*.mp4"))], train=True, **CLIP)
+        (name, backend): AVClipDataset(
+            [VideoRecord(str(p), 0, p.stem) for p in sorted(d.glob("v*.mp4"))], train=True, video_backend=backend, **CLIP
+        )
         for name, d in sets.items()
+        for backend in VIDEO_BACKENDS
     }
     n = ns.videos
     times: dict[tuple[str, str], list[float]] = {}
     for rep in range(ns.repeats):
-        for name, ds in datasets.items():
-            for variant in ("avssl", "limit", "naive"):
+        for name in sets:
+            for variant in (*VIDEO_BACKENDS, "limit", "naive"):
                 if variant == "naive" and name == "prepared":
                     continue
+                ds = datasets[(name, variant if variant in VIDEO_BACKENDS else VIDEO_BACKENDS[0])]
                 start = time.perf_counter()
                 for i in range(n):
                     starts = ds.clip_starts(rep, i)
-                    if variant == "avssl":
+                    if variant in VIDEO_BACKENDS:
                         ds[(rep, i)]
                     elif variant == "limit":
                         limit_decode(ds.records[i].path, starts, 1.28)
@@ -169,35 +178,43 @@ def main() -> None:
                 times.setdefault((name, variant), []).append((time.perf_counter() - start) / n * 1000)
     ms = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nper-sample decode time (2 clips x 8 frames + audio), {n} videos of 10 s 640x360, median of {ns.repeats} interleaved rounds")
-    print("| file set | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
-    print("|---|---|---|---|---|---|---|")
-    for name in datasets:
-        a, lim = ms[(name, "avssl")], ms[(name, "limit")]
-        naive = ms.get((name, "naive"))
-        naive_cols = f"{naive:.0f} | " if naive else "- | "
-        vs_naive = f"{naive / a:.1f}x" if naive else "-"
-        print(f"| {name} | {a:.0f} | {lim:.0f} | {naive_cols}{1000 / a:.1f} | {100 * lim / a:.0f} % | {vs_naive} |")
-    print(f"\nprepared vs raw GOP 250 through avssl: {ms[('raw GOP 250', 'avssl')] / ms[('prepared', 'avssl')]:.1f}x faster")
+    print("| file set | video backend | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in sets:
+        for backend in VIDEO_BACKENDS:
+            a, lim = ms[(name, backend)], ms[(name, "limit")]
+            naive = ms.get((name, "naive"))
+            naive_cols = f"{naive:.0f} | " if naive else "- | "
+            vs_naive = f"{naive / a:.1f}x" if naive else "-"
+            print(f"| {name} | {backend} | {a:.0f} | {lim:.0f} | {naive_cols}{1000 / a:.1f} | {100 * lim / a:.0f} % | {vs_naive} |")
+    print()
+    for backend in VIDEO_BACKENDS:
+        ratio = ms[("raw GOP 250", backend)] / ms[("prepared", backend)]
+        print(f"prepared vs raw GOP 250 through avssl ({backend}): {ratio:.1f}x faster")
 
-    if ns.soak:
-        from torch.utils.data import DataLoader
+    for backend in VIDEO_BACKENDS if ns.soak else ():
+        soak(datasets[("prepared", backend)], ns.soak, backend)
 
-        ds = datasets["prepared"]
-        sampler = EpochSampler(len(ds), shuffle=True)
-        loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=collate, persistent_workers=True)
-        seen, warm, epoch = 0, None, 0
-        warmup = min(200, ns.soak // 4)
-        while seen < ns.soak:
-            sampler.set_epoch(epoch)
-            for batch in loader:
-                seen += batch["video"].shape[0]
-                if warm is None and seen >= warmup:
-                    warm = rss_total_mb(os.getpid())
-            epoch += 1
-        end = rss_total_mb(os.getpid())
-        print(
-            f"\nmemory soak: {seen} samples, 2 workers: RSS (main + workers) {warm:.0f} MB after {warmup} samples -> {end:.0f} MB at the end ({end - warm:+.0f} MB)"
-        )
+
+def soak(ds: AVClipDataset, samples: int, backend: str) -> None:
+    from torch.utils.data import DataLoader
+
+    sampler = EpochSampler(len(ds), shuffle=True)
+    loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=collate, persistent_workers=True)
+    seen, warm, epoch = 0, None, 0
+    warmup = min(200, samples // 4)
+    while seen < samples:
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            seen += batch["video"].shape[0]
+            if warm is None and seen >= warmup:
+                warm = rss_total_mb(os.getpid())
+        epoch += 1
+    end = rss_total_mb(os.getpid())
+    print(
+        f"memory soak ({backend}): {seen} samples, 2 workers: RSS (main + workers) {warm:.0f} MB after {warmup} samples"
+        f" -> {end:.0f} MB at the end ({end - warm:+.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

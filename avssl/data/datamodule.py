@@ -17,6 +17,7 @@ from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.data.ave import is_ave_root, load_ave
 from avssl.data.dataset import AVClipDataset, EpochSampler, TimeoutNamingLoader, collate
+from avssl.data.decode import VIDEO_BACKENDS
 from avssl.data.folder import VideoRecord, read_manifest, scan_folder
 from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
 from avssl.errors import ConfigError
@@ -62,6 +63,8 @@ class AVDataModule(pl.LightningDataModule):
         seed: base seed of clip sampling, shuffling and augmentation.
         timeout: seconds a worker may take for one batch before the loader fails with an error
             naming the files being decoded (with ``num_workers > 0``).
+        video_backend: ``decord`` (default) or ``pyav`` (faster on the benchmark machine and able
+            to skip the frames no clip shows; see :mod:`avssl.data.decode`).
     """
 
     def __init__(
@@ -87,8 +90,11 @@ class AVDataModule(pl.LightningDataModule):
         spectrogram: SpectrogramConfig = SpectrogramConfig(),
         seed: int = 0,
         timeout: float = 300.0,
+        video_backend: str = "decord",
     ):
         super().__init__()
+        if video_backend not in VIDEO_BACKENDS:
+            raise ConfigError(f"data.video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
         for name, value, low in (
             ("batch_size", batch_size, 1),
             ("num_frames", num_frames, 1),
@@ -109,7 +115,12 @@ class AVDataModule(pl.LightningDataModule):
         self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
         self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
         self.clip_kwargs = dict(
-            clip_seconds=clip_seconds, num_frames=num_frames, short_side=short_side, aspect=aspect, sample_rate=sample_rate
+            clip_seconds=clip_seconds,
+            num_frames=num_frames,
+            short_side=short_side,
+            aspect=aspect,
+            sample_rate=sample_rate,
+            video_backend=video_backend,
         )
         self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from avssl.data.decode import ClipDecoder, DecodeError, MediaInfo, probe
+from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
 from avssl.data.folder import VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 
@@ -78,6 +78,8 @@ class AVClipDataset(Dataset):
             ``False`` skips them.
         retries: training only: how many following videos may stand in for one that fails to
             decode, keeping the batch size fixed.
+        video_backend: ``"decord"`` (default; PyAV for files decord cannot read) or ``"pyav"``
+            (see :mod:`avssl.data.decode`).
     """
 
     def __init__(
@@ -95,13 +97,16 @@ class AVClipDataset(Dataset):
         seed: int = 0,
         allow_missing_audio: bool = False,
         retries: int = 3,
+        video_backend: str = "decord",
     ):
+        if video_backend not in VIDEO_BACKENDS:
+            raise ValueError(f"video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
         if num_frames < 1 or num_clips < 1:
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames}, {num_clips}")
         self.train, self.clip_seconds, self.num_frames, self.num_clips = train, clip_seconds, num_frames, num_clips
         self.short_side, self.sample_rate, self.gap_power, self.seed = short_side, sample_rate, gap_power, seed
         self.width = int(round(short_side * aspect))
-        self.allow_missing_audio, self.retries = allow_missing_audio, retries
+        self.allow_missing_audio, self.retries, self.video_backend = allow_missing_audio, retries, video_backend
         self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
         weakref.finalize(self, shutil.rmtree, self.in_flight_dir, True)  # main process only: copies in workers do not own it
         self.skipped: Counter[str] = Counter()
@@ -148,7 +153,7 @@ class AVClipDataset(Dataset):
     def _load(self, epoch: int, index: int) -> dict[str, Any] | None:
         record, info = self.records[index], self.infos[index]
         starts = self.clip_starts(epoch, index)
-        decoder = ClipDecoder(record.path, info, short_side=self.short_side, sample_rate=self.sample_rate)
+        decoder = ClipDecoder(record.path, info, short_side=self.short_side, sample_rate=self.sample_rate, backend=self.video_backend)
         self._mark_in_flight(record.path)
         try:
             video = decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames))
@@ -162,6 +167,7 @@ class AVClipDataset(Dataset):
             log.warning("skipping %s", e)
             return None
         finally:
+            decoder.close()
             self._mark_in_flight(None)
         nonfinite = not np.isfinite(audio).all()
         if nonfinite:

@@ -3,7 +3,9 @@
 Every video under ``SRC`` becomes ``DST/<same relative path>.mp4``: H.264 at a short side of
 ``short_side`` px (aspect kept, even sizes), a constant ``fps`` with strictly increasing time
 stamps (frame ``k`` at ``k / fps``, showing the source frame displayed at that time), a keyframe
-every ``gop`` frames and no B-frames, so a clip window decodes from a near keyframe. Its audio is
+every ``gop`` frames, so a clip window decodes from a near keyframe, and ``bframes`` B-frames between
+P-frames that no frame references (``b-pyramid=none``, fixed pattern): a decoder may drop the ones
+a clip does not show, which the ``pyav`` video backend does (3 of 4 frames at the default). Its audio is
 written beside it as ``<name>.wav``: mono 16-bit PCM at ``audio_rate``, which the decoder reads
 by sample range. Other files (``Annotations.txt`` and the split files of AVE, a
 ``manifest.csv`` — with its paths pointed at the ``.mp4`` copies) are copied, so the datasets
@@ -50,11 +52,14 @@ class PrepareConfig:
     gop: int = 16
     audio_rate: int = 44100
     crf: int = 23
+    bframes: int = 3
 
     def __post_init__(self) -> None:
         for name in ("short_side", "fps", "gop", "audio_rate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"prepare: --{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.bframes < 0:
+            raise ConfigError(f"prepare: --bframes must be >= 0, got {self.bframes}")
 
 
 def outputs(dst_video: Path) -> tuple[Path, Path]:
@@ -116,9 +121,12 @@ def _write_video(src: str, path: Path, height: int, width: int, cfg: PrepareConf
             "crf": str(cfg.crf),
             "g": str(cfg.gop),
             "keyint_min": str(cfg.gop),
-            "bf": "0",
+            "bf": str(cfg.bframes),
             "preset": "veryfast",
             "sc_threshold": "0",
+            # B-frames in a fixed pattern, none used as a reference: a decoder can drop the ones a
+            # clip does not show (ClipDecoder's PyAV path does), the P-frames carry the references
+            "x264-params": "b-pyramid=none:b-adapt=0",
         }
         k, last = 0, None
         for frame in source.decode(stream):
@@ -175,6 +183,17 @@ def _copy_metadata(src: Path, dst: Path, rel: Path) -> None:
         shutil.copyfile(src / rel, target)
 
 
+def _check_settings(dst: Path, settings: dict) -> None:
+    """Refuse to resume into a ``dst`` prepared with other settings (its finished files would be kept)."""
+    try:
+        previous = json.loads((dst / REPORT).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return
+    if previous is not None and previous != settings:
+        diff = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
+        raise ConfigError(f"prepare: {dst} was prepared with other settings ({diff}); use a new DST or delete it")
+
+
 def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig(), *, workers: int = 4, progress: bool = True) -> dict:
     """Prepare ``src`` into ``dst`` (see the module docstring); returns the report (also written)."""
     src, dst = Path(src).resolve(), Path(dst).resolve()
@@ -182,10 +201,14 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         raise ConfigError(f"prepare: source directory {str(src)!r} does not exist")
     if src == dst:
         raise ConfigError("prepare: DST must differ from SRC")
-    dst.mkdir(parents=True, exist_ok=True)
     videos, others = _plan(src, dst)
     if not videos:
         raise ConfigError(f"prepare: no video files ({', '.join(VIDEO_EXTENSIONS)}) under {src}")
+    settings = asdict(cfg)
+    _check_settings(dst, settings)
+    dst.mkdir(parents=True, exist_ok=True)
+    # settings first, so a re-run after an interruption cannot mix files of two settings
+    (dst / REPORT).write_text(json.dumps({"source": str(src), "settings": settings, "in_progress": True}, indent=2))
     for rel in others:
         _copy_metadata(src, dst, rel)
     done = [(s, d) for s, d in videos if all(p.is_file() for p in outputs(d))]
@@ -202,7 +225,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         counts[item["reason"]] = counts.get(item["reason"], 0) + 1
     report = {
         "source": str(src),
-        "settings": asdict(cfg),
+        "settings": settings,
         "videos": len(videos),
         "prepared": sum(1 for _, status, _ in results if status == "prepared"),
         "already_done": len(done),

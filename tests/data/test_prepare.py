@@ -49,8 +49,15 @@ def test_prepare_writes_timestamped_short_gop_copies_and_reports(source, tmp_pat
         packets = [p for p in container.demux(stream) if p.pts is not None]
         step = 1 / (25 * stream.time_base)  # ticks per output frame
         pts = sorted(p.pts / step for p in packets)
+        dts = [p.dts for p in packets]
         keyframes = sorted(p.pts / step for p in packets if p.is_keyframe)
         assert min(stream.codec_context.width, stream.codec_context.height) == 32 and stream.average_rate == 25
+    with av.open(str(out[0])) as container:  # B-frames nothing references: dropped under NONREF
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        referenced = sum(1 for _ in container.decode(stream))
+    assert all(a < b for a, b in zip(dts, dts[1:]))  # decode order: strictly increasing dts
+    assert referenced < 0.5 * len(pts)
     assert pts == list(range(len(pts))) and len(pts) == 75  # frame k at k / fps: strictly increasing, 3 s
     assert all(b - a <= 8 for a, b in zip(keyframes, keyframes[1:]))
     with wave.open(str(out[0].with_suffix(".wav"))) as w:
@@ -86,6 +93,11 @@ def test_rerun_skips_finished_files_and_redoes_partial_ones(source, tmp_path, ca
     assert report["prepared"] == 1 and report["already_done"] == 3
     assert first.is_file() and not first.with_name(first.stem + ".part.mp4").exists()
     assert "prepared 1, already done 3" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # other settings into the same DST: refused, nothing rewritten
+        main(args[:-2] + ["--bframes", "0", "--workers", "2"])
+    assert exit_info.value.code == 2
+    assert "prepared with other settings (bframes: 3 -> 0)" in capsys.readouterr().err
+    assert json.loads((dst / "prepare_report.json").read_text()) == report
 
 
 def test_bad_arguments(tmp_path):
@@ -96,3 +108,5 @@ def test_bad_arguments(tmp_path):
         prepare(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(ConfigError, match="--gop"):
         PrepareConfig(gop=0)
+    with pytest.raises(ConfigError, match="--bframes"):
+        PrepareConfig(bframes=-1)

@@ -12,8 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from avssl.data.dataset import AVClipDataset, EpochSampler, TimeoutNamingLoader, collate
-from avssl.data.decode import ClipDecoder, DecodeError, probe
+from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, probe
 from avssl.data.folder import VideoRecord
+from avssl.data.prepare import PrepareConfig, prepare_file
 from tests.data.media import index_frame, read_index, sequential_times, write_media
 
 KW = dict(clip_seconds=1.28, num_frames=4, short_side=32, sample_rate=16000)
@@ -119,31 +120,70 @@ def test_sample_rates_and_channels_become_the_configured_mono_rate(tmp_path):
 
 
 # ------------------------------------------------------------------ frame accuracy and A/V sync
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
-@pytest.mark.parametrize("kind", ["29.97fps", "vfr"])
-def test_random_windows_match_a_sequential_decode(tmp_path, kind, backend, monkeypatch):
-    """Long GOP (250) with B-frames; frame pixels spell their index. For random clip windows the
-    decoded frame at each time is the one a sequential decode shows at that time."""
+def index_coded(tmp_path, kind: str):
+    """Long GOP (250) with B-frames (or its ``avssl prepare`` copy); frame pixels spell their index."""
     n = 90
-    if kind == "29.97fps":
-        path = write_media(tmp_path / "ntsc.mp4", frames(n), fps=Fraction(30000, 1001), gop=250, bframes=3, audio=tone(3.1, 16000))
-    else:
+    if kind == "vfr":
         pts, t = [], Fraction(0)
         for i in range(n):
             pts.append(t)
             t += Fraction(1, 50) if i % 3 else Fraction(1, 12)  # irregular frame durations
-        path = write_media(tmp_path / "vfr.mp4", frames(n), pts=pts, gop=250, bframes=3, audio=tone(float(t) + 0.2, 16000))
-    if backend == "pyav":
-        monkeypatch.setattr(ClipDecoder, "_video_decord", lambda self, times: None)
+        return write_media(tmp_path / "vfr.mp4", frames(n), pts=pts, gop=250, bframes=3, audio=tone(float(t) + 0.2, 16000))
+    path = write_media(tmp_path / "ntsc.mp4", frames(n), fps=Fraction(30000, 1001), gop=250, bframes=3, audio=tone(3.1, 16000))
+    if kind == "prepared":  # 25 fps, GOP 16, non-reference B-frames
+        prepared = tmp_path / "prepared.mp4"
+        assert prepare_file(str(path), str(prepared), PrepareConfig(short_side=64, audio_rate=16000))[1] == "prepared"
+        return prepared
+    return path
+
+
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
+@pytest.mark.parametrize("kind", ["29.97fps", "vfr", "prepared"])
+def test_random_windows_match_a_sequential_decode(tmp_path, kind, backend):
+    """For random clip windows the decoded frame at each time is the one a sequential decode shows
+    at that time."""
+    path = index_coded(tmp_path, kind)
     reference = np.array(sequential_times(path))
     info = probe(str(path))
-    decoder = ClipDecoder(str(path), info, short_side=64, sample_rate=16000)
+    decoder = ClipDecoder(str(path), info, short_side=64, sample_rate=16000, backend=backend)
     starts = RNG.uniform(0, info.duration - 1.28, size=5)
     times = decoder.frame_times(starts, 1.28, 8)
     got = decoder.video(times)
-    for t, img in zip(times.reshape(-1), got.reshape(-1, *got.shape[-3:])):
-        expected = int(np.searchsorted(reference, t + 1e-4, side="right") - 1)
+    shown = np.searchsorted(reference, times.reshape(-1) + 1e-4, side="right") - 1
+    if kind == "prepared":  # prepared frame k shows the source frame displayed at its time
+        source = np.array(sequential_times(tmp_path / "ntsc.mp4"))
+        shown = np.searchsorted(source, reference[shown] + 1e-4, side="right") - 1
+    for t, img, expected in zip(times.reshape(-1), got.reshape(-1, *got.shape[-3:]), shown):
         assert read_index(img) == expected, (kind, backend, t)
+
+
+@pytest.mark.parametrize("kind", ["29.97fps", "prepared"])
+def test_pyav_skips_unshown_frames_without_changing_the_clip(tmp_path, kind):
+    """Dropping the unreferenced frames no clip shows leaves every decoded clip frame bit-equal;
+    on a prepared copy (non-reference B-frames) it decodes far fewer frames."""
+    path = str(index_coded(tmp_path, kind))
+    info = probe(path)
+    full = ClipDecoder(path, info, short_side=64, sample_rate=16000, backend="pyav")
+    full.skip_unshown = False
+    times = full.frame_times(np.array([0.3, 1.4]), 1.28, 8)
+    skipping = ClipDecoder(path, info, short_side=64, sample_rate=16000, backend="pyav")
+    np.testing.assert_array_equal(skipping.video(times), full.video(times))
+    assert skipping.decoded_frames < full.decoded_frames
+    if kind == "prepared":
+        assert skipping.decoded_frames <= 0.6 * full.decoded_frames, (skipping.decoded_frames, full.decoded_frames)
+
+
+def test_pyav_clips_far_apart_seek_instead_of_decoding_between(tmp_path):
+    """Two clips in different GOPs: the PyAV path seeks to the second clip's keyframe instead of
+    decoding every frame in between."""
+    path = write_media(tmp_path / "gop12.mp4", frames(200), gop=12, audio=tone(8.1, 16000))
+    reference = np.array(sequential_times(path))
+    decoder = ClipDecoder(str(path), probe(str(path)), short_side=64, sample_rate=16000, backend="pyav")
+    times = decoder.frame_times(np.array([6.0, 0.2]), 1.28, 8)
+    got = decoder.video(times)
+    expected = np.searchsorted(reference, times.reshape(-1) + 1e-4, side="right") - 1
+    assert [read_index(img) for img in got.reshape(-1, *got.shape[-3:])] == expected.tolist()
+    assert decoder.decoded_frames <= 2 * (32 + 12) + 8  # two windows of 32 frames + up to a GOP each (+ reorder)
 
 
 def test_flash_and_click_land_in_the_same_clip_position(tmp_path):
