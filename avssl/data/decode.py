@@ -9,7 +9,7 @@
   decoded with ``skip_frame=NONREF`` (the decoder drops them when nothing references them, e.g.
   the B-frames ``avssl prepare`` writes) and only the frames shown are converted to RGB at the
   target size. The container is shared with the audio reads (one open per sample). On this
-  project's CPU machine it decodes the loader benchmark's samples 1.5-1.8x faster than decord
+  project's CPU machine it decodes the loader benchmark's samples 1.5-1.7x faster than decord
   0.6.0 (``benchmarks/loader.py``).
 * Audio: PyAV seek to the window, decode only the packets covering it, mono down-mix,
   resample to the configured rate with ``torchaudio.functional.resample`` and pad/trim to exactly

@@ -23,6 +23,19 @@ def test_sample_layout(tiny_root):
     assert batch["num_failed"].item() == 0
 
 
+def test_video_backends_give_the_same_samples(tiny_root):
+    records = read_manifest(tiny_root / "manifest.csv")[:4]
+    decord_ds = AVClipDataset(records, train=True, **KW)
+    pyav_ds = AVClipDataset(records, train=True, video_backend="pyav", **KW)
+    for i in range(4):
+        a, b = decord_ds[(1, i)], pyav_ds[(1, i)]
+        assert a["video"].shape == b["video"].shape and b["video"].dtype == torch.uint8
+        assert (a["video"].float() - b["video"].float()).abs().mean() < 4  # YUV->RGB / resize rounding only
+        torch.testing.assert_close(a["audio"], b["audio"])
+    with pytest.raises(ValueError, match="video_backend"):
+        AVClipDataset(records, train=True, video_backend="opencv", **KW)
+
+
 def test_clip_starts_depend_on_seed_epoch_and_index_only(tiny_root):
     records = read_manifest(tiny_root / "manifest.csv")
     ds = AVClipDataset(records, train=True, **KW)
