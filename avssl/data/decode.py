@@ -253,10 +253,11 @@ class ClipDecoder:
         ``avssl prepare`` writes), and decodes them anyway otherwise."""
         container.seek(max(0, int(seconds / stream.time_base) - 1), stream=stream, backward=True, any_frame=False)
         ctx, tb = stream.codec_context, float(stream.time_base)
-        ahead: deque = deque()
+        ahead: deque = deque()  # packets read, not yet decoded
+        behind: deque = deque(maxlen=PACKET_LOOKAHEAD)  # pts of the packets decoded last
         packets = container.demux(stream)
         while True:
-            for packet in packets:  # look ahead PACKET_LOOKAHEAD packets for the next display time
+            for packet in packets:  # the next display time is within the reordering depth
                 ahead.append(packet)
                 if len(ahead) > PACKET_LOOKAHEAD:
                     break
@@ -265,10 +266,12 @@ class ClipDecoder:
             packet = ahead.popleft()
             shown = True
             if packet.pts is not None and packet.size:
-                t = float(packet.pts * tb)
-                later = [float(q.pts * tb) for q in ahead if q.pts is not None and q.pts > packet.pts]
-                i = np.searchsorted(wanted, t - 1e-4)
-                shown = bool(i < len(wanted)) and (not later or wanted[i] < min(later) - 1e-4)
+                nearby = [q.pts for q in ahead if q.pts is not None] + list(behind)
+                later = [pts for pts in nearby if pts > packet.pts]
+                i = np.searchsorted(wanted, float(packet.pts * tb) - 1e-4)
+                # shown iff some wanted time falls in [pts, next pts); unknown next pts: decode
+                shown = bool(i < len(wanted)) and (not later or wanted[i] < float(min(later) * tb) - 1e-4)
+                behind.append(packet.pts)
             ctx.skip_frame = "DEFAULT" if shown or not self.skip_unshown else "NONREF"
             for frame in packet.decode():
                 self.decoded_frames += 1
@@ -323,7 +326,7 @@ class ClipDecoder:
     def _audio_windows(self, starts: np.ndarray, n_samples: int, rate: int) -> tuple[list[np.ndarray], list[int]]:
         """``n_samples`` mono samples at the native rate from each start (zeros where the track has
         none), and for each the index one past the last sample the track covered. One container
-        open for all windows (opening an mp4 costs ~20 ms: it parses the index)."""
+        open for all windows, shared with the PyAV video path (an mp4 open costs ~10 ms)."""
         outs, covers = [], []
         container = self._open()
         try:
