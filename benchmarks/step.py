@@ -1,12 +1,12 @@
 """Benchmark: where a training step goes, for every method at the demo width.
 
     python benchmarks/step.py [--steps 10] [--methods simclr,mocov3,byol,simsiam,supervised]
-                              [--threads 2] [--device cpu]
+                              [--threads 2] [--device cpu] [--video-backend decord]
 
 For each method (``configs/<method>.yaml`` + the demo settings of ``benchmarks/methods.py``:
 width 16, batch 32 x 2 clips, 8 x 32 px video crops, 1.28 s at 16 kHz) it times, per batch:
 data loading (decode + collate in this process, ``num_workers=0``, i.e. the work a loader worker
-does), augmentation (``AVTransform.train_views``) and forward + backward + SGD step (+ the EMA
+does, with ``--video-backend``), augmentation (``AVTransform.train_views``) and forward + backward + SGD step (+ the EMA
 update of momentum methods). It prints the milliseconds, each part's share, the clips/s of the
 whole step and the throughput relative to SimCLR measured in the same run, and the parameter
 counts of every method at the demo width and at the paper's (ResNet-18, width 64).
@@ -53,8 +53,14 @@ def batches(loader):
         epoch += 1
 
 
-def time_method(method: str, steps: int, device: torch.device, tmp: Path) -> dict:
-    args = [f"--config=configs/{method}.yaml", f"--config={demo_config(method, tmp)}", "--trainer.logger=false", "--trainer.callbacks=[]"]
+def time_method(method: str, steps: int, device: torch.device, tmp: Path, backend: str = "decord") -> dict:
+    args = [
+        f"--config=configs/{method}.yaml",
+        f"--config={demo_config(method, tmp)}",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        f"--data.video_backend={backend}",
+    ]
     model, dm, _ = instantiate(args)
     dm.num_workers = 0
     dm.prepare_data()
@@ -116,16 +122,20 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(HEADS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--video-backend", default="decord", choices=["decord", "pyav"])
     parser.add_argument("--no-params", action="store_true", help="skip the parameter-count table")
     ns = parser.parse_args()
     torch.set_num_threads(ns.threads)
     device = torch.device(ns.device)
     methods = [m for m in ns.methods.split(",") if m]
     with tempfile.TemporaryDirectory() as tmp:
-        results = {m: time_method(m, ns.steps, device, Path(tmp)) for m in methods}
+        results = {m: time_method(m, ns.steps, device, Path(tmp), ns.video_backend) for m in methods}
         params = [] if ns.no_params else param_table(methods, Path(tmp))
     base = results.get("simclr", next(iter(results.values())))["clips_per_s"]
-    print(f"\ntraining step at the demo width on {device} ({ns.threads} threads), median of {ns.steps} steps, batch 32 x 2 clips")
+    print(
+        f"\ntraining step at the demo width on {device} ({ns.threads} threads), median of {ns.steps} steps,"
+        f" batch 32 x 2 clips, video backend {ns.video_backend}"
+    )
     print("| method | data ms | augment ms | fwd+bwd+step ms | shares data/aug/step | clips/s | vs SimCLR |")
     print("|---|---|---|---|---|---|---|")
     for method, r in results.items():
