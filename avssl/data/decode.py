@@ -250,12 +250,14 @@ class ClipDecoder:
         return out
 
     def _rgb(self, frame) -> np.ndarray:
-        """``frame`` resized to the output size as RGB, with this thread's cached swscale context
-        (``VideoFrame.to_ndarray(width=...)`` builds a new one per call: ~50x slower on small frames)."""
-        reformatter = getattr(_local, "reformatter", None)
-        if reformatter is None:
-            reformatter = _local.reformatter = VideoReformatter()
-        return reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24").to_ndarray()
+        """``frame`` resized to the output size as RGB through this thread's cached single-threaded
+        swscale context (``VideoFrame.to_ndarray(width=...)`` builds one per call: ~50x slower on
+        small frames). The cache is per process: a context inherited through ``fork`` (a
+        DataLoader worker) is never used, its thread state belongs to the parent."""
+        key = (os.getpid(), threading.get_ident())
+        if getattr(_local, "key", None) != key:
+            _local.key, _local.reformatter = key, VideoReformatter()
+        return _local.reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24", threads=1).to_ndarray()
 
     def _seek(self, container, stream, seconds: float, wanted: np.ndarray):
         """Frames from the keyframe before ``seconds`` on, in display order. Packets whose frame is

@@ -229,6 +229,26 @@ def test_dataset_pickles_and_works_with_spawned_workers(good):
     assert torch.equal(batch["video"][0], ds[(0, 0)]["video"])
 
 
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
+def test_forked_workers_decode_after_the_parent_did(good, backend):
+    """The parent decodes first (its decoder caches exist), then forked workers decode: nothing
+    inherited through fork may be used in the child (a cached swscale context deadlocked)."""
+    ds = AVClipDataset([rec(good)] * 4, train=True, video_backend=backend, **KW)
+    expected = ds[(0, 0)]["video"]
+    loader = DataLoader(
+        ds,
+        batch_size=2,
+        sampler=EpochSampler(4, shuffle=False),
+        num_workers=2,
+        collate_fn=collate,
+        multiprocessing_context="fork",
+        timeout=60,
+    )
+    batches = list(loader)
+    assert sum(b["video"].shape[0] for b in batches) == 4
+    assert torch.equal(batches[0]["video"][0], expected)
+
+
 def test_audio_windows_equal_a_sequential_decode(tmp_path):
     """Seek + pre-roll gives the same samples as decoding the AAC track from the start."""
     import av
