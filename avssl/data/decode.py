@@ -162,6 +162,11 @@ class ClipDecoder:
                 self._container = av.open(self.path)
             except (av.FFmpegError, OSError) as e:
                 raise DecodeError(self.path, "corrupt", str(e)) from e
+            # No FFmpeg decoder threads: parallelism comes from the loader's worker processes, and
+            # a decoder left to the garbage collector in a forked child would wait forever on
+            # threads that exist only in its parent.
+            for stream in self._container.streams:
+                stream.codec_context.thread_count = 1
         return self._container
 
     def video(self, times: np.ndarray) -> np.ndarray:

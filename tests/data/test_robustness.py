@@ -242,7 +242,7 @@ def test_forked_workers_decode_after_the_parent_did(good, backend):
         num_workers=2,
         collate_fn=collate,
         multiprocessing_context="fork",
-        timeout=60,
+        timeout=30,
     )
     batches = list(loader)
     assert sum(b["video"].shape[0] for b in batches) == 4
