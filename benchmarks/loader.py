@@ -16,8 +16,9 @@ Variants, per sample:
            the window, in a tight loop with no conversion, no resize;
   naive    decode the whole file with PyAV (every frame to RGB, all audio), then pick frames.
 
-Each variant runs on every file set, interleaved, ``--repeats`` rounds; medians are printed with
-the ratios (targets of the data issue: avssl >= 50 % of the limit's speed, >= 2.5x naive;
+Every variant decodes on one thread, as a DataLoader worker does (PyAV's default would give the
+baselines slice threads while decord runs with ``num_threads=1``). Each variant runs on every file
+set, interleaved, ``--repeats`` rounds; medians are printed with the ratios (targets of the data issue: avssl >= 50 % of the limit's speed, >= 2.5x naive;
 prepared >= 3x raw GOP 250 through avssl). The limit decodes each clip separately and every
 frame; the pyav backend can beat it (one pass for nearby clips, dropped frames). Then a memory
 soak per backend: ``--soak`` samples of the prepared set through a DataLoader with 2 workers,
@@ -76,9 +77,16 @@ def write_video(path: Path, gop: int, seed: int) -> None:
             container.mux(packet)
 
 
+def one_thread(container) -> None:
+    """Decode on one thread, as avssl's decoders do (parallelism comes from loader workers)."""
+    for stream in container.streams:
+        stream.codec_context.thread_count = 1
+
+
 def limit_decode(path: str, starts: np.ndarray, clip: float) -> None:
     sidecar = sidecar_path(path)
     with av.open(path) as container:
+        one_thread(container)
         vs = container.streams.video[0]
         aus = container.streams.audio[0] if container.streams.audio else None
         for start in starts:
@@ -101,6 +109,7 @@ def limit_decode(path: str, starts: np.ndarray, clip: float) -> None:
 def naive_decode(path: str, starts: np.ndarray, clip: float) -> None:
     frames, audio = [], []
     with av.open(path) as container:
+        one_thread(container)
         for f in container.decode(video=0, audio=0):  # one pass over both streams
             if isinstance(f, av.VideoFrame):
                 frames.append((float(f.pts * f.time_base), f.to_ndarray(format="rgb24")))
