@@ -8,9 +8,10 @@
   again only when a keyframe lies nearer the next clip; packets whose frame no clip shows are
   decoded with ``skip_frame=NONREF`` (the decoder drops them when nothing references them, e.g.
   the B-frames ``avssl prepare`` writes) and only the frames shown are converted to RGB at the
-  target size. The container is shared with the audio reads (one open per sample). On this
-  project's CPU machine it decodes the loader benchmark's samples 1.5-1.7x faster than decord
-  0.6.0 (``benchmarks/loader.py``).
+  target size. The container is shared with the audio reads (one open per sample). Both
+  backends decode on one thread (loader workers provide the parallelism). On one thread it is on
+  par with decord 0.6.0 on raw files and faster on prepared copies and small files
+  (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in the README).
 * Audio: PyAV seek to the window, decode only the packets covering it, mono down-mix,
   resample to the configured rate with ``torchaudio.functional.resample`` and pad/trim to exactly
   ``round(clip_seconds * rate)`` samples. (decord's ``AudioReader`` decodes the whole track on
