@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from methods import HEADS, demo_config  # noqa: E402
 
 from avssl.cli import instantiate  # noqa: E402
+from avssl.data.decode import VIDEO_BACKENDS  # noqa: E402
 
 
 def quiet(*args, **kwargs) -> None:
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(HEADS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--video-backend", default="decord", choices=["decord", "pyav"])
+    parser.add_argument("--video-backend", default=VIDEO_BACKENDS[0], choices=VIDEO_BACKENDS)
     parser.add_argument("--no-params", action="store_true", help="skip the parameter-count table")
     ns = parser.parse_args()
     torch.set_num_threads(ns.threads)

@@ -166,7 +166,7 @@ class ClipDecoder:
             # No FFmpeg decoder threads: parallelism comes from the loader's worker processes, and
             # a decoder left to the garbage collector in a forked child would wait forever on
             # threads that exist only in its parent.
-            for stream in self._container.streams:
+            for stream in (*self._container.streams.video, *self._container.streams.audio):
                 stream.codec_context.thread_count = 1
         return self._container
 
@@ -224,7 +224,7 @@ class ClipDecoder:
                 target = float(flat[order[k]])
                 if need_seek or (last is not None and k != seek_k and key_between(last_t, target)):
                     seek_to, seek_k, need_seek = max(0.0, target - key_delay), k, False
-                    frames, last, last_t = self._seek(container, stream, seek_to, wanted), None, -math.inf
+                    frames, last, last_t = self._decode_from(container, stream, seek_to, wanted), None, -math.inf
                 converted = None
                 for frame in frames:
                     t = float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)
@@ -232,7 +232,7 @@ class ClipDecoder:
                         key_delay = max(key_delay, float((frame.pts - frame.dts) * tb))
                     if last is None and t > target + 1e-4 and seek_to > 0:  # landed after the target
                         seek_to = max(0.0, seek_to - 1.0)
-                        frames = self._seek(container, stream, seek_to, wanted)
+                        frames = self._decode_from(container, stream, seek_to, wanted)
                         break
                     while k < len(order) and last is not None and flat[order[k]] + 1e-4 < t:
                         if converted is None:
@@ -245,7 +245,7 @@ class ClipDecoder:
                 else:  # end of stream: times past the last frame repeat it
                     if last is None and seek_to > 0:  # the seek landed past the last frame
                         seek_to = max(0.0, seek_to - 1.0)
-                        frames = self._seek(container, stream, seek_to, wanted)
+                        frames = self._decode_from(container, stream, seek_to, wanted)
                         continue
                     if last is None:
                         raise DecodeError(self.path, "no_frames")
@@ -265,7 +265,7 @@ class ClipDecoder:
             _local.key, _local.reformatter = key, VideoReformatter()
         return _local.reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24", threads=1).to_ndarray()
 
-    def _seek(self, container, stream, seconds: float, wanted: np.ndarray):
+    def _decode_from(self, container, stream, seconds: float, wanted: np.ndarray):
         """Frames from the keyframe before ``seconds`` on, in display order. Packets whose frame is
         shown at none of the sorted times ``wanted`` are decoded with ``skip_frame=NONREF``: the
         decoder drops them when no other frame references them (non-reference B-frames, as
