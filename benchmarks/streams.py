@@ -1,18 +1,22 @@
 """Benchmark: how much class signal does each stream of the demo data carry on its own?
 
     python benchmarks/streams.py [--epochs 30] [--seed 0] [--config configs/demo.yaml ...] [--augment]
+                                 [--optimizer adam|sgd] [--lr 1e-3] [-- CLI overrides]
 
 The demo's self-supervised encoders read the class almost only from the audio (README "The
 demo"). This checks the input side of that: with the demo's data settings (``configs/simclr.yaml``
 + ``--config``: synthetic dataset, 8 frames of 32-px crops, 16 kHz log-mel) it decodes every
 training video once into ``eval_clips`` deterministic views, then trains each stream's encoder
 alone (the demo width, from scratch) with a linear classifier and cross-entropy, no
-augmentation, Adam (lr 1e-3, batch 64), and reports test top-1 (mean softmax over the test
+augmentation, Adam (lr 1e-3, batch 64; ``--optimizer sgd``: SGD with momentum 0.9, as pre-training
+uses, at ``--lr``), and reports test top-1 (mean softmax over the test
 video's views) next to chance. A stream well above chance here carries learnable class signal,
 whatever the self-supervised loss then makes of it. ``--augment`` trains instead on the
 pre-training views: every epoch decodes new clip pairs and applies ``AVTransform.train_views``
 (crops, flips and the config's temporal augmentations, e.g. the demo's RE alpha 0.75 on both
-streams), which shows how much of each stream's signal those augmentations leave.
+streams), which shows how much of each stream's signal those augmentations leave. Arguments after
+``--`` go to the config parser as ``avssl fit`` would take them, e.g.
+``-- --data.augment.crop_scale=[1.0,1.0] --data.augment.flip_p=0``.
 """
 
 from __future__ import annotations
@@ -73,10 +77,13 @@ def augmented_batches(data, key: str, seed: int):
     return epoch
 
 
-def train_stream(encoder: nn.Module, batches, classes: int, epochs: int) -> nn.Module:
+def train_stream(encoder: nn.Module, batches, classes: int, epochs: int, optimizer: str = "adam", lr: float = 1e-3) -> nn.Module:
     """Encoder + linear classifier trained with cross-entropy on ``batches(epoch)``."""
     model = nn.Sequential(encoder, nn.Linear(encoder.out_dim, classes))
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if optimizer == "sgd":
+        optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    else:
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for e in range(epochs):
         for clips, labels in batches(e):
@@ -104,12 +111,16 @@ def main() -> None:
         help="config files composed after configs/simclr.yaml, in order (default: configs/demo.yaml), e.g. "
         "--config configs/demo.yaml --config configs/paper/table3/control.yaml",
     )
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--augment", action="store_true", help="train on augmented pre-training views (new clips every epoch)")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, overrides = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     torch.manual_seed(args.seed)
     configs = ["configs/simclr.yaml", *(args.config or ["configs/demo.yaml"])]
-    model, data, _ = instantiate([arg for config in configs for arg in ("--config", str(ROOT / config))])
-    print("configs:", " + ".join(configs))
+    model, data, _ = instantiate([*(arg for config in configs for arg in ("--config", str(ROOT / config))), *overrides])
+    print("configs:", " + ".join(configs), *overrides)
     data.prepare_data()
     classes = data.num_classes
     start = time.perf_counter()
@@ -120,7 +131,9 @@ def main() -> None:
     )
     hp = model.hparams
     training = "augmented pre-training views" if args.augment else "fixed evaluation views"
-    print(f"| stream | test top-1 % (supervised on {training}, {args.epochs} epochs) | chance % | train seconds |")
+    print(
+        f"| stream | test top-1 % (supervised on {training}, {args.optimizer} lr {args.lr:g}, {args.epochs} epochs) | chance % | train seconds |"
+    )
     print("|---|---|---|---|")
     for stream, key in INPUT.items():
         start = time.perf_counter()
@@ -129,7 +142,7 @@ def main() -> None:
             batches = augmented_batches(data, key, args.seed)
         else:
             batches = fixed_batches(train_x[key], train_y, args.seed)
-        trained = train_stream(getattr(backbone, stream), batches, classes, args.epochs)
+        trained = train_stream(getattr(backbone, stream), batches, classes, args.epochs, args.optimizer, args.lr)
         acc = top1(trained, test_x[key], test_y)
         print(f"| {stream} | {acc:.1f} | {100 / classes:.1f} | {time.perf_counter() - start:.0f} |", flush=True)
 
