@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,8 +201,11 @@ def fit_args(root, ckpt_dir, log_dir, epochs):
     ]
 
 
-def run_avssl(args, **kwargs):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run_avssl(args, tmp: Path, **kwargs):
+    # TMPDIR inside the test's directory: a SIGKILLed run cannot remove its datasets' temporary
+    # in-flight directories, which would otherwise pile up in the system's /tmp.
+    (tmp / "tmp").mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp / "tmp")}
     return subprocess.Popen(
         [sys.executable, "-m", "avssl", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs
     )
@@ -211,8 +215,8 @@ def test_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(tiny_root,
     """SIGKILL after the first end-of-epoch checkpoint, resume with --ckpt_path last: weights,
     optimiser and scheduler state, MoCo queue and momentum target equal the uninterrupted run's."""
     epochs = 4
-    straight = run_avssl(fit_args(tiny_root, tmp_path / "a", tmp_path / "logs_a", epochs))
-    killed = run_avssl(fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs))
+    straight = run_avssl(fit_args(tiny_root, tmp_path / "a", tmp_path / "logs_a", epochs), tmp_path)
+    killed = run_avssl(fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs), tmp_path)
     deadline = time.time() + 300
     while not (tmp_path / "b" / "last.ckpt").exists():
         assert killed.poll() is None and time.time() < deadline, killed.stderr.read()[-2000:] if killed.poll() is not None else "timeout"
@@ -220,7 +224,7 @@ def test_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(tiny_root,
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     interrupted_at = torch.load(tmp_path / "b" / "last.ckpt", weights_only=True)["epoch"]
-    resumed = run_avssl([*fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs), "--ckpt_path=last"])
+    resumed = run_avssl([*fit_args(tiny_root, tmp_path / "b", tmp_path / "logs_b", epochs), "--ckpt_path=last"], tmp_path)
     for proc in (straight, resumed):
         assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     a = torch.load(tmp_path / "a" / "last.ckpt", weights_only=True)
