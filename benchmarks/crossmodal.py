@@ -31,9 +31,11 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from streams import demo_setup  # noqa: E402
 
 from avssl import methods  # noqa: E402
-from avssl.cli import instantiate  # noqa: E402
 from avssl.methods.base import SSLMethod  # noqa: E402
 
 PHASES = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -79,8 +81,7 @@ def main() -> None:
     parser.add_argument("--ckpt", required=True, type=Path, help="a checkpoint trained with a cross-modal weight > 0")
     parser.add_argument("--config", action="append", help="data configs composed after configs/simclr.yaml (default: configs/demo.yaml)")
     args = parser.parse_args()
-    configs = ["configs/simclr.yaml", *(args.config or ["configs/demo.yaml"])]
-    _, data, _ = instantiate([arg for config in configs for arg in ("--config", str(ROOT / config))])
+    _, data = demo_setup(args.config)
     checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
     model_class = getattr(methods, hparams["_class_path"].rpartition(".")[2], None)  # avssl.methods.<Name> only
@@ -92,7 +93,7 @@ def main() -> None:
     if model.cross_modal is None:
         sys.exit(f"{args.ckpt}: trained without the cross-modal term (model.init_args.cross_modal_weight = 0)")
     data.prepare_data()
-    print(f"{args.ckpt} ({type(model).__name__}), data: {' + '.join(configs)}")
+    print(f"{args.ckpt} ({type(model).__name__})")
     print(
         "| split | clips | own-clip mean rank (random) | own clip best % (random) | other video's best: same class % (chance) | same phase % (chance) |"
     )

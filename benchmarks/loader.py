@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from avssl.data.dataset import AVClipDataset, EpochSampler, collate  # noqa: E402
-from avssl.data.decode import VIDEO_BACKENDS, sidecar_path  # noqa: E402
+from avssl.data.decode import VIDEO_BACKENDS, sidecar_path, single_threaded  # noqa: E402
 from avssl.data.folder import VideoRecord  # noqa: E402
 from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
 
@@ -77,16 +77,10 @@ def write_video(path: Path, gop: int, seed: int) -> None:
             container.mux(packet)
 
 
-def one_thread(container) -> None:
-    """Decode on one thread, as avssl's decoders do (parallelism comes from loader workers)."""
-    for stream in container.streams:
-        stream.codec_context.thread_count = 1
-
-
 def limit_decode(path: str, starts: np.ndarray, clip: float) -> None:
     sidecar = sidecar_path(path)
     with av.open(path) as container:
-        one_thread(container)
+        single_threaded(container)  # as avssl's decoders do
         vs = container.streams.video[0]
         aus = container.streams.audio[0] if container.streams.audio else None
         for start in starts:
@@ -109,7 +103,7 @@ def limit_decode(path: str, starts: np.ndarray, clip: float) -> None:
 def naive_decode(path: str, starts: np.ndarray, clip: float) -> None:
     frames, audio = [], []
     with av.open(path) as container:
-        one_thread(container)
+        single_threaded(container)  # as avssl's decoders do
         for f in container.decode(video=0, audio=0):  # one pass over both streams
             if isinstance(f, av.VideoFrame):
                 frames.append((float(f.pts * f.time_base), f.to_ndarray(format="rgb24")))

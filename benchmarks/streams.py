@@ -39,6 +39,15 @@ from avssl.models.backbone import TwoStreamBackbone  # noqa: E402
 INPUT = {"video": "video", "audio": "spec"}
 
 
+def demo_setup(configs: list[str] | None, overrides: list[str] = ()):
+    """``(model, datamodule)`` of ``configs/simclr.yaml`` + ``configs`` (default: the demo's) + CLI
+    overrides, without running anything; prints what it composed."""
+    configs = ["configs/simclr.yaml", *(configs or ["configs/demo.yaml"])]
+    model, data, _ = instantiate([*(arg for config in configs for arg in ("--config", str(ROOT / config))), *overrides])
+    print("configs:", " + ".join(configs), *overrides)
+    return model, data
+
+
 def views(data, split: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Deterministic evaluation views of a split: ``{video, spec}`` ``[B, N, ...]`` and labels."""
     loader = data.loader(data.dataset(split, train=False), shuffle=False)
@@ -118,9 +127,7 @@ def main() -> None:
     cut = argv.index("--") if "--" in argv else len(argv)
     args, overrides = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     torch.manual_seed(args.seed)
-    configs = ["configs/simclr.yaml", *(args.config or ["configs/demo.yaml"])]
-    model, data, _ = instantiate([*(arg for config in configs for arg in ("--config", str(ROOT / config))), *overrides])
-    print("configs:", " + ".join(configs), *overrides)
+    model, data = demo_setup(args.config, overrides)
     data.prepare_data()
     classes = data.num_classes
     start = time.perf_counter()

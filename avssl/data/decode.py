@@ -122,6 +122,14 @@ def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int,
     return max(2, 2 * round(height * scale / 2)), max(2, 2 * round(width * scale / 2))
 
 
+def single_threaded(container) -> None:
+    """Decode the video and audio streams of a PyAV ``container`` on one thread. Parallelism comes
+    from the loader's worker processes, and a decoder left to the garbage collector in a forked
+    child would wait forever on FFmpeg threads that exist only in its parent."""
+    for stream in (*container.streams.video, *container.streams.audio):
+        stream.codec_context.thread_count = 1
+
+
 class ClipDecoder:
     """Decodes clip windows of one file. Create it inside the worker that uses it."""
 
@@ -163,11 +171,7 @@ class ClipDecoder:
                 self._container = av.open(self.path)
             except (av.FFmpegError, OSError) as e:
                 raise DecodeError(self.path, "corrupt", str(e)) from e
-            # No FFmpeg decoder threads: parallelism comes from the loader's worker processes, and
-            # a decoder left to the garbage collector in a forked child would wait forever on
-            # threads that exist only in its parent.
-            for stream in (*self._container.streams.video, *self._container.streams.audio):
-                stream.codec_context.thread_count = 1
+            single_threaded(self._container)
         return self._container
 
     def video(self, times: np.ndarray) -> np.ndarray:
