@@ -240,23 +240,35 @@ def test_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(tiny_root,
     assert summary["resumed_from"] and summary["resumed_from"].endswith("last.ckpt")
 
 
-def test_augmentation_randomness_depends_on_seed_step_and_rank_only(tiny_root):
+def test_augmentation_randomness_depends_on_seed_batch_number_and_rank_only(tiny_root):
     from types import SimpleNamespace
 
+    from avssl.augment.pipeline import AugmentConfig
     from avssl.data.datamodule import AVDataModule
     from tests.conftest import TINY
 
-    dm = AVDataModule(synthetic=TINY, synthetic_root=str(tiny_root), batch_size=2, num_workers=0, short_side=40, sample_rate=16000)
+    dm = AVDataModule(
+        synthetic=TINY,
+        synthetic_root=str(tiny_root),
+        batch_size=2,
+        num_workers=0,
+        short_side=40,
+        sample_rate=16000,
+        augment=AugmentConfig(crop_size=32),
+    )
     batch = next(iter(dm.train_dataloader()))
 
-    def views(step, rank, seed=0):
+    def views(batch_number, rank, seed=0, step=3):
         dm.seed = seed
-        dm.trainer = SimpleNamespace(training=True, global_step=step, global_rank=rank)
+        progress = SimpleNamespace(total=SimpleNamespace(ready=batch_number))
+        loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+        dm.trainer = SimpleNamespace(training=True, global_step=step, global_rank=rank, fit_loop=loop)
         return dm.on_after_batch_transfer(dict(batch), 0)["video"]
 
-    assert torch.equal(views(5, 0), views(5, 0))  # a resumed run at step 5 redraws the same views
+    assert torch.equal(views(5, 0), views(5, 0, step=7))  # a resumed run at batch 5 redraws the same views
     assert not torch.equal(views(5, 0), views(5, 1))  # ranks differ
-    assert not torch.equal(views(5, 0), views(6, 0)) and not torch.equal(views(5, 0), views(5, 0, seed=1))
+    assert not torch.equal(views(5, 0), views(6, 0))  # micro-batches of one accumulated step (same global step) differ
+    assert not torch.equal(views(5, 0), views(5, 0, seed=1))
 
 
 @pytest.mark.parametrize(

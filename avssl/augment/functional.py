@@ -30,15 +30,13 @@ def resample_indices(length: int, strength: torch.Tensor) -> torch.Tensor:
     return src.clamp_(0, length - 1).long()
 
 
-def gather_time(x: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
-    """``out[m, ..., j, ...] = x[m, ..., index[m, j], ...]`` along time dimension ``dim``."""
-    shape = [1] * x.dim()
-    shape[0], shape[dim] = index.shape[0], index.shape[1]
-    expanded = index.view(shape).expand(*[s if i == dim else x.shape[i] for i, s in enumerate(x.shape)])
-    return torch.gather(x, dim, expanded)
-
-
-def crop_flip_resize(frames: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def crop_flip_resize(
+    frames: torch.Tensor,
+    boxes: torch.Tensor,
+    flip: torch.Tensor,
+    size: tuple[int, int],
+    extent: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Crop a box per clip (same box on every frame), flip it horizontally where ``flip``, resize.
 
     Args:
@@ -47,37 +45,52 @@ def crop_flip_resize(frames: torch.Tensor, boxes: torch.Tensor, flip: torch.Tens
         boxes: ``[M, 4]`` as ``(x0, y0, width, height)`` in pixels of the input frame.
         flip: bool ``[M]``.
         size: output ``(h, w)``.
+        extent: ``[M, 2]`` valid ``(height, width)`` of each clip's frames when the batch is
+            padded to a common size (see :func:`avssl.data.dataset.collate`); ``None``: the whole
+            frame is valid. Sampling positions are clamped to the valid pixel centres, so the
+            padding never enters a view.
 
-    Returns ``[M, T, C, h, w]``. Bilinear sampling of pixel centres (``grid_sample``,
+    Returns ``[M, T, C, h, w]``. Bilinear sampling at the output pixel centres (``grid_sample``,
     ``align_corners=False``): a box of the output's size on integer pixel offsets reproduces the
     input pixels exactly.
     """
     m, t, c, h_in, w_in = frames.shape
-    x0, y0, bw, bh = boxes.to(frames.dtype).unbind(1)
-    sx, sy = bw / w_in, bh / h_in  # half-extent of the box in normalised [-1, 1] coordinates
-    cx = (2 * x0 + bw) / w_in - 1
-    cy = (2 * y0 + bh) / h_in - 1
-    sign = 1.0 - 2.0 * flip.to(frames.dtype)
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx * sign, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)  # [M, 2, 3]
-    grid = F.affine_grid(theta, [m, c, size[0], size[1]], align_corners=False)  # [M, h, w, 2]
-    grid = grid.repeat_interleave(t, dim=0)  # one grid per frame: [M * T, h, w, 2]
+    h_out, w_out = size
+    dtype, device = frames.dtype, frames.device
+    x0, y0, bw, bh = boxes.to(device=device, dtype=dtype).unbind(1)
+    if extent is None:
+        valid_h, valid_w = torch.full_like(x0, h_in), torch.full_like(x0, w_in)
+    else:
+        valid_h, valid_w = extent.to(device=device, dtype=dtype).unbind(1)
+    u = (torch.arange(w_out, device=device, dtype=dtype) + 0.5) / w_out  # output pixel centres, [0, 1]
+    v = (torch.arange(h_out, device=device, dtype=dtype) + 0.5) / h_out
+    u = torch.where(flip[:, None], 1 - u, u)  # [M, w]
+    x = torch.minimum((x0[:, None] + bw[:, None] * u).clamp(min=0.5), valid_w[:, None] - 0.5)  # pixels
+    y = torch.minimum((y0[:, None] + bh[:, None] * v).clamp(min=0.5), valid_h[:, None] - 0.5)  # [M, h]
+    gx = (2 * x / w_in - 1)[:, None, :].expand(m, h_out, w_out)
+    gy = (2 * y / h_in - 1)[:, :, None].expand(m, h_out, w_out)
+    grid = torch.stack([gx, gy], dim=-1).repeat_interleave(t, dim=0)  # one grid per frame: [M * T, h, w, 2]
     out = F.grid_sample(frames.reshape(m * t, c, h_in, w_in), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.view(m, t, c, size[0], size[1])
+    return out.view(m, t, c, h_out, w_out)
 
 
-def centre_boxes(
-    m: int, height: int, width: int, size: tuple[int, int], positions: torch.Tensor | None = None, device=None
-) -> torch.Tensor:
-    """Boxes ``[M, 4]`` of the largest ``size``-aspect crop, centred (or at ``positions`` in [0, 1]
-    along the long side: 0 = left/top, 0.5 = centre, 1 = right/bottom)."""
+def view_boxes(extent: torch.Tensor, size: tuple[int, int], positions: torch.Tensor) -> torch.Tensor:
+    """Boxes ``[M, 4]`` of the largest ``size``-aspect crop of each frame (``extent`` ``[M, 2]``
+    valid height and width), placed at ``positions`` ``[M]`` in [0, 1] along the frame's long side
+    (0 = left / top, 0.5 = centre, 1 = right / bottom), on whole pixels.
+
+    With a square ``size`` this is the test protocol's crop: a square of the short side, so the
+    crops at 0, 0.5 and 1 differ on any non-square frame and together span a long side of up to
+    three short sides (4:3, 16:9, 21:9; the full height of a portrait frame)."""
+    extent = extent.float()
+    height, width = extent.unbind(1)
     aspect = size[1] / size[0]
-    bw = min(width, height * aspect)
+    bw = torch.minimum(width, height * aspect)
     bh = bw / aspect
-    pos = torch.full((m,), 0.5, device=device) if positions is None else positions.to(device)
-    x0 = (width - bw) * pos
-    y0 = (height - bh) * pos
-    return torch.stack([x0, y0, torch.full_like(x0, bw), torch.full_like(x0, bh)], 1)
+    pos = positions.to(extent.device, torch.float32)
+    x0 = torch.floor((width - bw) * pos + 0.5)
+    y0 = torch.floor((height - bh) * pos + 0.5)
+    return torch.stack([x0, y0, bw, bh], 1)
 
 
 def normalise_(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], scale: float = 1.0) -> torch.Tensor:

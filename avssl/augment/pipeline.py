@@ -1,18 +1,24 @@
-"""Composition of the augmentations into the views the models see (SPEC 2).
+"""Composition of the augmentations into the views the models see.
 
-:class:`AVTransform` turns a decoded batch (uint8 video ``[B, N, T, H, W, 3]``, waveforms
-``[B, N, S]``, see :mod:`avssl.data.dataset`) into model inputs on the batch's device:
+:class:`AVTransform` turns a decoded batch (uint8 video ``[B, N, T, H, W, 3]`` padded to the
+batch's largest frame with each video's valid ``extent``, waveforms ``[B, N, S]``; see
+:mod:`avssl.data.dataset`) into model inputs on the batch's device:
 
 * ``video``: float ``[B, N, 3, T, h, w]``, normalised;
 * ``spec``: float ``[B, N, 1, n_mels, frames]`` log-mel spectrograms.
 
-Training views: per clip, a random resized crop + horizontal flip (one box for all frames of a
-clip, independent between clips), colour jitter / grayscale / blur, the ordered temporal
-augmentations on the chosen streams (composed into one plan per stream and applied once) and
-normalisation; audio: pitch shift and coloured noise, each before or after the temporal
-augmentations (Table 1), then log-mel. (RE moves frames in time and the crop is the same on every frame,
-so the two commute.) Evaluation views:
-a centred crop (or one at a given position along the long side), no random augmentation.
+Training views: per clip, a random resized crop of the whole frame + horizontal flip (one box for
+all frames of a clip, independent between clips), colour jitter / grayscale / blur, the ordered
+temporal augmentations on the chosen streams (composed into one plan per stream and applied
+once) and normalisation; audio: pitch shift and coloured noise, each before or after the temporal
+augmentations (Table 1), then log-mel. (RE moves frames in time and the crop is the same on
+every frame, so the two commute.) Drawing the random parameters (:meth:`AVTransform.sample`) and
+applying them (:meth:`AVTransform.apply`) are separate, so a test can replay parameters.
+
+Evaluation views: square crops of each frame's short side at fixed positions along its long side
+(left / centre / right, or top / centre / bottom for portrait video), no random augmentation.
+Crop boxes always lie inside a frame's valid extent, so the padding that lets frames of different
+aspect ratios share a batch never enters a view and nothing is stretched to a common shape.
 
 All randomness comes from the ``torch.Generator`` passed in; nothing loops over samples. On
 CPU the video is processed in chunks of ``chunk_size`` clips since full-batch float
@@ -30,9 +36,9 @@ import torch
 from torch import nn
 
 from avssl.augment.audio import AudioAugConfig, AudioAugment, LogMel, SpectrogramConfig
-from avssl.augment.functional import centre_boxes, crop_flip_resize, normalise_, select_frames
+from avssl.augment.functional import crop_flip_resize, normalise_, select_frames, view_boxes
 from avssl.augment.temporal import TemporalAug, TimePlan
-from avssl.augment.video import ColorConfig, color_augment, sample_flip, sample_resized_crop
+from avssl.augment.video import ColorConfig, color_augment, sample_resized_crop
 from avssl.errors import ConfigError
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -89,6 +95,30 @@ class AugmentConfig:
             raise ConfigError(f"augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
 
 
+@dataclass
+class ViewParams:
+    """The random parameters of one batch's training views (``M = B * N`` clips), drawn by
+    :meth:`AVTransform.sample` and applied by :meth:`AVTransform.apply`.
+
+    Attributes:
+        boxes: ``[M, 4]`` crop boxes ``(x0, y0, w, h)`` in pixels, inside each frame's extent.
+        flip: ``[M]`` horizontal flips.
+        color: colour jitter / grayscale / blur parameters (``None`` when every op is off).
+        audio: pitch-shift and coloured-noise parameters (:meth:`AudioAugment.sample`).
+        temporal: per configured temporal augmentation, its parameters for each stream
+            (``{"audio": ..., "video": ...}``; the same dict for both when aligned).
+        noise_seed: seeds the fills drawn while applying (TM noise, coloured noise), so
+            :meth:`AVTransform.apply` is a deterministic function of the batch and the parameters.
+    """
+
+    boxes: torch.Tensor
+    flip: torch.Tensor
+    color: dict[str, torch.Tensor] | None
+    audio: dict[str, torch.Tensor]
+    temporal: list[dict[str, dict[str, torch.Tensor]]]
+    noise_seed: int
+
+
 class AVTransform(nn.Module):
     """Decoded batch -> model inputs (training or evaluation views), on the batch's device."""
 
@@ -98,82 +128,107 @@ class AVTransform(nn.Module):
         self.logmel = LogMel(sample_rate, spectrogram, chunk_size=augment.chunk_size)
         self.audio_aug = AudioAugment(sample_rate, augment.audio)
 
-    def domain_only(self) -> AVTransform:
-        """This transform without the temporal augmentations (the linear probe's training views:
-        the paper trains the classifier with domain-specific augmentations only). Shares the
-        log-mel and audio modules."""
+    def probe_views(self) -> AVTransform:
+        """The linear probe's training views (paper section 3.4): the domain-specific augmentations
+        only (no temporal ones), with the crops resized to the test crop size, so the classifier
+        trains on inputs of the resolution it is tested on. Shares the log-mel and audio modules."""
         other = copy.copy(self)
-        other.cfg = dataclasses.replace(self.cfg, temporal=[])
+        other.cfg = dataclasses.replace(self.cfg, temporal=[], crop_size=self.eval_crop_size)
         return other
 
-    # ------------------------------------------------------------------ public
+    @property
+    def eval_crop_size(self) -> int:
+        return self.cfg.eval_crop_size or self.cfg.crop_size
+
+    # ------------------------------------------------------------------ training views
     def train_views(self, batch: dict, generator: torch.Generator, keep_wave: bool = False) -> dict:
-        """Randomly augmented views; returns a new dict with ``video`` and ``spec`` replaced
-        (and the augmented waveforms as ``wave`` ``[B, N, S]`` when ``keep_wave``, for previews)."""
+        """Randomly augmented views: :meth:`apply` of parameters drawn by :meth:`sample`."""
+        return self.apply(batch, self.sample(batch, generator), keep_wave=keep_wave)
+
+    def sample(self, batch: dict, generator: torch.Generator) -> ViewParams:
+        """Draw every random parameter of the batch's training views from ``generator`` (device
+        draws) and a host generator derived from its seed (pitch steps and the fill seed: host
+        values that pick code paths, drawn without a device sync)."""
+        video = batch["video"]
+        b, n = video.shape[:2]
+        m, device, cfg = b * n, video.device, self.cfg
+        extent = clip_extent(batch)
+        boxes = sample_resized_crop(extent, cfg.crop_scale, cfg.crop_ratio, generator)
+        flip = torch.rand(m, generator=generator, device=device) < cfg.flip_p
+        color = cfg.color.sample(m, generator, device)  # drawn either way: one stream of randomness
+        host = torch.Generator().manual_seed(generator.initial_seed() ^ 0x5DEECE66D)
+        audio = self.audio_aug.sample(m, generator, host, device)
+        temporal = []
+        for aug in cfg.temporal:
+            audio_params = aug.sample_params(m, generator, device)
+            video_params = aug.sample_params(m, generator, device)  # drawn either way: one stream of randomness
+            temporal.append({"audio": audio_params, "video": audio_params if cfg.aligned else video_params})
+        noise_seed = int(torch.randint(2**62, (), generator=host))
+        return ViewParams(boxes, flip, color if cfg.color.active else None, audio, temporal, noise_seed)
+
+    def temporal_plans(self, params: ViewParams, frames: int, samples: int) -> dict[str, TimePlan]:
+        """The configured temporal augmentations at ``params``, composed in order into one
+        :class:`TimePlan` per stream (``{"audio": ..., "video": ...}``)."""
+        m, device = params.flip.shape[0], params.flip.device
+        plans = {"audio": TimePlan.identity(m, samples, device), "video": TimePlan.identity(m, frames, device)}
+        for aug, per_stream in zip(self.cfg.temporal, params.temporal):
+            for stream in plans:
+                if aug.applies_to(stream):
+                    plans[stream] = aug.apply_to_plan(plans[stream], per_stream[stream])
+        return plans
+
+    def apply(self, batch: dict, params: ViewParams, keep_wave: bool = False) -> dict:
+        """The views of ``batch`` at ``params``; returns a new dict with ``video`` and ``spec``
+        replaced (and the augmented waveforms as ``wave`` ``[B, N, S]`` when ``keep_wave``, for
+        previews). Per clip: crop + flip, colour, the temporal plan of each stream, normalisation;
+        audio: pitch shift / coloured noise before or after the temporal plan, then log-mel."""
         video, audio = batch["video"], batch["audio"]
         b, n, t = video.shape[:3]
-        m, (height, width), samples = b * n, video.shape[3:5], audio.shape[-1]
-        device, cfg = video.device, self.cfg
-        boxes = sample_resized_crop(m, height, width, cfg.crop_scale, cfg.crop_ratio, generator, device)
-        flip = sample_flip(m, cfg.flip_p, generator, device)
-        color = cfg.color.sample(m, generator, device)  # drawn either way: one stream of randomness
-        color = color if cfg.color.active else None
-        # Pitch steps pick groups of clips: drawn on the host (no device sync), from the same seed.
-        host = torch.Generator().manual_seed(generator.initial_seed() ^ 0x5DEECE66D)
-        audio_params = self.audio_aug.sample(m, generator, host, device)
-        plans = self.temporal_plans(m, t, samples, generator, device)
-        mask = next((a for a in cfg.temporal if a.name == "TM"), None)
+        m, samples = b * n, audio.shape[-1]
+        plans = self.temporal_plans(params, t, samples)
+        fills = torch.Generator(device=video.device).manual_seed(params.noise_seed)
+        mask = next((a for a in self.cfg.temporal if a.name == "TM"), None)
         clips = select_frames(video.reshape(m, *video.shape[2:]), plans["video"].src)  # uint8 [M, T, H, W, 3]
-        views = self._video(clips, boxes, flip, plans["video"], mask, generator, color)
-        wave = self.audio_aug.apply(audio.reshape(m, samples), audio_params, "before", generator)
-        wave = self._audio(wave, plans["audio"], mask, generator)
-        wave = self.audio_aug.apply(wave, audio_params, "after", generator)
+        views = self._video(clips, params.boxes, params.flip, clip_extent(batch), plans["video"], mask, fills, params.color)
+        wave = self.audio_aug.apply(audio.reshape(m, samples), params.audio, "before", fills)
+        wave = self._audio(wave, plans["audio"], mask, fills)
+        wave = self.audio_aug.apply(wave, params.audio, "after", fills)
         out = self._pack(batch, views, self.logmel(wave), b, n)
         if keep_wave:
             out["wave"] = wave.view(b, n, samples)
         return out
 
-    def temporal_plans(self, m: int, frames: int, samples: int, generator: torch.Generator, device: torch.device) -> dict[str, TimePlan]:
-        """The configured temporal augmentations of ``m`` clips, composed into one
-        :class:`TimePlan` per stream (``{"audio": ..., "video": ...}``)."""
-        plans = {"audio": TimePlan.identity(m, samples, device), "video": TimePlan.identity(m, frames, device)}
-        for aug in self.cfg.temporal:
-            audio_params = aug.sample_params(m, generator, device)
-            video_params = aug.sample_params(m, generator, device)  # drawn either way: one stream of randomness
-            params = {"audio": audio_params, "video": audio_params if self.cfg.aligned else video_params}
-            for stream in plans:
-                if aug.applies_to(stream):
-                    plans[stream] = aug.apply_to_plan(plans[stream], params[stream])
-        return plans
-
+    # ------------------------------------------------------------------ evaluation views
     def eval_views(self, batch: dict, positions: Sequence[float] = (0.5,)) -> dict:
-        """Deterministic views: for every clip, square crops at ``positions`` along the long side
-        (0 = left/top, 0.5 = centre, 1 = right/bottom), resized to ``eval_crop_size`` (default
-        ``crop_size``). With ``K`` positions the view axis holds
-        ``N * K`` views, clip-major; each view's spectrogram is its clip's."""
+        """Deterministic views: for every clip, square crops of the frame's short side at
+        ``positions`` along its long side (0 = left / top, 0.5 = centre, 1 = right / bottom; see
+        :func:`~avssl.augment.functional.view_boxes`), resized to ``eval_crop_size``. With ``K``
+        positions the view axis holds ``N * K`` views, clip-major; each view's spectrogram is its
+        clip's."""
         video = batch["video"]
         b, n = video.shape[:2]
-        k, (height, width) = len(positions), video.shape[3:5]
-        m = b * n * k
-        side = self.cfg.eval_crop_size or self.cfg.crop_size
-        size = (side, side)
+        k = len(positions)
+        side = self.eval_crop_size
+        extent = clip_extent(batch).repeat_interleave(k, dim=0)
         pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
-        boxes = centre_boxes(m, height, width, size, pos, device=video.device)
-        flip = torch.zeros(m, dtype=torch.bool, device=video.device)
+        boxes = view_boxes(extent, (side, side), pos)
+        flip = torch.zeros(b * n * k, dtype=torch.bool, device=video.device)
         clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
         spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
-        return self._pack(batch, self._video(clips, boxes, flip, side=side), spec, b, n * k)
+        return self._pack(batch, self._video(clips, boxes, flip, extent, side=side), spec, b, n * k)
 
     # ------------------------------------------------------------------ helpers
     def _audio(self, wave: torch.Tensor, plan: TimePlan, mask: TemporalAug | None, generator: torch.Generator) -> torch.Tensor:
-        """Apply a time plan to waveforms ``[M, S]`` (TM noise: std = the clip's RMS)."""
+        """Apply a time plan to waveforms ``[M, S]`` (TM noise: std = the clip's RMS before the
+        temporal augmentations)."""
         out = wave.gather(1, plan.src)
         if plan.gain is not None:
             out = out * plan.gain
         if plan.fill_gain is not None:
             if mask.mask_fill == "noise":
                 rms = wave.square().mean(1, keepdim=True).sqrt()
-                fill = torch.randn(out.shape, generator=generator, device=out.device) * rms
+                noise = torch.randn(wave.shape[0], plan.fills * plan.length, generator=generator, device=wave.device)
+                fill = noise.gather(1, plan.fill_src) * rms
             else:
                 fill = mask.mask_value
             out = out + plan.fill_gain * fill
@@ -184,6 +239,7 @@ class AVTransform(nn.Module):
         clips: torch.Tensor,
         boxes: torch.Tensor,
         flip: torch.Tensor,
+        extent: torch.Tensor,
         plan: TimePlan | None = None,
         mask: TemporalAug | None = None,
         generator: torch.Generator | None = None,
@@ -205,14 +261,15 @@ class AVTransform(nn.Module):
         for i in range(0, m, step):
             part = slice(i, i + step)
             frames = clips[part].permute(0, 1, 4, 2, 3).float()  # [m, T, 3, H, W], channels-last strides
-            cropped = crop_flip_resize(frames, boxes[part], flip[part], size).mul_(1 / 255)  # [m, T, 3, h, w] in [0, 1]
+            cropped = crop_flip_resize(frames, boxes[part], flip[part], size, extent[part]).mul_(1 / 255)  # [m, T, 3, h, w] in [0, 1]
             if color is not None:
                 cropped = color_augment(cropped, {k: v[part] for k, v in color.items()}, kernel)
             if plan is not None and plan.gain is not None:
                 cropped.mul_(plan.gain[part, :, None, None, None])
             if plan is not None and plan.fill_gain is not None:
-                if mask.mask_fill == "noise":
-                    fill = torch.randn(cropped.shape, generator=generator, device=cropped.device).mul_(0.25).add_(0.5)
+                if mask.mask_fill == "noise":  # intensity noise, mean 0.5 and std 0.25, moved by the plan's fill map
+                    noise = torch.randn((cropped.shape[0], plan.fills * t, *cropped.shape[2:]), generator=generator, device=cropped.device)
+                    fill = select_frames(noise.mul_(0.25).add_(0.5), plan.fill_src[part])
                 else:
                     fill = mask.mask_value
                 cropped.add_(plan.fill_gain[part, :, None, None, None] * fill)
@@ -231,3 +288,14 @@ class AVTransform(nn.Module):
         out["video"] = views.view(b, n, *views.shape[1:])
         out["spec"] = spec.view(b, n, *spec.shape[1:])
         return out
+
+
+def clip_extent(batch: dict) -> torch.Tensor:
+    """``[B * N, 2]`` valid ``(height, width)`` of every clip's frames: the batch's ``extent``
+    (per video, see :func:`avssl.data.dataset.collate`) or, without one, the whole frame."""
+    video = batch["video"]
+    b, n, height, width = video.shape[0], video.shape[1], video.shape[3], video.shape[4]
+    extent = batch.get("extent")
+    if extent is None:
+        return torch.tensor([height, width], device=video.device).expand(b * n, 2)
+    return extent.to(video.device).repeat_interleave(n, dim=0)

@@ -18,9 +18,12 @@ streams: with alignment, FD / TM / TS share strength and location between the au
 video of a clip and RE shares its strength (RE has no location).
 
 Every augmentation acts on a :class:`TimePlan`, the composed effect on one stream,
-``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[t]``: RE and TS change the index map
-``src``, FD multiplies the gain, TM zeroes the gain on its segment and lets the fill through. A
-whole list of augmentations is thus applied to a stream once, whatever its length.
+``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[fill_src[t]]``: RE and TS change the index
+maps, FD multiplies the gains, TM zeroes the gain on its segment and lets the fill through. The
+fill has its own index map, so an index map that follows a TM moves the fill as sequential
+application would (RE after TM holds the noise samples, TS rolls them). A whole list of
+augmentations is thus applied to a stream once, whatever its length, and equals applying them one
+after the other (tested).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avssl.augment.functional import compose_indices, gather_time, resample_indices
+from avssl.augment.functional import compose_indices, resample_indices
 from avssl.errors import ConfigError
 
 STREAMS = ("audio", "video", "both")
@@ -44,48 +47,45 @@ MASK_FILLS = ("noise", "constant")
 class TimePlan:
     """The composed effect of temporal augmentations on a stream of ``length`` steps per clip.
 
-    ``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[t]``; ``gain`` / ``fill_gain`` stay
-    ``None`` while they are all ones / all zeros, so index-only plans cost one gather.
+    ``out[t] = gain[t] * x[src[t]] + fill_gain[t] * fill[fill_src[t]]``; ``gain`` /
+    ``fill_gain`` stay ``None`` while they are all ones / all zeros, so index-only plans cost one
+    gather. The fill (TM's noise or constant) is a sequence of ``fills * length`` steps: the
+    ``k``-th TM of a list draws its fill in steps ``[k * length, (k + 1) * length)`` of it, at the
+    positions the clip has when that TM runs, and later index maps move it like the content.
     """
 
     src: torch.Tensor  # long [M, L]
     gain: torch.Tensor | None = None  # float [M, L]
     fill_gain: torch.Tensor | None = None  # float [M, L]
+    fill_src: torch.Tensor | None = None  # long [M, L], index into the fill sequence
+    fills: int = 0  # TMs composed so far (the fill sequence holds fills * L steps)
 
     @classmethod
     def identity(cls, m: int, length: int, device: torch.device) -> TimePlan:
         return cls(torch.arange(length, device=device).expand(m, length))
 
+    @property
+    def length(self) -> int:
+        return self.src.shape[1]
+
     def then_index(self, index: torch.Tensor) -> TimePlan:
         """Follow with a time map: the next output step ``t`` reads this plan's step ``index[t]``."""
         gather = lambda x: None if x is None else x.gather(1, index)  # noqa: E731
-        return TimePlan(compose_indices(self.src, index), gather(self.gain), gather(self.fill_gain))
+        return TimePlan(compose_indices(self.src, index), gather(self.gain), gather(self.fill_gain), gather(self.fill_src), self.fills)
 
     def then_scale(self, envelope: torch.Tensor) -> TimePlan:
         """Follow with a per-step gain (a fade scales the content and any fill alike)."""
         gain = envelope if self.gain is None else self.gain * envelope
         fill = None if self.fill_gain is None else self.fill_gain * envelope
-        return TimePlan(self.src, gain, fill)
+        return TimePlan(self.src, gain, fill, self.fill_src, self.fills)
 
     def then_mask(self, mask: torch.Tensor) -> TimePlan:
-        """Follow with a mask: masked steps show only the fill."""
+        """Follow with a mask: masked steps show only a fill drawn fresh for this mask."""
         gain = torch.where(mask, 0.0, 1.0 if self.gain is None else self.gain)
-        fill = torch.where(mask, 1.0, 0.0 if self.fill_gain is None else self.fill_gain)
-        return TimePlan(self.src, gain.float(), fill.float())
-
-
-def apply_plan(x: torch.Tensor, plan: TimePlan, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """Apply a plan to ``x`` ``[M, L, ...]`` (time on dim 1); ``fill`` broadcasts like ``x``.
-
-    Reference implementation (the pipeline applies the index map to uint8 frames before the crop
-    and the gains to the cropped frames, which is equivalent)."""
-    out = gather_time(x, plan.src, 1)
-    extra = [1] * (x.dim() - 2)
-    if plan.gain is not None:
-        out = out * plan.gain.view(*plan.gain.shape, *extra)
-    if plan.fill_gain is not None:
-        out = out + plan.fill_gain.view(*plan.fill_gain.shape, *extra) * fill
-    return out
+        fill_gain = torch.where(mask, 1.0, 0.0 if self.fill_gain is None else self.fill_gain)
+        fresh = torch.arange(self.length, device=mask.device) + self.fills * self.length  # this mask's own fill steps
+        fill_src = torch.where(mask, fresh, fresh if self.fill_src is None else self.fill_src)
+        return TimePlan(self.src, gain.float(), fill_gain.float(), fill_src, self.fills + 1)
 
 
 # --------------------------------------------------------------------------- envelopes / maps
@@ -129,11 +129,6 @@ def mask_segment(length: int, start: torch.Tensor, size: torch.Tensor) -> torch.
     """TM: bool ``[M, length]``, true on ``[start, start + size)``."""
     t = torch.arange(length, device=start.device)[None, :]
     return (t >= start[:, None]) & (t < (start + size)[:, None])
-
-
-def resample(x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
-    """RE on ``x`` along ``dim`` (reference helper)."""
-    return gather_time(x, resample_indices(x.shape[dim], strength), dim)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -182,12 +177,13 @@ class TemporalAug:
 
     def sample_params(self, m: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
         """Relative-time parameters of ``m`` clips (fractions of the clip length)."""
-        strength = self.sample_strength(m, generator, device)
         rand = lambda: torch.rand(m, generator=generator, device=device)  # noqa: E731
-        if self.name == "FD":  # two independent sides in [0, alpha / 2]
-            other = self.sample_strength(m, generator, device)
+        if self.name == "FD":  # one application (probability p) fades both sides, each in [0, alpha / 2]
+            applied = rand() < self.p
+            fade_in, fade_out = rand() * self.alpha / 2, rand() * self.alpha / 2
             shape = torch.randint(len(FADE_SHAPES), (m,), generator=generator, device=device)
-            return {"fade_in": strength / 2, "fade_out": torch.where(strength > 0, other / 2, 0.0), "shape": shape}
+            return {"fade_in": torch.where(applied, fade_in, 0.0), "fade_out": torch.where(applied, fade_out, 0.0), "shape": shape}
+        strength = self.sample_strength(m, generator, device)
         if self.name == "TM":
             return {"size": strength, "start": rand() * (1 - strength)}
         if self.name == "TS":
@@ -208,10 +204,3 @@ class TemporalAug:
         size = torch.round(params["size"] * length)
         start = torch.round(params["start"] * length).clamp(max=length - size)
         return plan.then_mask(mask_segment(length, start, size))
-
-    # ------------------------------------------------------------------ reference
-    def apply(self, x: torch.Tensor, strength: torch.Tensor, dim: int) -> torch.Tensor:
-        """RE at explicit strengths along ``dim`` (kept for tests and scripts)."""
-        if self.name != "RE":
-            raise ConfigError("TemporalAug.apply takes an explicit strength only for RE; use apply_to_plan")
-        return resample(x, strength, dim)

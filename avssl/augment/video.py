@@ -24,29 +24,25 @@ GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 # --------------------------------------------------------------------------- sampling
 def sample_resized_crop(
-    m: int,
-    height: int,
-    width: int,
+    extent: torch.Tensor,
     scale: tuple[float, float],
     ratio: tuple[float, float],
     generator: torch.Generator,
-    device: torch.device,
 ) -> torch.Tensor:
-    """Boxes ``[M, 4]`` ``(x0, y0, w, h)`` as torchvision's ``RandomResizedCrop`` draws them:
-    area fraction ``U(scale)``, log-uniform aspect ``ratio``; boxes that do not fit are clamped
+    """Boxes ``[M, 4]`` ``(x0, y0, w, h)`` as torchvision's ``RandomResizedCrop`` draws them, inside
+    each frame's valid ``extent`` ``[M, 2]`` (height, width): area fraction ``U(scale)`` of the
+    whole frame, log-uniform aspect ``ratio``, uniform position; boxes that do not fit are clamped
     to the frame (instead of torchvision's retry loop, which would need a Python loop)."""
+    m, device = extent.shape[0], extent.device
+    height, width = extent.float().unbind(1)
     area = torch.empty(m, device=device).uniform_(scale[0], scale[1], generator=generator) * height * width
     log_r = torch.empty(m, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
     r = torch.exp(log_r)
-    bw = torch.sqrt(area * r).clamp(max=width)
-    bh = torch.sqrt(area / r).clamp(max=height)
+    bw = torch.minimum(torch.sqrt(area * r), width)
+    bh = torch.minimum(torch.sqrt(area / r), height)
     x0 = torch.rand(m, generator=generator, device=device) * (width - bw)
     y0 = torch.rand(m, generator=generator, device=device) * (height - bh)
     return torch.stack([x0, y0, bw, bh], 1)
-
-
-def sample_flip(m: int, p: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(m, generator=generator, device=device) < p
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Sample layout (the one layout used everywhere, see also :mod:`avssl.data`):
 ================  ===================================  =====================================
 key               sample                               batch (after ``collate``)
 ================  ===================================  =====================================
-``video``         uint8 ``[N, T, H, W, 3]``             uint8 ``[B, N, T, H, W, 3]``
+``video``         uint8 ``[N, T, H, W, 3]``             uint8 ``[B, N, T, H, W, 3]``, padded
+``extent``        int64 ``[2]`` frame ``(H, W)``         int64 ``[B, 2]`` each video's valid ``(H, W)``
 ``audio``         float32 ``[N, S]``                    float32 ``[B, N, S]``
 ``label``         int (-1 unknown)                      int64 ``[B]``
 ``index``         int (row in the index)                int64 ``[B]``
@@ -17,7 +18,13 @@ key               sample                               batch (after ``collate``)
 ================  ===================================  =====================================
 
 ``N`` is the number of clips per video (2 positives in pre-training, ``eval_clips`` in
-evaluation), ``T`` frames per clip, ``S = round(clip_seconds * sample_rate)``.
+evaluation), ``T`` frames per clip, ``S = round(clip_seconds * sample_rate)``. Frames keep their
+aspect ratio: the decoder resizes the short side to ``short_side`` and crops nothing, so a video's
+``H x W`` is its own (16:9, 4:3, portrait, ...). A batch holds videos of different shapes by
+zero-padding every frame at the bottom and right to the batch's largest ``H`` and ``W``;
+``extent`` says which part of each video's frames is real, and the augmentations draw their crop
+boxes inside it (:mod:`avssl.augment.pipeline`), so no content is discarded before augmentation
+and nothing is stretched.
 
 Bad input (never a crash, never hidden): a file that cannot be probed (missing, zero-byte,
 truncated headers, no video stream, no audio stream unless ``allow_missing_audio``) is left out of
@@ -68,9 +75,8 @@ class AVClipDataset(Dataset):
         clip_seconds: clip length (the paper's 1.28 s).
         num_frames: frames per clip ``T``, spread evenly over the clip.
         num_clips: clips per video ``N``.
-        short_side: frames are resized in the decoder so their short side has this many pixels.
-        aspect: the long side is centre-cropped (or padded) to ``round(short_side * aspect)``
-            so frames of different videos stack; 1.0 gives square frames.
+        short_side: frames are resized in the decoder so their short side has this many pixels
+            (aspect ratio kept, nothing cropped).
         sample_rate: audio rate after resampling (Hz).
         gap_power: ``p`` of the CVRL gap density; ``None`` for uniform gaps.
         seed: base seed of clip sampling.
@@ -91,7 +97,6 @@ class AVClipDataset(Dataset):
         num_frames: int = 8,
         num_clips: int = 2,
         short_side: int = 128,
-        aspect: float = 1.0,
         sample_rate: int = 44100,
         gap_power: float | None = 1.0,
         seed: int = 0,
@@ -105,7 +110,6 @@ class AVClipDataset(Dataset):
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames}, {num_clips}")
         self.train, self.clip_seconds, self.num_frames, self.num_clips = train, clip_seconds, num_frames, num_clips
         self.short_side, self.sample_rate, self.gap_power, self.seed = short_side, sample_rate, gap_power, seed
-        self.width = int(round(short_side * aspect))
         self.allow_missing_audio, self.retries, self.video_backend = allow_missing_audio, retries, video_backend
         self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
         weakref.finalize(self, shutil.rmtree, self.in_flight_dir, True)  # main process only: copies in workers do not own it
@@ -173,7 +177,7 @@ class AVClipDataset(Dataset):
         if nonfinite:
             audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         return {
-            "video": torch.from_numpy(self._fit_width(video)),
+            "video": torch.from_numpy(video),
             "audio": torch.from_numpy(audio),
             "label": record.label,
             "index": index,
@@ -209,29 +213,25 @@ class AVClipDataset(Dataset):
                 continue
         return sorted(out)
 
-    def _fit_width(self, video: np.ndarray) -> np.ndarray:
-        """Centre-crop or zero-pad the long (width) side to ``self.width`` pixels."""
-        height, width = video.shape[-3], video.shape[-2]
-        if height > width:  # portrait: crop / pad the height to the short side instead
-            top = (height - self.short_side) // 2
-            video = video[..., top : top + self.short_side, :, :]
-            width = video.shape[-2]
-        if width >= self.width:
-            left = (width - self.width) // 2
-            return np.ascontiguousarray(video[..., left : left + self.width, :])
-        pad = [(0, 0)] * video.ndim
-        pad[-2] = ((self.width - width) // 2, self.width - width - (self.width - width) // 2)
-        return np.pad(video, pad)
-
 
 def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Stack samples into the batch layout; ``num_failed`` counts samples that failed to decode."""
+    """Stack samples into the batch layout; ``num_failed`` counts samples that failed to decode.
+
+    Frames of different sizes are zero-padded at the bottom and right to the largest height and
+    width in the batch; ``extent`` ``[B, 2]`` keeps each video's own ``(H, W)``."""
     ok = [s for s in samples if s is not None]
     failed = len(samples) - len(ok) + sum(s.get("num_failed", 0) for s in ok)
     if not ok:
         return {"num_failed": torch.tensor(failed)}
+    extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)
+    height, width = extent.max(0).values.tolist()
+    first = ok[0]["video"]
+    video = torch.zeros((len(ok), *first.shape[:-3], height, width, first.shape[-1]), dtype=first.dtype)
+    for i, s in enumerate(ok):
+        video[i, ..., : extent[i, 0], : extent[i, 1], :] = s["video"]
     batch: dict[str, Any] = {
-        "video": torch.stack([s["video"] for s in ok]),
+        "video": video,
+        "extent": extent,
         "audio": torch.stack([s["audio"] for s in ok]),
         "label": torch.tensor([s["label"] for s in ok], dtype=torch.long),
         "index": torch.tensor([s["index"] for s in ok], dtype=torch.long),

@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from avssl.augment.functional import centre_boxes, compose_indices, crop_flip_resize, normalise_, resample_indices, select_frames
-from avssl.augment.temporal import TemporalAug, resample
+from avssl.augment.functional import compose_indices, crop_flip_resize, normalise_, resample_indices, select_frames, view_boxes
+from avssl.augment.temporal import TemporalAug
+from tests.augment.reference import resample
 
 
 def test_resample_matches_interpolate_per_sample():
@@ -82,6 +83,21 @@ def test_normalise_in_place_folds_the_uint8_scale():
     torch.testing.assert_close(normalise_(frames.clone(), mean, std, scale=1 / 255), expected)
 
 
-def test_centre_boxes_positions():
-    boxes = centre_boxes(3, 20, 40, (10, 10), torch.tensor([0.0, 0.5, 1.0]))
-    assert boxes.tolist() == [[0, 0, 20, 20], [10, 0, 20, 20], [20, 0, 20, 20]]
+def test_view_boxes_span_the_long_side_on_whole_pixels():
+    extent = torch.tensor([[20, 40], [20, 40], [20, 40], [30, 17], [30, 17], [30, 17]])
+    boxes = view_boxes(extent, (10, 10), torch.tensor([0.0, 0.5, 1.0] * 2))
+    assert boxes.tolist()[:3] == [[0, 0, 20, 20], [10, 0, 20, 20], [20, 0, 20, 20]]
+    assert boxes.tolist()[3:] == [[0, 0, 17, 17], [0, 7, 17, 17], [0, 13, 17, 17]]  # portrait: along the height
+
+
+def test_crops_of_padded_frames_never_read_the_padding():
+    """A frame padded to the batch's size: boxes at its valid edge, up-scaled, stay inside."""
+    frames = torch.zeros(2, 1, 1, 10, 16)
+    frames[0, ..., :6, :8] = 1.0  # valid 6 x 8, padding 0 around it
+    frames[1] = 1.0  # valid everywhere
+    extent = torch.tensor([[6, 8], [10, 16]])
+    boxes = torch.tensor([[4.0, 2.0, 4.0, 4.0], [12.0, 6.0, 4.0, 4.0]])  # at the bottom-right edge of each
+    out = crop_flip_resize(frames, boxes, torch.tensor([False, True]), (9, 9), extent)
+    torch.testing.assert_close(out, torch.ones_like(out))
+    unclamped = crop_flip_resize(frames, boxes, torch.tensor([False, True]), (9, 9))
+    assert unclamped[0].min() < 1  # without the extent the bilinear edge reads the padding

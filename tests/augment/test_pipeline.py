@@ -1,9 +1,13 @@
+import dataclasses
+
 import pytest
 import torch
 
-from avssl.augment.audio import SpectrogramConfig
+from avssl.augment.audio import AudioAugConfig, SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.augment.temporal import TemporalAug
+from avssl.augment.video import ColorConfig
+from tests.augment.reference import apply_plan, resample
 
 
 def batch(b=3, n=2, t=8, h=20, w=24, s=4000):
@@ -83,27 +87,74 @@ def test_logmel_equals_torchaudio():
 
 
 def test_train_views_resample_equals_reference_order():
-    """RE applied to frames before the crop equals cropping first and resampling the crop after."""
+    """RE applied to frames before the crop equals cropping first and resampling the crop after
+    (parameters replayed: the same crops, the RE strengths read from the parameters)."""
     x = batch()
-    from avssl.augment.audio import AudioAugConfig
-
     no_pitch = AudioAugConfig(pitch_p=0.0)
     tr = transform(temporal=[{"name": "RE", "alpha": 0.75, "streams": "both"}], audio=no_pitch)
-    out = tr.train_views(x, torch.Generator().manual_seed(5))
-    no_temporal = transform(temporal=[], audio=no_pitch)
-    g = torch.Generator().manual_seed(5)
-    base = no_temporal.train_views(x, g)  # same crops: the crop and flip are drawn first
-    g = torch.Generator().manual_seed(5)
-    m = 6
-    from avssl.augment.video import sample_flip, sample_resized_crop
-
-    sample_resized_crop(m, 20, 24, (0.3, 1.0), (3 / 4, 4 / 3), g, torch.device("cpu"))
-    sample_flip(m, 0.5, g, torch.device("cpu"))
-    tr.cfg.color.sample(m, g, torch.device("cpu"))
-    tr.audio_aug.sample(m, g, torch.Generator(), torch.device("cpu"))
-    aug = tr.cfg.temporal[0]
-    s_audio, s_video = aug.sample_strength(m, g, torch.device("cpu")), aug.sample_strength(m, g, torch.device("cpu"))
-    video_ref = aug.apply(base["video"].flatten(0, 1), s_video, dim=2).view_as(out["video"])
+    params = tr.sample(x, torch.Generator().manual_seed(5))
+    out = tr.apply(x, params)
+    base = transform(temporal=[], audio=no_pitch).apply(x, dataclasses.replace(params, temporal=[]))
+    strengths = params.temporal[0]
+    video_ref = resample(base["video"].flatten(0, 1), strengths["video"]["strength"], dim=2).view_as(out["video"])
     torch.testing.assert_close(out["video"], video_ref)
-    wave_ref = aug.apply(x["audio"].reshape(m, -1), s_audio, dim=1)
+    wave_ref = resample(x["audio"].reshape(6, -1), strengths["audio"]["strength"], dim=1)
     torch.testing.assert_close(out["spec"].flatten(0, 1), tr.logmel(wave_ref))
+
+
+def test_apply_is_a_function_of_the_batch_and_the_parameters():
+    x = batch()
+    tr = transform(temporal=[{"name": n, "alpha": 0.5} for n in ("FD", "TM", "TS", "RE")], audio=AudioAugConfig(noise_p=0.5))
+    params = tr.sample(x, torch.Generator().manual_seed(6))
+    a, b = tr.apply(x, params), tr.apply(x, params)
+    torch.testing.assert_close(a["video"], b["video"])
+    torch.testing.assert_close(a["spec"], b["spec"])
+
+
+def test_audio_mask_noise_is_held_by_a_following_resample():
+    """TM then RE on the waveform: RE repeats the noise samples TM put in, as sequential
+    application does (the pipeline moves the fill with the plan)."""
+    x = batch()
+    temporal = [{"name": "TM", "alpha": 1.0, "streams": "audio"}, {"name": "RE", "alpha": 1.0, "streams": "audio"}]
+    tr = transform(temporal=temporal, audio=AudioAugConfig(pitch_p=0.0))
+    params = tr.sample(x, torch.Generator().manual_seed(7))
+    out = tr.apply(x, params, keep_wave=True)["wave"].flatten(0, 1)
+    plan = tr.temporal_plans(params, 8, 4000)["audio"]
+    wave = x["audio"].reshape(6, -1)
+    noise = torch.randn(6, 4000, generator=torch.Generator().manual_seed(params.noise_seed))  # the first fill drawn
+    expected = apply_plan(wave, plan, fill=noise * wave.square().mean(1, keepdim=True).sqrt())
+    torch.testing.assert_close(out, expected)
+    held = (plan.fill_gain[:, 1:] > 0) & (plan.fill_src[:, 1:] == plan.fill_src[:, :-1])
+    assert held.any() and torch.equal(out[:, 1:][held], out[:, :-1][held])
+
+
+def test_video_mask_noise_is_held_by_a_following_resample():
+    x = batch()
+    temporal = [{"name": "TM", "alpha": 1.0, "streams": "video"}, {"name": "RE", "alpha": 1.0, "streams": "video"}]
+    tr = transform(temporal=temporal)
+    params = tr.sample(x, torch.Generator().manual_seed(8))
+    video = tr.apply(x, params)["video"].flatten(0, 1).transpose(1, 2)  # [M, T, 3, h, w]
+    plan = tr.temporal_plans(params, 8, 4000)["video"]
+    same = (plan.src[:, 1:] == plan.src[:, :-1]) & (plan.fill_src[:, 1:] == plan.fill_src[:, :-1])
+    held_noise = same & (plan.fill_gain[:, 1:] > 0)
+    assert held_noise.any()
+    torch.testing.assert_close(video[:, 1:][same], video[:, :-1][same])
+
+
+def test_views_of_a_padded_batch_never_read_the_padding():
+    """Two videos of different widths in one batch (the narrower zero-padded): the crops at its
+    right edge, up-scaled (an eval crop larger than the frame, and training crops), stay inside."""
+    video = torch.zeros(2, 1, 2, 12, 30, 3, dtype=torch.uint8)
+    video[0, ..., :12, :20, :] = 200  # valid 12 x 20
+    video[1] = 200  # valid 12 x 30
+    x = {"video": video, "audio": torch.zeros(2, 1, 4000), "extent": torch.tensor([[12, 20], [12, 30]])}
+    no_colour = {"color": ColorConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0), "temporal": [], "audio": AudioAugConfig(pitch_p=0.0)}
+    tr = AVTransform(
+        8000, AugmentConfig(crop_size=16, eval_crop_size=24, **no_colour), SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32)
+    )
+    inside = (200 / 255 - tr.cfg.mean[0]) / tr.cfg.std[0]
+    eval_views = tr.eval_views(x, positions=(0.0, 1.0))["video"]
+    torch.testing.assert_close(eval_views, torch.full_like(eval_views, inside))
+    for seed in range(20):
+        train = tr.train_views(x, torch.Generator().manual_seed(seed))["video"]
+        torch.testing.assert_close(train, torch.full_like(train, inside))

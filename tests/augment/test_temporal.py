@@ -6,7 +6,8 @@ from torchaudio.transforms import Fade
 
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
-from avssl.augment.temporal import FADE_SHAPES, TemporalAug, TimePlan, apply_plan, fade_envelope, mask_segment, shift_indices
+from avssl.augment.temporal import FADE_SHAPES, TemporalAug, TimePlan, fade_envelope, mask_segment, shift_indices
+from tests.augment.reference import apply_plan, one_clip
 
 CPU = torch.device("cpu")
 
@@ -98,19 +99,77 @@ def test_composition_equals_sequential_application():
     torch.testing.assert_close(apply_plan(x, plan, fill=-2.0), sequential)
 
 
+ORDERS = [
+    ["TM", "RE"],  # RE after TM holds the noise samples
+    ["TM", "TS"],  # TS after TM rolls them
+    ["FD", "TM", "TS", "RE"],
+    ["TM", "RE", "TM", "TS"],  # two masks: each draws its own noise
+    ["RE", "TM", "FD"],
+]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(o) for o in ORDERS])
+def test_plan_with_noise_equals_per_clip_sequential_application(order):
+    """The composed plan (noise fill included) equals applying each augmentation to each clip in
+    turn, the plain way, with the same parameters and the same noise."""
+    m, length = 12, 48
+    augs = [TemporalAug(name, 0.7, p=0.8) for name in order]
+    g = torch.Generator().manual_seed(7)
+    params = [a.sample_params(m, g, CPU) for a in augs]
+    plan = TimePlan.identity(m, length, CPU)
+    for aug, prm in zip(augs, params):
+        plan = aug.apply_to_plan(plan, prm)
+    x = torch.randn(m, length)
+    noise = torch.randn(m, max(plan.fills, 1) * length)  # the fill sequence: one block of L per TM
+    batched = apply_plan(x, plan, fill=noise)
+    for i in range(m):
+        clip, masks = x[i], 0
+        for aug, prm in zip(augs, params):
+            fill = noise[i, masks * length : (masks + 1) * length] if aug.name == "TM" else 0.0
+            clip = one_clip(aug.name, clip, {k: float(v[i]) for k, v in prm.items()}, fill)
+            masks += aug.name == "TM"
+        torch.testing.assert_close(batched[i], clip, msg=f"clip {i}")
+
+
+def test_fade_with_probability_fires_each_side_with_that_probability():
+    """FD at p = 0.5: one application fades both sides, so each side fades in half of the clips."""
+    params = TemporalAug("FD", 1.0, p=0.5).sample_params(20000, torch.Generator().manual_seed(8), CPU)
+    fade_in, fade_out = params["fade_in"] > 0, params["fade_out"] > 0
+    assert abs(fade_in.float().mean().item() - 0.5) < 0.015 and abs(fade_out.float().mean().item() - 0.5) < 0.015
+    assert torch.equal(fade_in, fade_out)  # both sides of one application
+    assert params["fade_in"].max() <= 0.5 and params["fade_out"].max() <= 0.5
+
+
 def transform(aligned, temporal):
     return AVTransform(
         8000, AugmentConfig(crop_size=16, temporal=temporal, aligned=aligned), SpectrogramConfig(n_fft=256, hop_length=64, n_mels=16)
     )
 
 
+def plans(tr, m, frames, samples, seed):
+    """The temporal plans of ``m`` clips (one video each) drawn from ``seed``."""
+    batch = {"video": torch.zeros(m, 1, frames, 4, 4, 3, dtype=torch.uint8), "audio": torch.zeros(m, 1, samples)}
+    return tr.temporal_plans(tr.sample(batch, torch.Generator().manual_seed(seed)), frames, samples)
+
+
+def test_aligned_streams_share_the_parameters_themselves():
+    tr = transform(True, [{"name": n, "alpha": 0.5} for n in ("FD", "TM", "TS", "RE")])
+    params = tr.sample(
+        {"video": torch.zeros(3, 2, 8, 4, 4, 3, dtype=torch.uint8), "audio": torch.zeros(3, 2, 80)}, torch.Generator().manual_seed(1)
+    )
+    assert all(p["audio"] is p["video"] for p in params.temporal)
+    free = transform(False, [{"name": "TS", "alpha": 0.5}])
+    params = free.sample(
+        {"video": torch.zeros(3, 2, 8, 4, 4, 3, dtype=torch.uint8), "audio": torch.zeros(3, 2, 80)}, torch.Generator().manual_seed(1)
+    )
+    assert not torch.equal(params.temporal[0]["audio"]["shift"], params.temporal[0]["video"]["shift"])
+
+
 @pytest.mark.parametrize("name", ["TS", "TM", "FD"])
 def test_alignment_shares_strength_and_location(name):
     frames, samples, m = 80, 8000, 200  # 80 steps: rounding to frames stays small
-    g = torch.Generator().manual_seed(2)
-    aligned = transform(True, [{"name": name, "alpha": 1.0}]).temporal_plans(m, frames, samples, g, CPU)
-    g = torch.Generator().manual_seed(2)
-    unaligned = transform(False, [{"name": name, "alpha": 1.0}]).temporal_plans(m, frames, samples, g, CPU)
+    aligned = plans(transform(True, [{"name": name, "alpha": 1.0}]), m, frames, samples, seed=2)
+    unaligned = plans(transform(False, [{"name": name, "alpha": 1.0}]), m, frames, samples, seed=2)
 
     def relative(plans, stream):
         plan = plans[stream]
@@ -136,17 +195,16 @@ def test_alignment_shares_strength_and_location(name):
 
 
 def test_resample_alignment_shares_only_the_strength():
-    g = torch.Generator().manual_seed(3)
-    plans = transform(True, [{"name": "RE", "alpha": 1.0}]).temporal_plans(100, 8, 800, g, CPU)
-    kept_video = torch.tensor([len(set(r.tolist())) for r in plans["video"].src]) / 8
-    kept_audio = torch.tensor([len(set(r.tolist())) for r in plans["audio"].src]) / 800
+    streams = plans(transform(True, [{"name": "RE", "alpha": 1.0}]), 100, 8, 800, seed=3)
+    kept_video = torch.tensor([len(set(r.tolist())) for r in streams["video"].src]) / 8
+    kept_audio = torch.tensor([len(set(r.tolist())) for r in streams["audio"].src]) / 800
     assert (kept_video - kept_audio).abs().max() <= 1 / 8 + 1e-6
 
 
 def test_two_views_get_different_parameters_and_seeds_reproduce():
     tr = transform(False, [{"name": "TS", "alpha": 1.0}])
-    a = tr.temporal_plans(4, 8, 100, torch.Generator().manual_seed(4), CPU)["audio"].src
-    b = tr.temporal_plans(4, 8, 100, torch.Generator().manual_seed(4), CPU)["audio"].src
+    a = plans(tr, 4, 8, 100, seed=4)["audio"].src
+    b = plans(tr, 4, 8, 100, seed=4)["audio"].src
     assert torch.equal(a, b)
     assert len({tuple(row.tolist()) for row in a}) > 1  # clips (views) draw their own parameters
 

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from avssl.augment.pipeline import AugmentConfig
 from avssl.data.ave import AVE_CLASSES, is_ave_root, load_ave, parse_annotation_file
 from avssl.data.datamodule import AVDataModule
 from avssl.errors import ConfigError
@@ -81,7 +82,7 @@ def test_malformed_rows_name_the_file_and_line(tmp_path):
 
 
 def test_datamodule_reads_an_ave_root(ave_root):
-    data = AVDataModule(str(ave_root), batch_size=2, num_workers=0, short_side=40, sample_rate=16000)
+    data = AVDataModule(str(ave_root), batch_size=2, num_workers=0, short_side=40, sample_rate=16000, augment=AugmentConfig(crop_size=32))
     assert is_ave_root(ave_root) and data.num_classes == 4
     assert data.class_names[data.records("val")[0].label] in ("Bark", "Church bell")
     assert len(data.records("train")) == 4 and len(data.records("test")) == 1

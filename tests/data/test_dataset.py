@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from avssl.augment.pipeline import AugmentConfig
 from avssl.data.datamodule import AVDataModule
 from avssl.data.dataset import AVClipDataset, EpochSampler, collate
 from avssl.data.folder import VideoRecord, read_manifest
@@ -91,7 +92,7 @@ def test_collate_drops_failed_samples():
 
 
 def test_datamodule_splits_and_errors(tiny_root, tmp_path):
-    dm = AVDataModule(synthetic=TINY, synthetic_root=str(tiny_root), batch_size=2, num_workers=0, **KW)
+    dm = AVDataModule(synthetic=TINY, synthetic_root=str(tiny_root), batch_size=2, num_workers=0, augment=AugmentConfig(crop_size=32), **KW)
     assert dm.num_classes == TINY.num_classes
     sizes = {split: len(dm.records(split)) for split in ("train", "val", "test")}
     assert sum(sizes.values()) == TINY.num_classes * TINY.videos_per_class and min(sizes.values()) > 0
@@ -101,6 +102,8 @@ def test_datamodule_splits_and_errors(tiny_root, tmp_path):
         AVDataModule(root=str(tmp_path / "absent"))
     with pytest.raises(ConfigError, match="num_clips"):
         AVDataModule(num_clips=1)
+    with pytest.raises(ConfigError, match="data.augment.eval_crop_size: 256 px crops are larger than the decoded short side"):
+        AVDataModule(short_side=128, augment=AugmentConfig(eval_crop_size=256))
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(ConfigError, match="no training videos"):
         AVDataModule(root=str(tmp_path / "empty_dir")).records("train")

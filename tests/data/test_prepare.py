@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
 from avssl.data.datamodule import AVDataModule
 from avssl.data.decode import ClipDecoder, probe
@@ -68,8 +69,8 @@ def test_prepare_writes_timestamped_short_gop_copies_and_reports(source, tmp_pat
 def test_prepared_copy_reads_like_the_source(source, tmp_path):
     dst = tmp_path / "dst"
     prepare(source, dst, PrepareConfig(short_side=32, fps=25, gop=8, audio_rate=16000), workers=1, progress=False)
-    src_data = AVDataModule(str(source), batch_size=2, num_workers=0, short_side=32, sample_rate=16000)
-    dst_data = AVDataModule(str(dst), batch_size=2, num_workers=0, short_side=32, sample_rate=16000)
+    src_data = AVDataModule(str(source), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
+    dst_data = AVDataModule(str(dst), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
     assert [(r.label, r.split) for r in src_data.records("train")] == [(r.label, r.split) for r in dst_data.records("train")]
     path = str(dst / "videos" / sorted(p.name for p in (dst / "videos").glob("*.mp4"))[0])
     info = probe(path)
