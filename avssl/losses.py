@@ -40,6 +40,9 @@ def moco_loss(
     queue: torch.Tensor | None = None,
     queue_valid: torch.Tensor | None = None,
     offset: int = 0,
+    query_ids: torch.Tensor | None = None,
+    key_ids: torch.Tensor | None = None,
+    queue_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MoCo v3 contrastive loss ``ctr(q, k) = 2 tau * CE(q k^T / tau, positives)`` with a key queue.
 
@@ -52,6 +55,9 @@ def moco_loss(
             keeps it with MoCo v3 because its batches are small).
         queue_valid: optional ``[K]`` bool, ``False`` for slots not yet filled (masked out).
         offset: index of this process's first key in ``k`` (``rank * B``).
+        query_ids, key_ids, queue_ids: optional ``[B]``, ``[M]``, ``[K]`` video indices. A key of
+            the query's own video other than its positive (a clip of the same video in the batch
+            or in the queue, e.g. from the previous epoch) is not a negative: it is masked out.
 
     Keys and queue are used as given (the caller detaches them: no gradient flows into the
     momentum encoder). ``q``, ``k`` and ``queue`` are L2-normalised here.
@@ -59,13 +65,18 @@ def moco_loss(
     if q.dim() != 2 or k.dim() != 2 or q.shape[1] != k.shape[1]:
         raise ValueError(f"moco_loss expects [B, D] queries and [M, D] keys, got {tuple(q.shape)} and {tuple(k.shape)}")
     q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    labels = torch.arange(q.shape[0], device=q.device) + offset
     logits = q @ k.t()
+    if query_ids is not None and key_ids is not None:
+        same_video = (query_ids[:, None] == key_ids[None, :]) & (torch.arange(k.shape[0], device=q.device)[None, :] != labels[:, None])
+        logits = logits.masked_fill(same_video, float("-inf"))
     if queue is not None:
         queue_logits = q @ F.normalize(queue, dim=1).t()
         if queue_valid is not None:
             queue_logits = queue_logits.masked_fill(~queue_valid, float("-inf"))
+        if query_ids is not None and queue_ids is not None:
+            queue_logits = queue_logits.masked_fill(query_ids[:, None] == queue_ids[None, :], float("-inf"))
         logits = torch.cat([logits, queue_logits], dim=1)
-    labels = torch.arange(q.shape[0], device=q.device) + offset
     return F.cross_entropy(logits / temperature, labels) * (2 * temperature)
 
 

@@ -89,6 +89,20 @@ def test_moco_queue_mask_drops_unfilled_slots():
     torch.testing.assert_close(moco_loss(q, k, queue=queue, queue_valid=valid), moco_loss(q, k, queue=queue[:2]))
 
 
+def test_moco_same_video_keys_in_the_batch_and_queue_are_masked():
+    g = torch.Generator().manual_seed(4)
+    q, k, queue = (torch.randn(n, 8, generator=g, dtype=torch.float64) for n in (3, 6, 4))
+    query_ids, key_ids, queue_ids = torch.tensor([5, 6, 7]), torch.tensor([1, 5, 6, 7, 5, 2]), torch.tensor([7, 3, 5, 9])
+    got = moco_loss(q, k, queue=queue, offset=1, query_ids=query_ids, key_ids=key_ids, queue_ids=queue_ids)
+    # query 0 (video 5): positive k[1]; drop k[4] (video 5 again) and queue[2]; query 2 (video 7): drop queue[0]
+    expected = (
+        moco_reference(q[:1], k[[0, 1, 2, 3, 5]], 0.2, queue[[0, 1, 3]], offset=1)
+        + moco_reference(q[1:2], k, 0.2, queue, offset=2)
+        + moco_reference(q[2:], k, 0.2, queue[[1, 2, 3]], offset=3)
+    ) / 3
+    torch.testing.assert_close(got, expected)
+
+
 def test_moco_loss_closed_form_orthogonal():
     n, tau = 4, 0.5
     z = torch.eye(n)  # positives identical, negatives orthogonal: -2 tau log(e^{1/tau} / (e^{1/tau} + n - 1))

@@ -19,7 +19,12 @@ class MoCoV3(MomentumMethod):
 
     The queue holds the momentum keys of the first view, gathered from every process (so each
     process holds the same queue), is a buffer (saved in checkpoints) and masks its unfilled
-    slots. With N > 2 views the loss averages ``ctr(q_i, k_j)`` over ordered pairs ``i != j``,
+    slots. Each key is stored with its video's index, and a key of the query's own video is never
+    a negative (in the batch or in the queue): a queue that holds more keys than one epoch
+    enqueues (``queue_size`` > training videos) would otherwise meet every query with a clip of its
+    own video from the previous epoch. Size it below the number of training videos to keep every
+    queued key a true negative, e.g. 4096 for Kinetics-scale data and at most ~3,000 for AVE's
+    3,339 training videos; a larger queue costs compute for masked keys only. With N > 2 views the loss averages ``ctr(q_i, k_j)`` over ordered pairs ``i != j``,
     scaled so that N = 2 gives MoCo v3's sum of the two directions.
 
     Args:
@@ -27,7 +32,8 @@ class MoCoV3(MomentumMethod):
         proj_dim: output width of both (MoCo v3: 256).
         temperature: ``tau`` of the loss. MoCo v3 uses 1.0 for ResNet-50 without a queue; with a
             queue we follow MoCo v2 (0.2). Not stated in the paper.
-        queue_size: number of keys in the queue (0 disables it). Not stated in the paper.
+        queue_size: number of keys in the queue (0 disables it). Not stated in the paper; see
+            above for sizing it against the dataset.
         base_momentum: EMA coefficient at step 0 (MoCo v3: 0.99, cosine to 1).
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
@@ -54,18 +60,21 @@ class MoCoV3(MomentumMethod):
         self.register_buffer("queue", torch.zeros(queue_size, proj_dim))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("queue_len", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Write ``keys`` ``[M, P]`` into the ring buffer at the pointer (wrapping around); when
-        ``M`` exceeds the queue only the last ``queue_size`` keys stay. No host sync: the pointer
-        is a device tensor."""
+    def enqueue(self, keys: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """Write ``keys`` ``[M, P]`` (and their video indices ``ids`` ``[M]``) into the ring buffer
+        at the pointer (wrapping around); when ``M`` exceeds the queue only the last
+        ``queue_size`` keys stay. No host sync: the pointer is a device tensor."""
         size = self.queue.shape[0]
         if size == 0:
             return
         keys = keys.detach()[-size:].to(self.queue.dtype)
+        ids = torch.full((keys.shape[0],), -1, dtype=torch.long, device=keys.device) if ids is None else ids[-size:]
         index = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % size
         self.queue.index_copy_(0, index, keys)
+        self.queue_ids.index_copy_(0, index, ids.to(self.queue_ids.dtype))
         self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % size)
         self.queue_len.copy_(torch.clamp(self.queue_len + keys.shape[0], max=size))
 
@@ -77,13 +86,15 @@ class MoCoV3(MomentumMethod):
         z = self.projector(features.flatten(0, 1))
         q = self.predictor(z).view(b, n, -1)
         k_all = all_gather_no_grad(self.target_projections(batch))  # [B * world, N, P]
-        queue = (self.queue, self.queue_valid()) if self.queue.shape[0] > 0 else (None, None)
+        ids = batch["index"]  # [B] video indices: a clip of the query's own video is no negative
+        ids_all = all_gather_no_grad(ids)
+        queue = dict(queue=self.queue, queue_valid=self.queue_valid(), queue_ids=self.queue_ids) if self.queue.shape[0] > 0 else {}
         offset = rank() * b
         loss = sum(
-            moco_loss(q[:, i], k_all[:, j], self.temperature, queue=queue[0], queue_valid=queue[1], offset=offset)
+            moco_loss(q[:, i], k_all[:, j], self.temperature, offset=offset, query_ids=ids, key_ids=ids_all, **queue)
             for i in range(n)
             for j in range(n)
             if i != j
         ) / (n - 1)
-        self.enqueue(k_all[:, 0])
+        self.enqueue(k_all[:, 0], ids_all)
         return loss, z.view(b, n, -1)

@@ -28,6 +28,7 @@ def batch(b=4, n=2, seed=0):
         "video": torch.randn(b, n, 3, 4, 16, 16, generator=g),
         "spec": torch.randn(b, n, 1, 16, 32, generator=g),
         "label": torch.arange(b) % 3,
+        "index": torch.arange(b) + 100 * seed,
     }
 
 
@@ -60,7 +61,33 @@ def test_mocov3_loss_is_symmetric_ctr_against_target_keys_and_queue():
     expected = moco_loss(q[:, 0], k[:, 1], 0.2, queue=queue_before) + moco_loss(q[:, 1], k[:, 0], 0.2, queue=queue_before)
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(m.queue[:4], k[:, 0])  # first-view keys enqueued after the loss
+    assert m.queue_ids[:4].tolist() == x["index"].tolist()  # with their videos' indices
     assert int(m.queue_ptr) == 4 and not m.queue.requires_grad
+
+
+def test_mocov3_never_uses_a_key_of_the_querys_own_video_as_a_negative():
+    """A queue larger than the dataset holds keys of every video from the previous epoch: the loss
+    equals the loss with those keys removed from the queue."""
+    m = build(MoCoV3, queue_size=10).eval()
+    x = batch()  # videos 0..3
+    feats = m.encode(x["video"], x["spec"])
+    queue = torch.randn(10, 8)
+    ids = torch.tensor([2, 7, 0, 9, 1, 3, 8, 2, 6, 5])  # six slots hold keys of this batch's videos
+    m.queue.copy_(queue)
+    m.queue_ids.copy_(ids)
+    m.queue_len.fill_(10)
+    loss, _ = m.ssl_loss(feats, x)
+    q = m.predictor(m.projector(feats.flatten(0, 1))).view(4, 2, -1)
+    k = m.target_projections(x)
+    expected = 0
+    for i, j in ((0, 1), (1, 0)):
+        for row in range(4):  # each query against the queue without its own video's keys
+            keep = ids != row
+            expected = expected + moco_loss(q[row : row + 1, i], k[:, j], 0.2, queue=queue[keep], offset=row) / 4
+    torch.testing.assert_close(loss, expected)
+    # without the ids the same-video keys would be counted as negatives: a different loss
+    unmasked = moco_loss(q[:, 0], k[:, 1], 0.2, queue=queue) + moco_loss(q[:, 1], k[:, 0], 0.2, queue=queue)
+    assert not torch.allclose(loss, unmasked)
 
 
 def test_byol_and_simsiam_losses():
