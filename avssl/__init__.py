@@ -6,7 +6,7 @@ from avssl.augment.pipeline import AugmentConfig, AVTransform  # noqa: E402
 from avssl.augment.temporal import TemporalAug  # noqa: E402
 from avssl.data.datamodule import AVDataModule  # noqa: E402
 from avssl.data.synthetic import SyntheticSpec  # noqa: E402
-from avssl.evaluation.linear import LinearProbe  # noqa: E402
+from avssl.evaluation import LinearProbe, linear_evaluation, load_encoder  # noqa: E402
 from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss  # noqa: E402
 from avssl.methods import BYOL, MoCoV3, SimCLR, SimSiam, SSLMethod, Supervised  # noqa: E402
 from avssl.models.backbone import TwoStreamBackbone  # noqa: E402
@@ -30,4 +30,6 @@ __all__ = [
     "TemporalAug",
     "TwoStreamBackbone",
     "info_nce",
+    "linear_evaluation",
+    "load_encoder",
 ]

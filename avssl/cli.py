@@ -14,6 +14,8 @@ from pathlib import Path
 
 from avssl.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 EXTRA_COMMANDS = {
     "synth": "write the synthetic audiovisual dataset to a directory",
     "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
@@ -39,6 +41,16 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
             # Derived once from the data, never typed twice.
             parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
+        def parse_arguments(self, parser, args) -> None:
+            super().parse_arguments(parser, args)
+            # What the user set (config files and command line), without defaults: an evaluation
+            # takes every other input setting from the encoder's checkpoint.
+            self.explicit = parser.parse_args(args, defaults=False) if not isinstance(args, dict) else self.config
+
+        def before_instantiate_classes(self) -> None:
+            if self.subcommand == "test":
+                apply_encoder_settings(self.config.test, self.explicit.get("test"))
+
         def instantiate_trainer(self, **kwargs):
             from avssl.reliability import AtomicCheckpointIO, RunGuard
 
@@ -54,6 +66,16 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
 
                 raise ConfigError(SYNC_BN_ON_CPU)
 
+        def test(self, model, datamodule=None, ckpt_path=None, verbose=True, **kwargs) -> None:
+            """A linear probe trains (``Trainer.fit``) before it is tested; ``--ckpt_path`` resumes
+            the probe's training. Any other model is tested as it is."""
+            from avssl.evaluation import LinearProbe, linear_evaluation
+
+            if isinstance(model, LinearProbe):
+                linear_evaluation(self.trainer, model, datamodule, ckpt_path=ckpt_path)
+            else:
+                self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=verbose, **kwargs)
+
     return AvsslCLI(
         LightningModule,
         AVDataModule,
@@ -63,6 +85,42 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "avssl"},
     )
+
+
+def apply_encoder_settings(config, explicit) -> None:
+    """For a linear probe with ``model.init_args.encoder_ckpt``: set the data settings the encoder
+    was pre-trained with (input settings and dataset, :mod:`avssl.evaluation.encoder`) in
+    ``config``, refusing explicit input settings that conflict with them."""
+    from jsonargparse import Namespace
+
+    from avssl.evaluation.encoder import input_overrides, leaves, read_checkpoint
+    from avssl.evaluation.probe import LinearProbe
+
+    model = config.model
+    try:
+        cls = _import(model.class_path)
+    except (AttributeError, ImportError):
+        return
+    if not (isinstance(cls, type) and issubclass(cls, LinearProbe)) or not model.init_args.encoder_ckpt:
+        return
+    path = model.init_args.encoder_ckpt
+    encoder_data = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
+    if not encoder_data:
+        log.warning("%s carries no data settings (an older checkpoint): the evaluation uses the configured ones as they are", path)
+        return
+    given = explicit.get("data") if isinstance(explicit, Namespace) else None
+    given = leaves(given.as_dict() if isinstance(given, Namespace) else {})
+    trained = leaves(encoder_data)
+    chosen = input_overrides(trained, given, override=bool(model.init_args.override_input_settings), source=str(path))
+    for key, value in chosen.items():
+        config[f"data.{key}"] = value
+
+
+def _import(class_path: str):
+    import importlib
+
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def instantiate(args: Sequence[str]):

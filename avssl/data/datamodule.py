@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,6 +24,26 @@ from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def plain(value):
+    """``value`` with dataclasses turned into dicts, recursively (for checkpoints and JSON)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+def batch_generator(trainer: pl.Trainer, seed: int, device: torch.device) -> torch.Generator:
+    """The generator of a training batch's augmentation, seeded from (seed, batch number, rank):
+    reproducible, restored on resume (Lightning saves the loop's progress), different for every
+    micro-batch of an accumulated optimiser step and for every rank."""
+    batch_number = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # batches before this one
+    generator = torch.Generator(device=device)
+    return generator.manual_seed(hash((seed, batch_number, trainer.global_rank)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 def default_synthetic_root(spec: SyntheticSpec) -> Path:
@@ -54,8 +75,8 @@ class AVDataModule(pl.LightningDataModule):
         num_clips: positive clips per video in pre-training (>= 2).
         eval_clips: uniformly spaced clips per video in testing.
         eval_crops: spatial crops per clip in validation / testing (3: left / centre / right).
-        short_side: short side of decoded frames in pixels.
-        aspect: decoded frames are centre-cropped/padded to ``short_side x short_side * aspect``.
+        short_side: short side of decoded frames in pixels (aspect ratio kept; frames of
+            different shapes share a batch by padding, see :mod:`avssl.data.dataset`).
         sample_rate: audio rate in Hz (paper: 44100).
         gap_power: ``p`` of the CVRL gap density (``null`` for uniform).
         augment: training augmentations (crop, flip, temporal, normalisation).
@@ -83,7 +104,6 @@ class AVDataModule(pl.LightningDataModule):
         eval_clips: int = 10,
         eval_crops: int = 1,
         short_side: int = 128,
-        aspect: float = 1.0,
         sample_rate: int = 44100,
         gap_power: float | None = 1.0,
         augment: AugmentConfig = AugmentConfig(),
@@ -93,6 +113,9 @@ class AVDataModule(pl.LightningDataModule):
         video_backend: str = "decord",
     ):
         super().__init__()
+        # Saved in every checkpoint (plain types only: checkpoints load with weights_only=True), so
+        # an evaluation can apply the settings the encoder was trained with.
+        self.save_hyperparameters(plain({k: v for k, v in locals().items() if k not in ("self", "__class__")}))
         if video_backend not in VIDEO_BACKENDS:
             raise ConfigError(f"data.video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
         for name, value, low in (
@@ -104,6 +127,12 @@ class AVDataModule(pl.LightningDataModule):
         ):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
+        for name, side in (("crop_size", augment.crop_size), ("eval_crop_size", augment.eval_crop_size)):
+            if side is not None and side > short_side:
+                raise ConfigError(
+                    f"data.augment.{name}: {side} px crops are larger than the decoded short side (data.short_side {short_side}); "
+                    "they would be up-scaled: lower the crop or raise the short side"
+                )
         if root is not None and not Path(root).is_dir():
             raise ConfigError(f"data.root: directory {root!r} does not exist")
         self.root = root
@@ -118,7 +147,6 @@ class AVDataModule(pl.LightningDataModule):
             clip_seconds=clip_seconds,
             num_frames=num_frames,
             short_side=short_side,
-            aspect=aspect,
             sample_rate=sample_rate,
             video_backend=video_backend,
         )
@@ -235,8 +263,5 @@ class AVDataModule(pl.LightningDataModule):
         self.transform.to(batch["video"].device)
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            generator = torch.Generator(device=batch["video"].device)
-            # Derived from (seed, step, rank): reproducible, survives resume, differs per rank.
-            generator.manual_seed(hash((self.seed, trainer.global_step, trainer.global_rank)) & 0x7FFF_FFFF_FFFF_FFFF)
-            return self.transform.train_views(batch, generator)
+            return self.transform.train_views(batch, batch_generator(trainer, self.seed, batch["video"].device))
         return self.transform.eval_views(batch, self.eval_positions)
