@@ -1,13 +1,16 @@
 """``avssl grid``: run table cells one after another — pre-train, then linear evaluation.
 
-    avssl grid configs/paper/table2 [--out runs/grid] [--epochs N] [--data-root DIR] [--devices N] [--dry-run]
+    avssl grid configs/paper/table2 [--seeds 0,1,2] [--modes full] [--out runs/grid] [--epochs N]
+               [--data-root DIR] [--devices N] [--dry-run]
 
 Each cell file ``<table>/<cell>.yaml`` is composed after ``--base`` (``configs/simclr.yaml``) and any
-``--extra`` configs; its run lives in ``OUT/<table>/<cell>/`` (checkpoints, logs, ``results.json``).
-The evaluation composes ``--linear`` configs with the data settings the encoder was trained on
-(frames, clip length, sample rate, spectrogram, dataset: :data:`avssl.paper.SHARED_DATA_KEYS`).
-Resumable: a cell with ``results.json`` is skipped; a cell with a checkpoint resumes its
-pre-training from ``last.ckpt``. ``--dry-run`` prints the exact commands (for a cluster scheduler).
+``--extra`` configs. Every seed of every cell is one run in ``OUT/<table>/<cell>/seed<S>/``:
+pre-training (``seed_everything`` and ``data.seed`` = S; checkpoints, logs, ``fit.log``), then one
+linear evaluation per mode in ``linear_<mode>/`` (``results.json``, ``test.log``). The evaluation
+composes the ``--linear`` configs; the encoder's input settings and dataset come from its
+checkpoint. Resumable: a finished pre-training is not repeated, an interrupted one resumes from
+``last.ckpt``, an evaluation with ``results.json`` is skipped. ``--dry-run`` prints the exact
+commands (for a cluster scheduler). ``avssl report OUT`` aggregates the results.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from avssl.errors import ConfigError
-from avssl.paper import cell_of, shared_data
+from avssl.evaluation.probe import MODES
+from avssl.paper import cell_of
+from avssl.reliability import SUMMARY
 
 
 def cell_files(targets: list[str]) -> list[Path]:
@@ -41,82 +45,123 @@ def cell_files(targets: list[str]) -> list[Path]:
     return files
 
 
-def commands(cell: Path, ns: argparse.Namespace) -> tuple[Path, list[str], list[str], dict]:
-    """Run directory, fit and test argument lists, and the shared data settings of one cell."""
+@dataclass
+class Run:
+    """One seed of one cell: its directory and the commands that pre-train and evaluate it."""
+
+    directory: Path
+    fit: list[str]
+    tests: dict[str, list[str]]  # mode -> arguments
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.directory / "checkpoints" / "last.ckpt"
+
+    def fit_finished(self) -> bool:
+        summary = self.directory / "checkpoints" / SUMMARY
+        return summary.exists() and json.loads(summary.read_text()).get("status") == "finished"
+
+    def results(self, mode: str) -> Path:
+        return self.directory / f"linear_{mode}" / "results.json"
+
+
+def plan(cell: Path, seed: int, ns: argparse.Namespace) -> Run:
     table, name = cell_of(cell)
-    run = Path(ns.out) / table / name
-    ckpt_dir = run / "checkpoints"
-    configs = [ns.base, *ns.extra, str(cell)]
-    fit = ["fit", *(f"--config={c}" for c in configs)]
+    run = Path(ns.out) / table / name / f"seed{seed}"
+    fit = ["fit", *(f"--config={c}" for c in (ns.base, *ns.extra, str(cell)))]
     fit += [
-        f"--trainer.callbacks.init_args.dirpath={ckpt_dir}",
+        f"--seed_everything={seed}",
+        f"--data.seed={seed}",
+        f"--trainer.callbacks.init_args.dirpath={run / 'checkpoints'}",
         f"--trainer.logger.init_args.save_dir={run}",
         "--trainer.logger.init_args.name=pretrain",
-    ]
-    test = ["test", *(f"--config={c}" for c in ns.linear), f"--config={run / 'shared_data.yaml'}"]
-    test += [
-        f"--model.encoder_ckpt={ckpt_dir / 'last.ckpt'}",
-        f"--model.init_args.output_dir={run}",
-        f"--trainer.logger.init_args.save_dir={run}",
     ]
     if ns.epochs:
         fit.append(f"--trainer.max_epochs={ns.epochs}")
     if ns.data_root:
         fit.append(f"--data.root={ns.data_root}")
-        test.append(f"--data.root={ns.data_root}")
     if ns.devices:
         fit.append(f"--trainer.devices={ns.devices}")
-    if ns.modes:
-        test.append(f"--model.init_args.modes=[{ns.modes}]")
-    if (ckpt_dir / "last.ckpt").exists():
+    if (run / "checkpoints" / "last.ckpt").exists():
         fit.append("--ckpt_path=last")
-    return run, fit, test, shared_data(configs)
+    tests = {}
+    for mode in ns.modes:
+        out = run / f"linear_{mode}"
+        tests[mode] = [
+            "test",
+            *(f"--config={c}" for c in ns.linear),
+            f"--seed_everything={seed}",
+            f"--model.encoder_ckpt={run / 'checkpoints' / 'last.ckpt'}",
+            f"--model.init_args.mode={mode}",
+            f"--model.init_args.seed={seed}",
+            f"--model.init_args.output_dir={out}",
+            f"--trainer.logger.init_args.save_dir={out}",
+        ]
+        if ns.devices:
+            tests[mode].append(f"--trainer.devices={ns.devices}")
+    return Run(run, fit, tests)
+
+
+def _parse_list(text: str, kind, name: str) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"grid: --{name} takes a comma-separated list, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"grid: --{name} is empty")
+    return values
 
 
 def run_grid(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="avssl grid", description="run table cells: pre-train, then linear evaluation")
     parser.add_argument("cells", nargs="+", help="cell files or directories of them (configs/paper/<table>)")
-    parser.add_argument("--out", default="runs/grid", help="runs go to OUT/<table>/<cell>")
+    parser.add_argument("--out", default="runs/grid", help="runs go to OUT/<table>/<cell>/seed<S>")
     parser.add_argument("--base", default="configs/simclr.yaml", help="config every cell is composed after")
     parser.add_argument("--extra", action="append", default=[], help="configs between the base and the cell (e.g. configs/demo.yaml)")
     parser.add_argument("--linear", action="append", default=None, help="evaluation configs (default configs/linear.yaml)")
-    parser.add_argument("--epochs", type=int, help="override trainer.max_epochs of every cell")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds; every cell runs once per seed (default 0)")
+    parser.add_argument("--modes", default="full", help="linear evaluation modes, comma separated (default full: the paper's protocol)")
+    parser.add_argument("--epochs", type=int, help="override trainer.max_epochs of every cell's pre-training")
     parser.add_argument("--data-root", help="override data.root (e.g. the AVE directory)")
     parser.add_argument("--devices", help="override trainer.devices")
-    parser.add_argument("--modes", help="linear evaluation modes, comma separated (default: the linear config's)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     ns = parser.parse_args(argv)
     ns.linear = ns.linear or ["configs/linear.yaml"]
-    cells = cell_files(ns.cells)
+    ns.seeds = _parse_list(ns.seeds, int, "seeds")
+    ns.modes = _parse_list(ns.modes, str, "modes")
+    unknown = [m for m in ns.modes if m not in MODES]
+    if unknown:
+        raise ConfigError(f"grid: --modes must be among {list(MODES)}, got {unknown}")
+    runs = [plan(cell, seed, ns) for cell in cell_files(ns.cells) for seed in ns.seeds]
     failed = 0
-    for i, cell in enumerate(cells, 1):
-        run, fit, test, data = commands(cell, ns)
-        label = f"[{i}/{len(cells)}] {run}"
+    for i, run in enumerate(runs, 1):
+        label = f"[{i}/{len(runs)}] {run.directory}"
         if ns.dry_run:
             print(f"# {label}")
-            print(
-                f"mkdir -p {shlex.quote(str(run))} && printf %s {shlex.quote(yaml.safe_dump({'data': data}))} > {shlex.quote(str(run / 'shared_data.yaml'))}"
-            )
-            print(shlex.join(["avssl", *fit]))
-            print(shlex.join(["avssl", *test]))
+            for args in (run.fit, *run.tests.values()):
+                print(shlex.join(["avssl", *args]))
             continue
-        if (run / "results.json").exists():
+        todo = [mode for mode in ns.modes if not run.results(mode).exists()]
+        if not todo:
             print(f"{label}: done, skipped", flush=True)
             continue
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "shared_data.yaml").write_text(yaml.safe_dump({"data": data}))
+        run.directory.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        for step, args in (("fit", fit), ("test", test)):
-            with open(run / f"{step}.log", "w") as log:
+        steps = [] if run.fit_finished() else [("fit", run.fit, run.directory / "fit.log")]
+        steps += [(f"test ({mode})", run.tests[mode], run.directory / f"linear_{mode}" / "test.log") for mode in todo]
+        for step, args, log_path in steps:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "w") as log:
                 code = subprocess.run([sys.executable, "-m", "avssl", *args], stdout=log, stderr=subprocess.STDOUT).returncode
             if code != 0:
-                print(f"{label}: {step} failed (exit {code}), see {run / f'{step}.log'}", flush=True)
+                print(f"{label}: {step} failed (exit {code}), see {log_path}", flush=True)
                 failed += 1
                 break
         else:
             seconds = time.perf_counter() - start
-            results = json.loads((run / "results.json").read_text())
-            results["grid"] = {"cell": str(cell), "seconds": seconds, "fit": fit, "test": test}
-            (run / "results.json").write_text(json.dumps(results, indent=2, default=str))
+            for mode in todo:
+                results = json.loads(run.results(mode).read_text())
+                results["grid"] = {"seconds": seconds, "fit": run.fit, "test": run.tests[mode]}
+                run.results(mode).write_text(json.dumps(results, indent=2, default=str))
             print(f"{label}: done in {seconds / 60:.1f} min", flush=True)
     return 1 if failed else 0

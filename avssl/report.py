@@ -1,51 +1,88 @@
 """``avssl report RUNS_DIR``: the paper's tables from ``results.json`` files, ours beside the paper's.
 
-Collects ``RUNS_DIR/**/<table>/<cell>/results.json`` (as ``avssl grid`` writes them), takes the
-fused linear-probe top-1 of the pre-trained encoder (the ``full`` mode when present, else
-``cached``), and writes ``report.md`` with one Markdown table per paper table in the paper's layout
-(each entry "ours (paper)"), plus ``figure3.png`` (the heat map with row / column means and the
-control in the corner, as in the paper) and ``table4.png`` (accuracy vs temporal resolution, with
-and without RE). A cell without results is shown as missing ("—"), never filled in; a mean is
-shown only when all its entries exist.
+Collects every ``results.json`` under ``RUNS_DIR`` whose path names a paper cell
+(``.../<table>/<cell>/...``, as ``avssl grid`` writes them, one per seed and mode), takes the fused
+linear-probe top-1 of the pre-trained encoder and writes ``report.md``: for each evaluation mode
+found, one Markdown table per paper table in the paper's layout. Only the paper's protocol (mode
+``full``) is printed beside the paper's numbers ("ours (paper)"); a fast mode (``cached``,
+``knn``) gets its own, labelled section without them. With several seeds an entry is the mean ±
+standard deviation over seeds and their number; tables with a control also get the paired
+difference of every cell from the control over the seeds both ran, with a 95 % confidence
+interval. ``figure3.png`` (the heat map with row / column means and the control in the corner, as
+in the paper) and ``table4.png`` (accuracy vs temporal resolution, with and without RE) show the
+paper's mode when present. A cell without results is shown as missing ("—"), never filled in; a
+mean over cells is shown only when all its entries exist.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import statistics
 from pathlib import Path
 
-from avssl.paper import CELLS, EPOCHS, FRAMES, HOPS, METHODS, PAPER, RATES, TEMPORAL
+from avssl.evaluation.probe import MODES
+from avssl.evaluation.results import PROTOCOLS
+from avssl.paper import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
 
 ORDER = list(TEMPORAL)  # RE, FD, TM, TS
 MISSING = "—"
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal's 1.96)
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
-def collect(runs: str | Path) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """``table -> cell -> top-1`` and ``table/cell -> mode used`` from every results.json."""
-    values: dict[str, dict[str, float]] = {}
-    modes: dict[str, str] = {}
+def _cell_of(path: Path) -> tuple[str, str] | None:
+    parts = path.parts
+    for i in range(len(parts) - 1):
+        if parts[i] in CELLS and parts[i + 1] in CELLS[parts[i]]:
+            return parts[i], parts[i + 1]
+    return None
+
+
+def _seed_of(path: Path, payload: dict) -> int:
+    match = next((re.fullmatch(r"seed(\d+)", part) for part in path.parts if re.fullmatch(r"seed(\d+)", part)), None)
+    if match:
+        return int(match.group(1))
+    return int((payload.get("encoder_data") or {}).get("seed", 0))
+
+
+def collect(runs: str | Path) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
+    """``mode -> table -> cell -> {seed: fused top-1}`` from every results.json under ``runs``."""
+    values: dict = {}
     for path in sorted(Path(runs).rglob("results.json")):
-        table, cell = path.parent.parent.name, path.parent.name
-        if cell not in CELLS.get(table, {}):
+        where = _cell_of(path.parent)
+        if where is None:
             continue
-        metrics = json.loads(path.read_text()).get("metrics", {})
-        for mode in ("full", "cached"):
+        payload = json.loads(path.read_text())
+        metrics = payload.get("metrics", {})
+        modes = [payload["mode"]] if "mode" in payload else [m for m in MODES if f"pretrained/{m}/fused" in metrics]
+        for mode in modes:
             key = f"pretrained/{mode}/fused"
             if key in metrics:
-                values.setdefault(table, {})[cell] = float(metrics[key]["top1"])
-                modes[f"{table}/{cell}"] = mode
-                break
-    return values, modes
+                table, cell = where
+                values.setdefault(mode, {}).setdefault(table, {}).setdefault(cell, {})[_seed_of(path, payload)] = float(
+                    metrics[key]["top1"]
+                )
+    return values
+
+
+def means(per_seed: dict[str, dict[str, dict[int, float]]]) -> dict[str, dict[str, float]]:
+    """``table -> cell -> mean over seeds`` of one mode."""
+    return {t: {c: statistics.fmean(s.values()) for c, s in cells.items()} for t, cells in per_seed.items()}
 
 
 def _fmt(value: float | None) -> str:
     return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
-def _entry(ours: dict, table: str, cell: str) -> str:
-    paper = PAPER.get(table, {}).get(cell)
-    return f"{_fmt(ours.get(table, {}).get(cell))} ({_fmt(paper)})"
+def _stat(seeds: dict[int, float] | None) -> str:
+    if not seeds:
+        return MISSING
+    if len(seeds) == 1:
+        return _fmt(next(iter(seeds.values())))
+    return f"{statistics.fmean(seeds.values()):.2f} ± {statistics.stdev(seeds.values()):.2f} (n={len(seeds)})"
 
 
 def _mean(xs: list[float | None]) -> float | None:
@@ -54,6 +91,19 @@ def _mean(xs: list[float | None]) -> float | None:
 
 def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def paired_difference(cell: dict[int, float], control: dict[int, float]) -> tuple[float, float, int] | None:
+    """Mean of ``cell - control`` over the seeds both ran, the half-width of its 95 % confidence
+    interval (Student's t; ``nan`` with one seed) and the number of seeds."""
+    seeds = sorted(set(cell) & set(control))
+    if not seeds:
+        return None
+    diffs = [cell[s] - control[s] for s in seeds]
+    if len(diffs) == 1:
+        return diffs[0], math.nan, 1
+    t = T95[len(diffs) - 2] if len(diffs) - 1 <= len(T95) else 1.96
+    return statistics.fmean(diffs), t * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
 
 
 def figure3_matrix(values: dict) -> list[list[float | None]]:
@@ -70,37 +120,60 @@ def figure3_matrix(values: dict) -> list[list[float | None]]:
     return rows
 
 
-def markdown(values: dict, modes: dict) -> str:
-    lines = ["# Results in the paper's layout", "", "Each entry: ours (paper), linear-probe top-1 % of the fused representation;"]
-    lines += [f"{MISSING} = not run / not printed in the paper. Linear modes used: {sorted(set(modes.values())) or 'none'}.", ""]
-    lines += ["## Table 1: audio augmentation and its placement (RE applied)", ""]
+def markdown(collected: dict) -> str:
+    lines = ["# Results in the paper's layout", ""]
+    lines += [
+        "Linear-probe top-1 % of the fused representation. With several seeds: mean ± standard deviation (n seeds).",
+        f"{MISSING} = not run / not printed in the paper. Modes found: {', '.join(m for m in MODES if m in collected) or 'none'}.",
+        "",
+    ]
+    lines += ["Where the paper's numbers come from when they are not table entries:", ""]
+    lines += [f"- {table} / {cell}: {text}" for (table, cell), text in NOTES.items()]
+    lines += [""]
+    for mode in MODES:
+        if mode not in collected:
+            continue
+        with_paper = mode == "full"
+        lines += [f"# Mode `{mode}`: {PROTOCOLS[mode]}", ""]
+        lines += ["Each entry: ours (paper)." if with_paper else "Not comparable with the paper's numbers, which are not shown here.", ""]
+        lines += _tables(collected[mode], with_paper)
+        lines += _paired(collected[mode])
+    return "\n".join(lines) + "\n"
+
+
+def _tables(values: dict, with_paper: bool) -> list[str]:
+    def entry(table: str, cell: str) -> str:
+        ours = _stat(values.get(table, {}).get(cell))
+        return f"{ours} ({_fmt(PAPER.get(table, {}).get(cell))})" if with_paper else ours
+
+    avg = means(values)
+    lines = ["## Table 1: audio augmentation and its placement (RE applied)", ""]
     lines += _rows(
         ["audio augmentation", "before", "after"],
         [
-            [name, _entry(values, "table1", f"{key}_before"), _entry(values, "table1", f"{key}_after")]
+            [name, entry("table1", f"{key}_before"), entry("table1", f"{key}_after")]
             for key, name in (("noise", "coloured noise"), ("pitch", "pitch shift"))
         ],
     )
     lines += ["", "## Table 2: strength alpha", ""]
     lines += _rows(
         ["augmentation", "alpha 0.25", "alpha 0.50", "alpha 0.75"],
-        [[TEMPORAL[a], *(_entry(values, "table2", f"{a.lower()}_a{int(x * 100):03d}") for x in (0.25, 0.5, 0.75))] for a in ORDER],
+        [[TEMPORAL[a], *(entry("table2", f"{a.lower()}_a{int(x * 100):03d}") for x in (0.25, 0.5, 0.75))] for a in ORDER],
     )
     lines += [
         "",
-        f"Control (no temporal augmentation): {_entry(values, 'table2', 'control')}",
+        f"Control (no temporal augmentation): {entry('table2', 'control')}",
         "",
         "## Figure 3: pairs (row first, column second; diagonal alone)",
         "",
     ]
-    matrix = figure3_matrix(values)
+    matrix = figure3_matrix(avg)
     lines += _rows(["first \\ second", *ORDER, "mean"], [[label, *(_fmt(v) for v in row)] for label, row in zip([*ORDER, "mean"], matrix)])
-    lines += [
-        "",
-        f"Bottom-right: the control. Paper: control {_fmt(PAPER['figure3']['control'])}, RE alone {_fmt(PAPER['figure3']['re'])} (the paper prints the rest only as a figure).",
-        "",
-    ]
-    lines += ["## Table 3: streams and alignment", ""]
+    lines += ["", "Means over seeds; bottom-right: the control."]
+    if with_paper:
+        quoted = ", ".join(f"{cell} {_fmt(v)}" for cell, v in PAPER["figure3"].items())
+        lines += [f"Paper (the rest is printed only as a figure): {quoted}."]
+    lines += ["", "## Table 3: streams and alignment", ""]
     where = [
         ("control", "no temporal aug."),
         ("audio", "audio only"),
@@ -110,10 +183,7 @@ def markdown(values: dict, modes: dict) -> str:
     ]
     lines += _rows(
         ["location", "RE", "RE + TS"],
-        [
-            [label, *(_entry(values, "table3", "control" if w == "control" else f"{combo}_{w}") for combo in ("re", "re_ts"))]
-            for w, label in where
-        ],
+        [[label, *(entry("table3", "control" if w == "control" else f"{combo}_{w}") for combo in ("re", "re_ts"))] for w, label in where],
     )
     lines += ["", "## Table 4: temporal resolution", ""]
     for title, key, levels in (
@@ -123,22 +193,41 @@ def markdown(values: dict, modes: dict) -> str:
     ):
         header = [title, *(str(int(level)) for level in levels)]
         rows = [
-            [aug, *(_entry(values, "table4", f"{key}{level}_{suffix}") for level in levels)]
+            [aug, *(entry("table4", f"{key}{level}_{suffix}") for level in levels)]
             for aug, suffix in (("no augmentation", "none"), ("RE", "re"))
         ]
         delta = []
         for level in levels:
-            re, none = values.get("table4", {}).get(f"{key}{level}_re"), values.get("table4", {}).get(f"{key}{level}_none")
-            delta.append(_fmt(None if re is None or none is None else re - none))
+            re_, none = avg.get("table4", {}).get(f"{key}{level}_re"), avg.get("table4", {}).get(f"{key}{level}_none")
+            delta.append(_fmt(None if re_ is None or none is None else re_ - none))
         lines += [*_rows(header, [*rows, ["delta (ours)", *delta]]), ""]
     lines += ["## Table 5: methods and pre-training epochs", ""]
-    lines += _rows(
-        ["method", *(str(e) for e in EPOCHS)], [[m, *(_entry(values, "table5", f"{m}_e{e:03d}") for e in EPOCHS)] for m in METHODS]
-    )
-    return "\n".join(lines) + "\n"
+    lines += _rows(["method", *(str(e) for e in EPOCHS)], [[m, *(entry("table5", f"{m}_e{e:03d}") for e in EPOCHS)] for m in METHODS])
+    return [*lines, ""]
 
 
-def figures(values: dict, out: Path) -> list[Path]:
+def _paired(values: dict) -> list[str]:
+    """Paired differences from each table's control over shared seeds (tables with >= 2 seeds)."""
+    lines = []
+    for table, cells in values.items():
+        control = cells.get("control")
+        if not control or len(control) < 2:
+            continue
+        rows = []
+        for cell, seeds in cells.items():
+            diff = None if cell == "control" else paired_difference(seeds, control)
+            if diff is not None:
+                mean, half, n = diff
+                rows.append([cell, f"{mean:+.2f}", MISSING if math.isnan(half) else f"[{mean - half:+.2f}, {mean + half:+.2f}]", str(n)])
+        if rows:
+            lines += [f"## {table}: difference from the control (paired by seed)", ""]
+            lines += _rows(["cell", "mean difference (points)", "95 % CI", "seeds"], rows)
+            lines += [""]
+    return lines
+
+
+def figures(values: dict, out: Path, mode: str = "full") -> list[Path]:
+    """``values``: ``table -> cell -> top-1`` of one mode (means over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,7 +247,7 @@ def figures(values: dict, out: Path) -> list[Path]:
         for j in range(5):
             ax.text(j, i, MISSING if np.isnan(matrix[i, j]) else f"{matrix[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
     fig.colorbar(image, ax=ax, label="top-1 %")
-    ax.set_title("Figure 3 (bottom-right: no temporal augmentation)")
+    ax.set_title(f"Figure 3, mode {mode} (bottom-right: no temporal augmentation)")
     fig.tight_layout()
     paths.append(out / "figure3.png")
     fig.savefig(paths[-1], dpi=120)
@@ -173,8 +262,9 @@ def figures(values: dict, out: Path) -> list[Path]:
             ours = [values.get("table4", {}).get(f"{key}{fmt.format(level)}_{suffix}", np.nan) for level in levels]
             paper = [PAPER["table4"].get(f"{key}{fmt.format(level)}_{suffix}", np.nan) for level in levels]
             label = "RE" if suffix == "re" else "no aug."
-            ax.plot(x, ours, f"-{style}", label=f"ours, {label}")
-            ax.plot(x, paper, f"--{style}", alpha=0.5, label=f"paper, {label}")
+            ax.plot(x, ours, f"-{style}", label=f"ours ({mode}), {label}")
+            if mode == "full":  # the paper's numbers only beside the paper's protocol
+                ax.plot(x, paper, f"--{style}", alpha=0.5, label=f"paper, {label}")
         ax.set_xticks(x, [str(level) for level in levels])
         ax.set_title(title)
         ax.set_ylabel("top-1 %")
@@ -194,7 +284,8 @@ def write_report(runs: str | Path, out: str | Path | None = None) -> Path:
         raise ConfigError(f"report: runs directory {str(runs)!r} does not exist")
     out = Path(out) if out else runs / "report"
     out.mkdir(parents=True, exist_ok=True)
-    values, modes = collect(runs)
-    (out / "report.md").write_text(markdown(values, modes))
-    figures(values, out)
+    collected = collect(runs)
+    (out / "report.md").write_text(markdown(collected))
+    mode = next((m for m in MODES if m in collected), "full")
+    figures(means(collected.get(mode, {})), out, mode)
     return out / "report.md"

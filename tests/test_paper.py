@@ -10,7 +10,7 @@ import yaml
 
 from avssl.cli import instantiate, main
 from avssl.paper import CELLS, PAPER, write_configs
-from avssl.report import collect, figure3_matrix, write_report
+from avssl.report import collect, figure3_matrix, means, paired_difference, write_report
 from tests.conftest import TINY_DATA_ARGS
 
 SMALL = ["--model.init_args.width=4", "--model.init_args.layers=[1, 1, 1, 1]"]
@@ -78,7 +78,8 @@ def tiny_extra(tmp_path, tiny_root):
     linear.write_text(
         yaml.safe_dump(
             {
-                "model": {"init_args": {"width": 4, "layers": [1, 1, 1, 1], "epochs": 2, "train_clips": 1}},
+                "trainer": {"max_epochs": 2},
+                "model": {"init_args": {"width": 4, "layers": [1, 1, 1, 1], "train_clips": 1}},
                 "data": {
                     "eval_clips": 1,
                     "eval_crops": 1,
@@ -94,61 +95,72 @@ def tiny_extra(tmp_path, tiny_root):
 
 
 def test_grid_dry_run_prints_every_command(capsys):
-    main(["grid", "configs/paper/table2", "--dry-run", "--epochs", "100", "--data-root", "/data/AVE", "--devices", "4"])
+    main(["grid", "configs/paper/table2", "--dry-run", "--epochs", "100", "--data-root", "/data/AVE", "--devices", "4", "--seeds", "0,1"])
     out = capsys.readouterr().out
     fits = [line for line in out.splitlines() if line.startswith("avssl fit")]
     tests = [line for line in out.splitlines() if line.startswith("avssl test")]
-    assert len(fits) == len(tests) == 13
+    assert len(fits) == len(tests) == 13 * 2
     assert all("--trainer.max_epochs=100" in f and "--data.root=/data/AVE" in f and "--trainer.devices=4" in f for f in fits)
-    assert "configs/paper/table2/re_a075.yaml" in out and "runs/grid/table2/re_a075/checkpoints/last.ckpt" in out
+    assert all("--model.init_args.mode=full" in t for t in tests)  # the paper's protocol by default
+    assert "--seed_everything=1" in out and "--data.seed=1" in out
+    assert "configs/paper/table2/re_a075.yaml" in out and "runs/grid/table2/re_a075/seed1/checkpoints/last.ckpt" in out
+    assert not any("--data." in t for t in tests)  # the evaluation takes the encoder's data settings from its checkpoint
 
 
-def test_grid_runs_cells_resumably_and_report_shows_them(tmp_path, tiny_root, capsys):
+def test_grid_runs_cells_and_seeds_resumably_and_report_shows_them(tmp_path, tiny_root, capsys):
     extra, linear = tiny_extra(tmp_path, tiny_root)
     out = tmp_path / "grid"
     cells = ["configs/paper/table2/control.yaml", "configs/paper/table2/re_a075.yaml"]
-    args = [
-        "grid",
-        *cells,
-        "--out",
-        str(out),
-        "--extra",
-        str(extra),
-        "--linear",
-        "configs/linear.yaml",
-        "--linear",
-        str(linear),
-        "--epochs",
-        "1",
-    ]
+    args = ["grid", *cells, "--out", str(out), "--extra", str(extra), "--linear", "configs/linear.yaml", "--linear", str(linear)]
+    args += ["--epochs", "1", "--seeds", "0,1", "--modes", "full,cached"]
     main(args)
-    assert (out / "table2" / "re_a075" / "results.json").exists() and (out / "table2" / "control" / "results.json").exists()
+    for cell in ("control", "re_a075"):
+        for seed in (0, 1):
+            for mode in ("full", "cached"):
+                results = json.loads((out / "table2" / cell / f"seed{seed}" / f"linear_{mode}" / "results.json").read_text())
+                assert results["mode"] == mode and results["evaluation_data"]["sample_rate"] == 16000  # from the checkpoint
     main(args)
-    assert capsys.readouterr().out.count("done, skipped") == 2
-    shared = yaml.safe_load((out / "table2" / "re_a075" / "shared_data.yaml").read_text())["data"]
-    assert shared["sample_rate"] == 16000 and "augment" not in shared
+    assert capsys.readouterr().out.count("done, skipped") == 4
     main(["report", str(out)])
     report = (out / "report" / "report.md").read_text()
-    assert "(65.42)" in report and "(58.70)" in report
-    values, modes = collect(out)
-    assert set(values["table2"]) == {"control", "re_a075"} and set(modes.values()) == {"cached"}
+    full, cached = report.split("# Mode `cached`")
+    assert "(65.42)" in full and "(58.70)" in full and "(n=2)" in full and "difference from the control" in full
+    assert "(65.42)" not in cached and "fast mode" in cached  # no paper numbers beside a fast mode
+    collected = collect(out)
+    assert set(collected) == {"full", "cached"} and set(collected["full"]["table2"]) == {"control", "re_a075"}
+    assert set(collected["full"]["table2"]["control"]) == {0, 1}
     assert (out / "report" / "figure3.png").stat().st_size > 0 and (out / "report" / "table4.png").stat().st_size > 0
 
 
-def test_report_never_fills_missing_cells(tmp_path):
-    def result(table, cell, top1):
-        path = tmp_path / table / cell / "results.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"metrics": {"pretrained/cached/fused": {"top1": top1}, "pretrained/full/fused": {"top1": top1 + 1}}}))
+def result(root, table, cell, top1, mode="full", seed=0):
+    path = root / table / cell / f"seed{seed}" / f"linear_{mode}" / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mode": mode, "metrics": {f"pretrained/{mode}/fused": {"top1": top1}}}))
 
-    result("table2", "re_a075", 61.0)
+
+def test_report_never_fills_missing_cells_and_keeps_modes_apart(tmp_path):
+    result(tmp_path, "table2", "re_a075", 62.0)
+    result(tmp_path, "table2", "re_a075", 61.0, mode="cached")
     for first in ("re", "fd", "tm"):
-        result("figure3", first, 50.0)
-    result("figure3", "re_fd", 54.0)
+        result(tmp_path, "figure3", first, 50.0)
+        result(tmp_path, "figure3", first, 52.0, seed=1)
+    result(tmp_path, "figure3", "re_fd", 54.0)
+    result(tmp_path, "table2", "control", 58.0)
+    result(tmp_path, "table2", "control", 60.0, seed=1)
     write_report(tmp_path)
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "62.00 (65.42)" in report  # the full mode is preferred over cached
-    assert "— (49.75)" in report  # FD alpha 0.25: not run, paper number shown, nothing invented
-    matrix = figure3_matrix(collect(tmp_path)[0])
-    assert matrix[0][0] == 51.0 and matrix[0][1] == 55.0 and matrix[0][4] is None  # RE row incomplete: no mean
+    full, cached = report.split("# Mode `cached`")
+    assert "62.00 (65.42)" in full and "61.00" in cached and "61.00 (" not in cached
+    assert "— (49.75)" in full  # FD alpha 0.25: not run, paper number shown, nothing invented
+    assert "59.00 ± 1.41 (n=2) (58.70)" in full  # mean ± sd over seeds
+    matrix = figure3_matrix(means(collect(tmp_path)["full"]))
+    assert matrix[0][0] == 51.0 and matrix[0][1] == 54.0 and matrix[0][4] is None  # RE row incomplete: no mean
     assert matrix[4][4] is None  # control not run
+    assert "RE + TS" in report and "64.7" in report and "64.18" in report  # the quoted Figure 3 value and its conflict
+
+
+def test_paired_difference_and_its_confidence_interval():
+    mean, half, n = paired_difference({0: 60.0, 1: 62.0, 2: 61.0, 3: 70.0}, {0: 58.0, 1: 59.0, 2: 60.0})
+    assert n == 3 and mean == pytest.approx(2.0)  # seed 3 has no control: left out
+    assert half == pytest.approx(4.303 * 1.0 / 3**0.5)  # t(0.975, 2) x sd / sqrt(n)
+    assert paired_difference({0: 1.0}, {1: 2.0}) is None
