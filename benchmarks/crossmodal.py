@@ -55,7 +55,7 @@ def embed(model: SSLMethod, data, split: str) -> dict[str, torch.Tensor]:
             streams = model.encode_streams(batch["video"], batch["spec"])
             n = batch["video"].shape[1]
             for stream in ("audio", "video"):
-                out[stream].append(F.normalize(model.cross_modal[stream](streams[stream].flatten(0, 1)), dim=-1))
+                out[stream].append(F.normalize(model.stream_projectors[stream](streams[stream].flatten(0, 1)), dim=-1))
             out["index"].append(batch["index"].repeat_interleave(n))
             out["label"].append(batch["label"].repeat_interleave(n))
             out["phase"].append(torch.full((batch["index"].shape[0] * n,), p))
@@ -90,7 +90,7 @@ def main() -> None:
     model = model_class(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
-    if model.cross_modal is None:
+    if model.stream_projectors is None or model.hparams.cross_modal_weight == 0:
         sys.exit(f"{args.ckpt}: trained without the cross-modal term (model.init_args.cross_modal_weight = 0)")
     data.prepare_data()
     print(f"{args.ckpt} ({type(model).__name__})")

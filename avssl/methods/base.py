@@ -12,6 +12,7 @@ Batch layout in the step (after :class:`avssl.augment.pipeline.AVTransform`): ``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 
 import pytorch_lightning as pl
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avssl.errors import ConfigError
-from avssl.losses import cross_modal_nce
+from avssl.losses import cross_modal_nce, info_nce
 from avssl.methods.probe import OnlineLinearProbe
 from avssl.models.backbone import TwoStreamBackbone
 from avssl.models.heads import mlp
@@ -59,9 +60,15 @@ class SSLMethod(pl.LightningModule):
             and the video embedding of each clip (AVID / CAV-MAE style; negatives from the global
             batch). 0 is the paper's setup. Beyond the paper: without it audio alone can solve the
             clip-matching task and the video encoder gets little pressure (README "Cross-modal term").
-        cross_modal_dim: output width of the two cross-modal projectors (2-layer MLPs).
-        cross_modal_hidden_dim: their hidden width.
-        cross_modal_temperature: temperature of the cross-modal InfoNCE.
+        stream_weight: weight of an extra per-stream InfoNCE term: the audio embeddings of the N
+            views of a video are positives (negatives: the other videos' audio), and likewise the
+            video embeddings. 0 is the paper's setup. Beyond the paper: it makes each encoder learn
+            what the views share on its own, where one stream could otherwise solve the fused task
+            alone (README "The demo").
+        stream_dim: output width of the audio and the video projector (2-layer MLPs) that both
+            terms use.
+        stream_hidden_dim: their hidden width.
+        stream_temperature: temperature of both terms' InfoNCE.
     """
 
     def __init__(
@@ -78,21 +85,23 @@ class SSLMethod(pl.LightningModule):
         warmup_epochs: float = 10,
         probe_lr: float = 0.1,
         cross_modal_weight: float = 0.0,
-        cross_modal_dim: int = 128,
-        cross_modal_hidden_dim: int = 512,
-        cross_modal_temperature: float = 0.1,
+        stream_weight: float = 0.0,
+        stream_dim: int = 128,
+        stream_hidden_dim: int = 512,
+        stream_temperature: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters()
-        if cross_modal_weight < 0:
-            raise ConfigError(f"model.cross_modal_weight must be >= 0, got {cross_modal_weight}")
+        for name, weight in (("cross_modal_weight", cross_modal_weight), ("stream_weight", stream_weight)):
+            if weight < 0:
+                raise ConfigError(f"model.{name} must be >= 0, got {weight}")
         self.backbone = TwoStreamBackbone(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
         self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
         self._pending_check: tuple | None = None
-        self.cross_modal = None
-        if cross_modal_weight > 0:
+        self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
+        if cross_modal_weight > 0 or stream_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
-            self.cross_modal = nn.ModuleDict({k: mlp(d, cross_modal_hidden_dim, cross_modal_dim) for k, d in dims.items()})
+            self.stream_projectors = nn.ModuleDict({k: mlp(d, stream_hidden_dim, stream_dim) for k, d in dims.items()})
 
     # ------------------------------------------------------------------ hooks for subclasses
     def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,13 +121,24 @@ class SSLMethod(pl.LightningModule):
         """Fused features ``[B, N, D]`` of views ``[B, N, ...]``."""
         return self.encode_streams(video, spec)["fused"]
 
-    def cross_modal_loss(self, streams: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Audio-video InfoNCE of every view, embeddings gathered (with gradient) from all processes."""
-        zv = self.cross_modal["video"](streams["video"].flatten(0, 1)).view(*streams["video"].shape[:2], -1)
-        za = self.cross_modal["audio"](streams["audio"].flatten(0, 1)).view(*streams["audio"].shape[:2], -1)
-        zv, za = gather_with_grad(zv), gather_with_grad(za)
-        n = zv.shape[1]
-        return sum(cross_modal_nce(za[:, i], zv[:, i], self.hparams.cross_modal_temperature) for i in range(n)) / n
+    def stream_losses(self, streams: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The auxiliary terms whose weight is > 0, embeddings gathered (with gradient) from every
+        process: ``xmodal`` (audio-video InfoNCE of every view) and ``stream`` (InfoNCE between the
+        views of each stream, the mean over the two streams)."""
+        z = {
+            k: gather_with_grad(proj(streams[k].flatten(0, 1)).view(*streams[k].shape[:2], -1))
+            for k, proj in self.stream_projectors.items()
+        }
+        hp, n = self.hparams, streams["fused"].shape[1]
+        out = {}
+        if hp.cross_modal_weight > 0:
+            out["xmodal"] = sum(cross_modal_nce(z["audio"][:, i], z["video"][:, i], hp.stream_temperature) for i in range(n)) / n
+        if hp.stream_weight > 0:
+            pairs = list(combinations(range(n), 2))
+            out["stream"] = sum(info_nce(zs[:, i], zs[:, j], hp.stream_temperature) for zs in z.values() for i, j in pairs) / (
+                2 * len(pairs)
+            )
+        return out
 
     def log_data_counters(self, batch: dict) -> None:
         """Per-epoch sums of the batch's data counters (failed decodes, silent / padded /
@@ -135,10 +155,10 @@ class SSLMethod(pl.LightningModule):
         features = streams["fused"]  # [B, N, D]
         loss, z = self.ssl_loss(features, batch)
         logs = {"train/ssl_loss": loss.detach(), "train/z_std": F.normalize(z.detach(), dim=-1).std(dim=(0, 1)).mean()}
-        if self.cross_modal is not None:
-            xmodal = self.cross_modal_loss(streams)
-            loss = loss + self.hparams.cross_modal_weight * xmodal
-            logs["train/xmodal_loss"] = xmodal.detach()
+        if self.stream_projectors is not None:
+            for name, term in self.stream_losses(streams).items():
+                loss = loss + self.hparams[f"{'cross_modal' if name == 'xmodal' else 'stream'}_weight"] * term
+                logs[f"train/{name}_loss"] = term.detach()
         if self.probe is not None:
             probe_loss, probe_logs = self.probe(features[:, 0], batch["label"])
             loss = loss + probe_loss

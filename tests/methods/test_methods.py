@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from avssl.errors import ConfigError
-from avssl.losses import byol_loss, cross_modal_nce, moco_loss, simsiam_loss
+from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss
 from avssl.methods import BYOL, MoCoV3, MomentumTarget, SimCLR, SimSiam, Supervised, momentum_schedule
 from tests.methods.test_simclr import fake_trainer
 
@@ -183,23 +183,28 @@ def test_optimizer_step_moves_the_target_with_the_scheduled_momentum():
         torch.testing.assert_close(t, tau * o + (1 - tau) * p)
 
 
-def test_cross_modal_term_is_added_and_trains_both_projectors():
-    m = build(SimCLR, cross_modal_weight=0.5, cross_modal_dim=6, cross_modal_hidden_dim=8).eval()
+@pytest.mark.parametrize("cross_modal, stream", [(0.5, 0.0), (0.0, 0.7), (0.5, 0.7)])
+def test_cross_modal_and_per_stream_terms_are_added_and_train_both_projectors(cross_modal, stream):
+    m = build(SimCLR, cross_modal_weight=cross_modal, stream_weight=stream, stream_dim=6, stream_hidden_dim=8).eval()
     logged = {}
     m.log_dict = lambda d, **k: logged.update(d)
     x = batch()
     streams = m.encode_streams(x["video"], x["spec"])
     ssl, _ = m.ssl_loss(streams["fused"], x)
-    zv = m.cross_modal["video"](streams["video"].flatten(0, 1)).view(4, 2, -1)
-    za = m.cross_modal["audio"](streams["audio"].flatten(0, 1)).view(4, 2, -1)
-    xm = (cross_modal_nce(za[:, 0], zv[:, 0]) + cross_modal_nce(za[:, 1], zv[:, 1])) / 2
+    zv = m.stream_projectors["video"](streams["video"].flatten(0, 1)).view(4, 2, -1)
+    za = m.stream_projectors["audio"](streams["audio"].flatten(0, 1)).view(4, 2, -1)
+    xm = (cross_modal_nce(za[:, 0], zv[:, 0]) + cross_modal_nce(za[:, 1], zv[:, 1])) / 2  # each view: audio <-> its video
+    per_stream = (info_nce(za[:, 0], za[:, 1]) + info_nce(zv[:, 0], zv[:, 1])) / 2  # each stream: view 1 <-> view 2
     loss = m.training_step(x, 0)
     probe_loss = m.probe(streams["fused"][:, 0], x["label"])[0]
-    torch.testing.assert_close(loss, ssl + 0.5 * xm + probe_loss)
-    torch.testing.assert_close(logged["train/xmodal_loss"], xm.detach())
+    torch.testing.assert_close(loss, ssl + cross_modal * xm + stream * per_stream + probe_loss)
+    if cross_modal:
+        torch.testing.assert_close(logged["train/xmodal_loss"], xm.detach())
+    if stream:
+        torch.testing.assert_close(logged["train/stream_loss"], per_stream.detach())
     loss.backward()
-    assert all(p.grad is not None for p in m.cross_modal.parameters())
-    assert build(SimCLR).cross_modal is None  # lambda = 0: the paper's setup, no extra modules
+    assert all(p.grad is not None for p in m.stream_projectors.parameters())
+    assert build(SimCLR).stream_projectors is None  # both weights 0: the paper's setup, no extra modules
 
 
 def test_invalid_arguments_are_config_errors():
