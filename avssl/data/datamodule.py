@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -48,7 +47,7 @@ def batch_generator(trainer: pl.Trainer, seed: int, device: torch.device) -> tor
 
 def default_synthetic_root(spec: SyntheticSpec) -> Path:
     """``$AVSSL_CACHE/synthetic/<hash of spec>`` (``~/.cache/avssl`` by default)."""
-    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(json.dumps(spec.params(), sort_keys=True).encode()).hexdigest()[:10]
     base = Path(os.environ.get("AVSSL_CACHE", Path.home() / ".cache" / "avssl"))
     return base / "synthetic" / digest
 

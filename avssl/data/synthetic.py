@@ -1,25 +1,29 @@
-"""The embedded synthetic audiovisual dataset (SPEC 1): real H.264 + AAC mp4 files.
+"""The embedded synthetic audiovisual dataset: real H.264 + AAC mp4 files.
 
-Each of the ``K`` classes is carried *jointly* by temporal structure in both streams:
+Each of the ``K`` classes is carried by temporal structure in each stream on its own:
 
-* video: the motion pattern of a shape (horizontal / vertical / diagonal oscillation,
-  clockwise / counter-clockwise circle, pulsing size, blinking, zig-zag);
+* video: how the whole frame moves — a random texture (a sum of plane waves) covering the frame
+  drifts vertically, horizontally or diagonally, expands, contracts, rotates, flickers (contrast
+  reversal) or pulses in brightness. The motion fills the frame, so any crop of it shows the
+  class, and every class is its own mirror image (directions and centres are nuisances), so a
+  horizontal flip keeps it;
 * audio: the contour of a tone (rising / falling chirp, vibrato, fast / slow pulses,
   two-tone alternation, up-down sweep, stepped staircase).
 
 Class ``k`` uses motion ``k % 8`` and contour ``(k + k // 8) % 8``, so up to 64 classes have
 distinct (motion, contour) pairs.
 
-Everything else is nuisance and is **redrawn every segment** (0.5 s by default): background and
-shape colours, shape kind and size, motion centre, amplitude and speed, pixel noise, the base
-pitch (two octaves), timbre (harmonic weights), loudness and background noise. A nuisance held
-for a whole video would be a fingerprint shared by two clips of that video, and contrastive
-learning would match it instead of the class; redrawn over time, the class is the only thing the
-two clips of a video have in common.
+Everything else is nuisance and is **redrawn every segment** (0.5 s by default): the texture, its
+two colours, speed, direction, centre and pixel noise; the base pitch (two octaves), timbre
+(harmonic weights), loudness, contour rate and background noise. A nuisance held for a whole
+video would be a fingerprint shared by two clips of that video, and contrastive learning would
+match it instead of the class; redrawn over time, the class is the only thing the two clips of a
+video have in common. The audio's and the video's segment boundaries are shifted independently,
+so the timing of the redraws does not tie a clip's audio to its video either.
 
 Generation is deterministic from ``seed``: video ``i`` draws from ``numpy.random.default_rng([seed,
 i])``. The dataset is written once under ``root`` with a ``manifest.csv`` (``path,label,split``)
-and reused as long as the manifest's recorded parameters match.
+and reused as long as the recorded parameters (the spec and :data:`GENERATOR_VERSION`) match.
 """
 
 from __future__ import annotations
@@ -36,10 +40,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-MOTIONS = ("horizontal", "vertical", "circle_cw", "circle_ccw", "diagonal", "pulse_size", "blink", "zigzag")
+MOTIONS = ("drift_vertical", "drift_horizontal", "drift_diagonal", "expand", "contract", "rotate", "flicker", "pulse")
 CONTOURS = ("rise", "fall", "vibrato", "fast_pulses", "slow_pulses", "two_tone", "up_down", "staircase")
 MANIFEST = "manifest.csv"
 PARAMS = "synthetic.json"
+# Bumped whenever the generator's output changes, so a cached dataset of an older generator is never
+# taken for the current one (it is part of the stored parameters and of the default cache path).
+GENERATOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -65,68 +72,99 @@ class SyntheticSpec:
         if self.duration <= 0 or self.fps <= 0 or self.size < 16 or self.sample_rate < 4000:
             raise ValueError(f"invalid synthetic spec: {self}")
 
+    def params(self) -> dict:
+        """The stored parameters: the spec and the generator version that wrote the files."""
+        return {**asdict(self), "generator": GENERATOR_VERSION}
+
 
 def class_pattern(label: int) -> tuple[str, str]:
     """The (motion, contour) pair that defines class ``label``."""
     return MOTIONS[label % len(MOTIONS)], CONTOURS[(label + label // len(MOTIONS)) % len(CONTOURS)]
 
 
+# --------------------------------------------------------------------------- segments
+def _segments(t: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray, int, float]:
+    """Segment index of every time ``t``, the number of segments and the boundaries' shift: every
+    ``spec.segment`` seconds, shifted by a random fraction of a segment drawn per stream, so the
+    audio's and the video's nuisance changes are not synchronised (their timing would otherwise
+    identify a clip across the streams)."""
+    shift = rng.uniform(0, spec.segment)
+    n_seg = int(math.ceil((spec.duration + shift) / spec.segment))
+    return np.minimum(((t + shift) / spec.segment).astype(int), n_seg - 1), n_seg, shift
+
+
 # --------------------------------------------------------------------------- video
-def _trajectory(motion: str, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets (dx, dy) in [-1, 1], a size factor and a visibility for motion phase ``phase`` (cycles)."""
-    ang = 2 * math.pi * phase
-    zero, one = np.zeros_like(phase), np.ones_like(phase)
-    if motion == "horizontal":
-        return np.sin(ang), zero, one, one
-    if motion == "vertical":
-        return zero, np.sin(ang), one, one
-    if motion == "circle_cw":
-        return np.cos(ang), np.sin(ang), one, one
-    if motion == "circle_ccw":
-        return np.cos(ang), -np.sin(ang), one, one
-    if motion == "diagonal":
-        return np.sin(ang), np.sin(ang), one, one
-    if motion == "pulse_size":
-        return zero, zero, 1.0 + 0.8 * np.sin(ang), one
-    if motion == "blink":
-        return zero, zero, one, (np.sin(ang) > 0).astype(np.float64)
-    if motion == "zigzag":
-        tri = 2 * np.abs(2 * (phase % 1.0) - 1) - 1
-        return tri, np.sign(np.sin(4 * ang)) * 0.5, one, one
+def _texture_waves(rng: np.random.Generator, count: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random 2-D texture as a sum of ``count`` plane waves: wave vectors ``[K, 2]`` (cycles per
+    frame side, in every direction), phases ``[K]`` and amplitudes ``[K]``."""
+    angle = rng.uniform(0, 2 * math.pi, count)
+    freq = rng.uniform(1.5, 3.5, count)
+    return np.stack([freq * np.cos(angle), freq * np.sin(angle)], 1), rng.uniform(0, 1, count), rng.uniform(0.5, 1.0, count)
+
+
+def _sample_texture(waves: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The texture in [-1, 1] at positions ``x``, ``y`` (frame sides; any matching shapes)."""
+    k, phase, amp = waves
+    total = sum(a * np.sin(2 * math.pi * (kx * x + ky * y + p)) for (kx, ky), p, a in zip(k, phase, amp))
+    return np.tanh(1.5 * total / np.sqrt(np.square(amp).sum()))
+
+
+def _motion_coordinates(motion: str, u: np.ndarray, v: np.ndarray, t: np.ndarray, nuisance: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel (``u``, ``v`` in [0, 1], ``[1, S, S]``) reads the texture at times ``t``
+    (seconds since the segment began, ``[F, 1, 1]``): the class's motion of the whole frame."""
+    speed, (cx, cy), sign = nuisance["speed"], nuisance["centre"], nuisance["sign"]
+    if motion == "drift_vertical":  # up or down
+        return u + 0 * t, v - sign * speed * t
+    if motion == "drift_horizontal":  # left or right
+        return u - sign * speed * t, v + 0 * t
+    if motion == "drift_diagonal":  # along either diagonal, either way
+        dx, dy = nuisance["diagonal"]
+        return u - dx * speed * t / math.sqrt(2), v - dy * speed * t / math.sqrt(2)
+    if motion in ("expand", "contract"):  # about a centre in the frame
+        scale = np.exp((-1.0 if motion == "expand" else 1.0) * 2.0 * speed * t)
+        return cx + (u - cx) * scale, cy + (v - cy) * scale
+    if motion == "rotate":  # either direction
+        angle = sign * 2 * math.pi * 0.5 * speed * t
+        cos, sin = np.cos(angle), np.sin(angle)
+        return cx + (u - cx) * cos - (v - cy) * sin, cy + (u - cx) * sin + (v - cy) * cos
+    if motion in ("flicker", "pulse"):  # the texture stays in place
+        return u + 0 * t, v + 0 * t
     raise ValueError(f"unknown motion {motion!r}")
 
 
 def _render_video(motion: str, spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
-    """uint8 frames ``[F, H, W, 3]``."""
+    """uint8 frames ``[F, H, W, 3]``: a random texture over the whole frame moving with the class's
+    motion; the texture, colours, speed, direction, centre and noise are redrawn every segment
+    (motion continuous within a segment)."""
     n_frames = int(round(spec.duration * spec.fps))
     s = spec.size
     t = np.arange(n_frames) / spec.fps
-    seg = np.minimum((t / spec.segment).astype(int), int(math.ceil(spec.duration / spec.segment)) - 1)
-    n_seg = seg.max() + 1
-    # Nuisances, one draw per segment.
-    bg = rng.uniform(0, 255, (n_seg, 3))
-    fg = rng.uniform(0, 255, (n_seg, 3))
-    disc = rng.random(n_seg) < 0.5
-    radius = rng.uniform(0.08, 0.16, n_seg) * s
-    centre = rng.uniform(0.35, 0.65, (n_seg, 2)) * s
-    amp = rng.uniform(0.15, 0.25, n_seg) * s
-    speed = rng.uniform(0.8, 1.25, n_seg)  # cycles per second
-    noise = rng.uniform(0, 12, n_seg)
-    phase0 = rng.random()
-    # Phase integrates the (piecewise constant) speed, so motion stays continuous in time.
-    phase = phase0 + np.concatenate([[0.0], np.cumsum(speed[seg][:-1] / spec.fps)])
-    dx, dy, size_f, visible = _trajectory(motion, phase)
-    cx = centre[seg, 0] + amp[seg] * dx
-    cy = centre[seg, 1] + amp[seg] * dy
-    r = radius[seg] * size_f
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
-    ddx = xx[None] - cx[:, None, None]
-    ddy = yy[None] - cy[:, None, None]
-    rr = r[:, None, None]
-    inside = np.where(disc[seg][:, None, None], ddx**2 + ddy**2 <= rr**2, (np.abs(ddx) <= rr) & (np.abs(ddy) <= rr))
-    inside &= visible[:, None, None] > 0
-    frames = np.where(inside[..., None], fg[seg][:, None, None, :], bg[seg][:, None, None, :])
-    frames = frames + rng.normal(0, 1, frames.shape) * noise[seg][:, None, None, None]
+    seg, n_seg, shift = _segments(t, spec, rng)
+    v, u = (np.mgrid[0:s, 0:s].astype(np.float64) + 0.5) / s
+    frames = np.empty((n_frames, s, s, 3), np.float64)
+    for k in range(n_seg):
+        at = seg == k
+        if not at.any():
+            continue
+        nuisance = {
+            "speed": rng.uniform(0.3, 0.5),  # frame sides per second
+            "centre": rng.uniform(0.3, 0.7, 2),
+            "sign": rng.choice([-1.0, 1.0]),
+            "diagonal": (rng.choice([-1.0, 1.0]), rng.choice([-1.0, 1.0])),
+        }
+        local = (t[at] - (k + 0.5) * spec.segment + shift)[:, None, None]  # time from the segment's middle
+        x, y = _motion_coordinates(motion, u[None], v[None], local, nuisance)
+        texture = _sample_texture(_texture_waves(rng), x, y)  # [F, S, S]
+        rate = rng.uniform(1.0, 1.6)  # flicker / pulse cycles per second (below 8 frames per 1.28 s Nyquist)
+        if motion == "flicker":  # contrast reversal
+            texture = texture * np.cos(2 * math.pi * rate * local)
+        elif motion == "pulse":  # brightness up and down, texture static
+            texture = 0.4 * texture + 0.6 * np.cos(2 * math.pi * rate * local)
+        low, high = rng.uniform(0, 100, 3), rng.uniform(155, 255, 3)  # two colours that always differ
+        if rng.random() < 0.5:
+            low, high = high, low
+        weight = 0.5 + 0.5 * rng.uniform(0.6, 1.0) * np.clip(texture, -1, 1)
+        frames[at] = low + (high - low) * weight[..., None] + rng.normal(0, rng.uniform(0, 10), (int(at.sum()), s, s, 3))
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
@@ -158,8 +196,7 @@ def _render_audio(contour: str, spec: SyntheticSpec, rng: np.random.Generator) -
     """float32 mono waveform ``[S]`` in [-1, 1]."""
     n = int(round(spec.duration * spec.sample_rate))
     t = np.arange(n) / spec.sample_rate
-    n_seg = int(math.ceil(spec.duration / spec.segment))
-    seg = np.minimum((t / spec.segment).astype(int), n_seg - 1)
+    seg, n_seg, _ = _segments(t, spec, rng)
     base = np.exp(rng.uniform(np.log(220), np.log(880), n_seg))  # two octaves
     harmonics = rng.uniform(0, 1, (n_seg, 3)) * np.array([1.0, 0.5, 0.25])
     loud = rng.uniform(0.3, 0.7, n_seg)
@@ -238,8 +275,8 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     params_file = root / PARAMS
     if manifest.exists() and params_file.exists():
         stored = json.loads(params_file.read_text())
-        if stored != asdict(spec):
-            raise ValueError(f"{root} holds a synthetic dataset built with {stored}, not {asdict(spec)}; choose another root or delete it")
+        if stored != spec.params():
+            raise ValueError(f"{root} holds a synthetic dataset built with {stored}, not {spec.params()}; choose another root or delete it")
         return manifest
     root.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -258,7 +295,7 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
         writer.writerows(rows)
-    params_file.write_text(json.dumps(asdict(spec), indent=2))
+    params_file.write_text(json.dumps(spec.params(), indent=2))
     manifest.with_suffix(".tmp").replace(manifest)
     return manifest
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import probe
-from avssl.data.synthetic import SyntheticSpec, class_pattern, generate
+from avssl.data.synthetic import MOTIONS, SyntheticSpec, _motion_coordinates, _sample_texture, _texture_waves, class_pattern, generate
 from tests.conftest import TINY
 
 
@@ -57,3 +57,21 @@ def test_nuisances_change_within_a_video(tiny_root):
     per_segment = [frames[i : i + 12].mean(axis=(0, 1, 2)) for i in range(0, len(frames) - 12, 13)]
     spread = np.ptp(np.stack(per_segment), axis=0).max()
     assert spread > 20
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_every_class_looks_the_same_mirrored(motion):
+    """A horizontally flipped clip of a class is a clip of the same class: its mirror image is the
+    class's motion with mirrored nuisances (direction, centre, texture), so a flip augmentation
+    keeps the class."""
+    rng = np.random.default_rng(0)
+    waves = _texture_waves(rng)
+    nuisance = {"speed": 0.4, "centre": np.array([0.3, 0.6]), "sign": 1.0, "diagonal": (1.0, -1.0)}
+    mirrored = {**nuisance, "centre": np.array([0.7, 0.6]), "sign": -1.0 if motion != "drift_vertical" else 1.0, "diagonal": (-1.0, -1.0)}
+    (kx_ky, phase, amp) = waves
+    mirror_waves = (kx_ky * np.array([-1.0, 1.0]), phase + kx_ky[:, 0], amp)  # texture(1 - u, v)
+    v, u = (np.mgrid[0:16, 0:16] + 0.5) / 16
+    t = np.linspace(-0.25, 0.25, 5)[:, None, None]
+    clip = _sample_texture(waves, *_motion_coordinates(motion, u[None], v[None], t, nuisance))
+    mirror = _sample_texture(mirror_waves, *_motion_coordinates(motion, u[None], v[None], t, mirrored))
+    np.testing.assert_allclose(clip[..., ::-1], mirror, atol=1e-9)
