@@ -1,4 +1,4 @@
-"""Loss functions as pure functions of embeddings (SPEC 3).
+"""Loss functions as pure functions of embeddings.
 
 Each is a transcription of its paper's formula, batched; tests compare them with a naive loop and
 with closed forms (``tests/test_losses.py``). Gathering across processes is the caller's job

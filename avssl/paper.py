@@ -1,4 +1,4 @@
-"""The paper's experiments as data: one override per table cell and the paper's numbers (SPEC 6).
+"""The paper's experiments as data: one override per table cell and the paper's numbers.
 
 Every cell is a small YAML override composed after ``configs/simclr.yaml`` (the paper's shared
 settings: SimCLR, RE alpha 0.75 on both streams, pitch shift before, 500 epochs)::

@@ -1,4 +1,4 @@
-"""Run reliability: atomic checkpoints, start-up checks and an end-of-fit summary (SPEC 7, issue 8).
+"""Run reliability: atomic checkpoints, start-up checks and an end-of-fit summary.
 
 * :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file in the same directory,
   ``fsync`` s it and renames it over the final name: a crash or a failing write mid-save never

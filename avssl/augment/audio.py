@@ -21,7 +21,7 @@ from avssl.errors import ConfigError
 
 @dataclass(frozen=True)
 class SpectrogramConfig:
-    """Log-mel spectrogram parameters (SPEC 2; hop 128 by default, 256/64/32 in Table 4)."""
+    """Log-mel spectrogram parameters (hop 128 by default, 256/64/32 in Table 4)."""
 
     n_fft: int = 1024
     hop_length: int = 128

@@ -1,4 +1,4 @@
-"""AVE (Tian et al., ECCV 2018) annotation and split parsing — no decoding (SPEC 1).
+"""AVE (Tian et al., ECCV 2018) annotation and split parsing — no decoding.
 
 Layout of the download (``AVE_Dataset/``)::
 
@@ -6,7 +6,7 @@ Layout of the download (``AVE_Dataset/``)::
     trainSet.txt valSet.txt testSet.txt   the official splits, same format (3,339 / 402 / 402 rows)
     AVE/<VideoID>.mp4
 
-Rules (SPEC 1): the header line is optional (the repository copy has none, the zip copy has one);
+Rules: the header line is optional (the repository copy has none, the zip copy has one);
 fields are split on ``&`` only (class names contain commas and parentheses); samples are the split
 files' rows, keyed by row, not by VideoID — 4,143 rows carry only 4,097 unique IDs: some IDs have
 two or three labels, and a few appear in two splits. Those overlaps and every missing mp4 are

@@ -1,4 +1,4 @@
-"""AVDataModule: datasets, loaders, and augmentation on the device after transfer (SPEC 1, 2)."""
+"""AVDataModule: datasets, loaders, and augmentation on the device after transfer."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Decoding of clip windows: uint8 frames and float32 mono audio (SPEC 1.1).
+"""Decoding of clip windows: uint8 frames and float32 mono audio.
 
-* Video, ``backend="decord"`` (the default, SPEC 1.1): decord's ``VideoReader`` with frames
+* Video, ``backend="decord"`` (the default): decord's ``VideoReader`` with frames
   resized inside the decoder; PyAV is the fallback for files decord cannot read or decodes to a
   wrong shape (decord 0.6.0 returns 4- or 6-channel buffers for some output widths, e.g. 24, 48
   or 72 px: detected and routed to PyAV).

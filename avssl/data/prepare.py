@@ -1,4 +1,4 @@
-"""``avssl prepare SRC DST``: re-encode a dataset once into a training-friendly copy (SPEC 1.1).
+"""``avssl prepare SRC DST``: re-encode a dataset once into a training-friendly copy.
 
 Every video under ``SRC`` becomes ``DST/<same relative path>.mp4``: H.264 at a short side of
 ``short_side`` px (aspect kept, even sizes), a constant ``fps`` with strictly increasing time

@@ -1,4 +1,4 @@
-"""Clip sampling (SPEC 1.2): pure functions of a ``numpy.random.Generator``.
+"""Clip sampling: pure functions of a ``numpy.random.Generator``.
 
 Pre-training follows CVRL (Qian et al. 2021): with ``D = duration - clip_seconds``, draw a gap
 ``t`` in ``[0, D]`` with density proportional to ``1 - (t / D) ** p`` (``p = 1``: linearly

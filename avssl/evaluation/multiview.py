@@ -1,4 +1,4 @@
-"""Multi-view test-time aggregation and exact one-prediction-per-video collection (SPEC 5)."""
+"""Multi-view test-time aggregation and exact one-prediction-per-video collection."""
 
 from __future__ import annotations
 

@@ -146,7 +146,8 @@ class LinearProbe(pl.LightningModule):
         self.heads = nn.ModuleDict(
             {f"{enc}/{r}": ProbeHead(dims[r], num_classes, normalize) for enc in self.encoders for r in READOUTS} if mode != "knn" else {}
         )
-        self.views: AVTransform | None = None  # the data's transform, set by attach()
+        self.views: AVTransform | None = None  # the data's transform and the probe's training views, set by attach()
+        self.train_views: AVTransform | None = None
         self.eval_positions: list[float] = [0.5]
         self.batch_size = 256
         self.bank: dict[str, torch.Tensor] = {}  # kNN: "{encoder}/{readout}" -> cached training features
@@ -168,6 +169,7 @@ class LinearProbe(pl.LightningModule):
                 source=self.pretrained.path,
             )
         self.views = datamodule.transform
+        self.train_views = datamodule.transform.probe_views()  # shares the log-mel and audio modules
         self.eval_positions = list(datamodule.eval_positions)
         self.batch_size = datamodule.batch_size  # per device, as in pre-training
         self.evaluation_data = dict(datamodule.hparams)
@@ -198,7 +200,7 @@ class LinearProbe(pl.LightningModule):
         trainer = self.trainer
         if trainer.training:
             generator = batch_generator(trainer, self.hparams.seed, batch["video"].device)
-            return self.views.probe_views().to(batch["video"].device).train_views(batch, generator)
+            return self.train_views.to(batch["video"].device).train_views(batch, generator)
         positions = [0.5] if trainer.predicting else self.eval_positions
         return self.views.to(batch["video"].device).eval_views(batch, positions)
 

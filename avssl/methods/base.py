@@ -1,4 +1,4 @@
-"""SSLMethod: the shared base of every pre-training method (SPEC 3, 4).
+"""SSLMethod: the shared base of every pre-training method.
 
 It owns the two-stream backbone, the optional cross-modal term, the optimiser (SGD, ``lr = base_lr * global_batch / 256``,
 weight decay off for biases and normalisation parameters), the warm-up + cosine schedule (a pure

@@ -1,4 +1,4 @@
-"""Momentum (EMA) target network and its schedule, shared by MoCo v3 and BYOL (SPEC 3)."""
+"""Momentum (EMA) target network and its schedule, shared by MoCo v3 and BYOL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Two-stream backbone: video + audio encoders and a small replaceable fusion (SPEC 3)."""
+"""Two-stream backbone: video + audio encoders and a small replaceable fusion."""
 
 from __future__ import annotations
 

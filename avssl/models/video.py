@@ -1,4 +1,4 @@
-"""3D ResNet video encoder in the SlowFast slow-pathway layout as modified by CVRL (SPEC 3).
+"""3D ResNet video encoder in the SlowFast slow-pathway layout as modified by CVRL.
 
 * stem: conv ``5x7x7``, spatial stride 2 (temporal stride ``stem_temporal_stride``, 1 by
   default: 8-frame inputs keep their 8 time steps), then ``1x3x3`` max-pool with spatial stride 2;

@@ -1,4 +1,4 @@
-"""Schedules as pure functions of the step (SPEC 4)."""
+"""Schedules as pure functions of the step."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Distributed correctness on CPU: 2 processes, gloo, different data on each rank (SPEC 7)."""
+"""Distributed correctness on CPU: 2 processes, gloo, different data on each rank."""
 
 from __future__ import annotations
 
