@@ -247,6 +247,7 @@ def main(args: Sequence[str] | None = None) -> None:
             if code:
                 raise SystemExit(code)
         elif args[0] in TRAINER_COMMANDS:
+            check_config_files(args[1:])
             _lightning_cli(None if from_command_line else args)
         else:
             raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}")
@@ -256,6 +257,31 @@ def main(args: Sequence[str] | None = None) -> None:
             raise
         print(f"avssl: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """Every ``--config FILE`` / ``-c FILE`` must exist and hold a YAML mapping of settings; the
+    error names the file and what is wrong with it (where the parser would print its whole usage)."""
+    import yaml
+
+    files = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    files += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"--config {name}: no such file")
+        try:
+            content = yaml.safe_load(path.read_text())
+        except UnicodeDecodeError:
+            raise ConfigError(f"--config {name}: not a text file; expected a YAML file of settings") from None
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+            raise ConfigError(f"--config {name}: not valid YAML{line}: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+        if content is not None and not isinstance(content, dict):
+            raise ConfigError(
+                f"--config {name}: expected a YAML mapping of settings (e.g. `trainer:`, `model:`), got a {type(content).__name__}"
+            )
 
 
 def _config_error(error: BaseException | None) -> ConfigError | None:

@@ -88,6 +88,53 @@ def test_missing_data_root_is_one_error_line(capsys, tmp_path):
     assert "nope" in err and "does not exist" in err and "Traceback" not in err
 
 
+def one_error_line(capsys, args) -> str:
+    """Run ``args``; the run must exit with status 2 and exactly one ``avssl: error:`` line."""
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("avssl: error: ") and "Traceback" not in err and "usage:" not in err, err
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "option,words",
+    [
+        ("--data.sample_rate=0", ["data.sample_rate", ">= 1", "got 0"]),
+        ("--data.sample_rate=100", ["data.sample_rate", "n_fft"]),
+        ("--data.clip_seconds=0", ["data.clip_seconds", "> 0"]),
+        ("--data.num_workers=-1", ["data.num_workers", ">= 0"]),
+    ],
+)
+def test_bad_data_values_are_one_error_line(option, words, capsys, tiny_root):
+    line = one_error_line(capsys, ["fit", *DEMO, *tiny(tiny_root), option, "--trainer.fast_dev_run=1"])
+    assert all(w in line for w in words), line
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"model: [unclosed\n  x: : :\n", ["not valid YAML", "line 2"]),
+        (b"\x00\x01\x02binary", ["not valid YAML"]),
+        (b"- a\n- list\n", ["expected a YAML mapping", "list"]),
+        (None, ["no such file"]),
+    ],
+)
+def test_a_bad_config_file_is_named_in_one_error_line(content, words, capsys, tmp_path):
+    config = tmp_path / "settings.yaml"
+    if content is not None:
+        config.write_bytes(content)
+    line = one_error_line(capsys, ["fit", *DEMO, "--config", str(config)])
+    assert str(config) in line and all(w in line for w in words), line
+
+
+def test_a_dataset_smaller_than_one_batch_is_an_error_not_zero_steps(capsys, tiny_root):
+    line = one_error_line(capsys, ["fit", *DEMO, *tiny(tiny_root), "--data.batch_size=9", "--trainer.max_steps=1"])
+    assert "data.batch_size" in line and "8 decodable videos" in line and "zero steps" in line
+
+
 def test_unknown_option_and_bad_value_are_reported(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["fit", *DEMO, "--data.no_such_option=1"])

@@ -126,6 +126,17 @@ class AVDataModule(pl.LightningDataModule):
         ):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
+        for name, value, low in (("sample_rate", sample_rate, 1), ("short_side", short_side, 2), ("num_workers", num_workers, 0)):
+            if value < low:
+                raise ConfigError(f"data.{name} must be >= {low}, got {value}")
+        for name, value in (("clip_seconds", clip_seconds), ("timeout", timeout)):
+            if not value > 0:
+                raise ConfigError(f"data.{name} must be > 0, got {value}")
+        if round(clip_seconds * sample_rate) < spectrogram.n_fft:
+            raise ConfigError(
+                f"data.sample_rate: a {clip_seconds} s clip at {sample_rate} Hz has {round(clip_seconds * sample_rate)} samples, "
+                f"fewer than one spectrogram window (data.spectrogram.n_fft {spectrogram.n_fft})"
+            )
         for name, side in (("crop_size", augment.crop_size), ("eval_crop_size", augment.eval_crop_size)):
             if side is not None and side > short_side:
                 raise ConfigError(
@@ -243,7 +254,14 @@ class AVDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("train", train=True), shuffle=True, drop_last=True)
+        dataset = self.dataset("train", train=True)
+        processes = self.trainer.world_size if self.trainer is not None else 1
+        if len(dataset) < self.batch_size * processes:  # full batches only: zero training steps
+            raise ConfigError(
+                f"data.batch_size: the train split has {len(dataset)} decodable videos, fewer than one batch "
+                f"({self.batch_size} per process x {processes} process(es)); training would run zero steps: lower data.batch_size"
+            )
+        return self.loader(dataset, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("val", train=False, num_clips=1), shuffle=False)

@@ -14,7 +14,8 @@ key               sample                               batch (after ``collate``)
 ``video_id``      str                                   list of ``B`` str
 (counters)        ``num_failed`` + the flags below      int64 scalars ``num_failed``,
                                                         ``num_silent_audio``, ``num_padded_audio``,
-                                                        ``num_nonfinite_audio``, ``num_short_video``
+                                                        ``num_nonfinite_audio``, ``num_short_video``,
+                                                        ``num_truncated_video``
 ================  ===================================  =====================================
 
 ``N`` is the number of clips per video (2 positives in pre-training, ``eval_clips`` in
@@ -34,7 +35,9 @@ takes its place (up to ``retries`` times), so the batch keeps its size and DDP r
 every failure is counted in the batch's ``num_failed``. Documented repairs, each counted per batch:
 no audio stream with ``allow_missing_audio`` -> silence (``num_silent_audio``); audio ending before
 the clip -> zero padding (``num_padded_audio``); NaN / inf samples -> 0 (``num_nonfinite_audio``);
-a video shorter than a clip -> starts at 0 and repeats its last frame (``num_short_video``).
+a video shorter than a clip -> starts at 0 and repeats its last frame (``num_short_video``); a
+truncated file whose frames end before its header's duration -> windows past the last frame repeat
+it (``num_truncated_video``).
 
 Randomness: the clip starts of item ``i`` in epoch ``e`` come from
 ``numpy.random.default_rng([seed, e, i])``, so they do not depend on the worker count or on
@@ -62,7 +65,7 @@ from avssl.data.folder import VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 
 log = logging.getLogger(__name__)
-SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video")
+SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 
 class AVClipDataset(Dataset):
@@ -187,6 +190,7 @@ class AVClipDataset(Dataset):
             "padded_audio": decoder.audio_padded,
             "nonfinite_audio": nonfinite,
             "short_video": info.duration < self.clip_seconds,
+            "truncated_video": decoder.truncated,
         }
 
     def _mark_in_flight(self, path: str | None) -> None:

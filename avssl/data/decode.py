@@ -17,12 +17,34 @@
   ``round(clip_seconds * rate)`` samples. (decord's ``AudioReader`` decodes the whole track on
   construction, which is several times slower for two short clips.)
 
-Prepared copies (``avssl prepare``) keep their audio in a sidecar ``<video>.wav`` (mono PCM16 at
-the prepared rate); when it exists, :func:`probe` reports its rate and :class:`ClipDecoder` reads
-the window by sample range (no decoding, no seek inaccuracy).
+Prepared copies (``avssl prepare``) keep their audio in a sidecar WAV (mono PCM16 at the prepared
+rate). A sidecar is used only when the ``prepare_report.json`` of a directory above the video lists
+it as that video's audio (a WAV that merely shares the video's name is never taken for its audio);
+:func:`probe` then reports its rate and :class:`ClipDecoder` reads the window by sample range (no
+decoding, no seek inaccuracy).
 
-Frame times come from the container's time stamps (``VideoReader.get_frame_timestamp``; the
-frames' pts with PyAV), not from ``index / fps``, so variable-frame-rate files give the right frames.
+One presentation timeline: frame and sample times are the container's time stamps (stream start
+times and edit lists applied by the demuxer) minus the container's start time, so the audio and
+the video of a file whose streams start late, or at different times, stay in sync, and time 0 is
+the start of the file's earliest stream. decord numbers a video's frames from the start of the
+video stream; its times are shifted by that stream's start. Frame times come from the time stamps
+(``VideoReader.get_frame_timestamp``; the frames' pts with PyAV), not from ``index / fps``, so
+variable-frame-rate files give the right frames.
+
+Display geometry: frames are shown as a player shows them. The sample aspect ratio stretches the
+width (a 2:1 SAR shows 32 x 32 coded pixels as 64 x 32), then a rotation in the display matrix (90,
+180 or 270 degrees, as phones write) turns the frame; both apply before the short-side resize.
+:func:`probe` reports that display size; decord turns the frame itself and its resize to the display
+size stretches the pixels, the PyAV path does both in :func:`display_rgb`.
+
+Audio samples of every format (unsigned 8-bit, signed 16/32/64-bit, float, double; planar or
+interleaved) are scaled to [-1, 1] (unsigned 8-bit around 128) and down-mixed to mono. Float
+samples above full scale are clipped to [-1, 1] after resampling, the same policy prepared copies
+apply when they store 16-bit PCM, so a raw file and its prepared copy give the same input.
+
+Truncated files: a file whose frames end before the duration its header claims (a cut download)
+decodes the frames it has; a window reaching more than :data:`TRUNCATION_SLACK` seconds past
+the last decodable frame sets :attr:`ClipDecoder.truncated`, which the dataset counts.
 
 The public entry points are :func:`probe` (metadata, read in the main process when the index is
 built) and :class:`ClipDecoder` (opened lazily inside each DataLoader worker).
@@ -30,6 +52,7 @@ built) and :class:`ClipDecoder` (opened lazily inside each DataLoader worker).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -38,6 +61,8 @@ import wave
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
 
 import av
 import numpy as np
@@ -50,6 +75,8 @@ _local = threading.local()  # per-thread swscale context of the PyAV path
 AUDIO_PREROLL = 0.1  # seconds decoded and discarded before each audio window
 VIDEO_BACKENDS = ("decord", "pyav")
 PACKET_LOOKAHEAD = 16  # packets read ahead to find the next display time (B-frame reordering depth)
+TRUNCATION_SLACK = 0.25  # seconds past the last frame's display interval before a window counts as truncated
+PREPARE_REPORT = "prepare_report.json"  # written by ``avssl prepare``; lists the sidecar of each copy
 
 
 class DecodeError(RuntimeError):
@@ -70,6 +97,10 @@ class MediaInfo:
     fps: float
     audio_rate: int  # 0 when the file has no audio stream
     sidecar: str | None = None  # prepared copies: the mono WAV holding the audio
+    start: float = 0.0  # file time (s) of timeline 0: the container's start, the earliest stream's
+    video_start: float = 0.0  # file time (s) of the first video frame
+    rotation: int = 0  # counter-clockwise display rotation in degrees (0, 90, 180, 270)
+    sample_aspect: float = 1.0  # width of a coded pixel relative to its height
 
     @property
     def has_audio(self) -> bool:
@@ -77,20 +108,34 @@ class MediaInfo:
 
 
 def probe(path: str) -> MediaInfo:
-    """Read stream metadata with PyAV (headers only). Raises :class:`DecodeError`."""
+    """Read stream metadata with PyAV (headers and the first video frame, for its display
+    rotation). ``width`` / ``height`` are the display size: sample aspect ratio and rotation
+    applied. Raises :class:`DecodeError`."""
     try:
         with av.open(path) as container:
             if not container.streams.video:
                 raise DecodeError(path, "no_video_stream")
             vs = container.streams.video[0]
-            duration = _stream_seconds(vs) or (container.duration or 0) / av.time_base
+            single_threaded(container)
+            streams = [vs, *container.streams.audio[:1]]
+            starts = [float(st.start_time * st.time_base) for st in streams if st.start_time is not None and st.time_base]
+            video_start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+            start = float(container.start_time / av.time_base) if container.start_time is not None else min(starts, default=0.0)
+            seconds = _stream_seconds(vs)
+            duration = video_start - start + seconds if seconds else (container.duration or 0) / av.time_base
             audio_rate = container.streams.audio[0].sample_rate if container.streams.audio else 0
             fps = float(vs.average_rate or vs.guessed_rate or 0)
+            rotation = _first_frame_rotation(container, vs)
+            sar = float(vs.sample_aspect_ratio or 1) or 1.0
+            width, height = vs.codec_context.width, vs.codec_context.height
+            width = max(1, round(width * sar))
+            if rotation in (90, 270):
+                width, height = height, width
             sidecar = sidecar_path(path)
             if sidecar is not None:
                 with wave.open(sidecar) as w:
                     audio_rate = w.getframerate()
-            info = MediaInfo(float(duration), vs.codec_context.width, vs.codec_context.height, fps, audio_rate, sidecar)
+            info = MediaInfo(float(duration), width, height, fps, audio_rate, sidecar, start, video_start, rotation, sar)
     except DecodeError:
         raise
     except FileNotFoundError as e:
@@ -102,10 +147,62 @@ def probe(path: str) -> MediaInfo:
     return info
 
 
+def _first_frame_rotation(container, stream) -> int:
+    """Counter-clockwise display rotation of the video (0 / 90 / 180 / 270): PyAV exposes the
+    display matrix on decoded frames only."""
+    for frame in container.decode(stream):
+        return int(round(frame.rotation / 90)) % 4 * 90
+    return 0
+
+
 def sidecar_path(path: str) -> str | None:
-    """The prepared audio sidecar of a video (``clip.mp4`` -> ``clip.wav``), if it exists."""
-    candidate = str(path).rsplit(".", 1)[0] + ".wav"
-    return candidate if candidate != str(path) and os.path.isfile(candidate) else None
+    """The sidecar WAV that ``avssl prepare`` wrote for ``path``, if a ``prepare_report.json`` in a
+    directory above it lists one (and it exists); ``None`` otherwise."""
+    path = Path(path).resolve()
+    for parent in path.parents:
+        sidecars = _prepared_sidecars(str(parent))
+        if sidecars is not None:
+            wav = sidecars.get(path.relative_to(parent).as_posix())
+            return str(parent / wav) if wav and (parent / wav).is_file() else None
+    return None
+
+
+@lru_cache(maxsize=256)
+def _prepared_sidecars(directory: str) -> dict[str, str] | None:
+    """``{video: wav}`` (paths relative to ``directory``) from its ``prepare_report.json``, or
+    ``None`` when it has none."""
+    report = Path(directory) / PREPARE_REPORT
+    if not report.is_file():
+        return None
+    try:
+        files = json.loads(report.read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {f["output"]: f["audio"] for f in files.values() if f.get("status") == "prepared" and f.get("audio")}
+
+
+def audio_samples(frame) -> np.ndarray:
+    """float32 mono samples of a decoded audio ``frame``, every sample format scaled to [-1, 1]:
+    unsigned 8-bit around 128, signed integers by their full scale (2^(bits-1)), floats as they are;
+    planar or interleaved channels averaged."""
+    data = frame.to_ndarray()
+    if data.dtype == np.uint8:
+        data = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.signedinteger):
+        data = data.astype(np.float32) / -float(np.iinfo(data.dtype).min)
+    else:
+        data = data.astype(np.float32)
+    return data.mean(0) if frame.format.is_planar else data.reshape(-1, len(frame.layout.channels)).mean(1)
+
+
+def display_rgb(frame, rotation: int, height: int, width: int, reformatter: VideoReformatter) -> np.ndarray:
+    """uint8 ``[height, width, 3]`` of a decoded video ``frame`` as displayed: scaled (which also
+    stretches non-square pixels) so that, turned counter-clockwise by ``rotation`` degrees, it is
+    ``height x width``."""
+    turns = rotation // 90
+    h, w = (width, height) if turns % 2 else (height, width)
+    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", threads=1).to_ndarray()
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _stream_seconds(stream) -> float:
@@ -145,6 +242,7 @@ class ClipDecoder:
         self.decoded_frames = 0  # PyAV path: video frames decoded so far (diagnostics)
         self._frame_starts: np.ndarray | None = None
         self.audio_padded = False  # set by audio(): some window ran past the end of the audio
+        self.truncated = False  # set by video(): some window ran past the last decodable frame
 
     # ------------------------------------------------------------------ video
     def frame_times(self, starts: np.ndarray, clip_seconds: float, num_frames: int) -> np.ndarray:
@@ -193,7 +291,11 @@ class ClipDecoder:
 
         if self._reader is None:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), width=self.width, height=self.height, num_threads=1)
-            self._frame_starts = self._reader.get_frame_timestamp(np.arange(len(self._reader)))[:, 0]
+            # decord's times count from the video stream's start; the timeline from the file's
+            self._frame_starts = self._reader.get_frame_timestamp(np.arange(len(self._reader)))[:, 0] + (
+                self.info.video_start - self.info.start
+            )
+        self._check_truncation(times, float(self._frame_starts[-1]))
         idx = self._indices(times.reshape(-1), self._frame_starts)
         uniq, inverse = np.unique(idx, return_inverse=True)
         batch = self._reader.get_batch(uniq.tolist()).asnumpy()
@@ -211,8 +313,8 @@ class ClipDecoder:
         out = np.empty((len(flat), self.height, self.width, 3), np.uint8)
         container = self._open()
         stream = container.streams.video[0]
-        tb = float(stream.time_base)
-        keys = np.sort([e.timestamp * tb for e in stream.index_entries if e.is_keyframe]) if stream.index_entries else None
+        tb, origin = float(stream.time_base), self.info.start
+        keys = np.sort([e.timestamp * tb - origin for e in stream.index_entries if e.is_keyframe]) if stream.index_entries else None
         key_delay = 0.0  # pts - dts of keyframes (B-frame reordering); the index holds dts
         k, frames, last, last_t, seek_to = 0, None, None, -math.inf, 0.0
         need_seek, seek_k = True, -1  # seek_k: the time index the last seek was made for
@@ -231,7 +333,7 @@ class ClipDecoder:
                     frames, last, last_t = self._decode_from(container, stream, seek_to, wanted), None, -math.inf
                 converted = None
                 for frame in frames:
-                    t = float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)
+                    t = (float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)) - origin
                     if frame.key_frame and frame.dts is not None and frame.pts is not None:
                         key_delay = max(key_delay, float((frame.pts - frame.dts) * tb))
                     if last is None and t > target + 1e-4 and seek_to > 0:  # landed after the target
@@ -253,27 +355,38 @@ class ClipDecoder:
                         continue
                     if last is None:
                         raise DecodeError(self.path, "no_frames")
+                    self._check_truncation(flat[order[k:]], last_t)
                     out[order[k:]] = self._rgb(last)
                     k = len(order)
         except av.FFmpegError as e:
             raise DecodeError(self.path, "corrupt", str(e)) from e
         return out
 
+    def _check_truncation(self, times: np.ndarray, last_start: float) -> None:
+        """Set :attr:`truncated` when a time within the header's duration lies more than
+        :data:`TRUNCATION_SLACK` past the display interval of the last decodable frame (starting
+        at ``last_start``)."""
+        interval = 1.0 / self.info.fps if self.info.fps > 0 else 0.0
+        if len(times) and min(float(np.max(times)), self.info.duration) > last_start + interval + TRUNCATION_SLACK:
+            self.truncated = True
+
     def _rgb(self, frame) -> np.ndarray:
         """``frame`` resized to the output size as RGB through this thread's cached single-threaded
         swscale context (``VideoFrame.to_ndarray(width=...)`` builds one per call: ~50x slower on
-        small frames). The cache is per process: a context inherited through ``fork`` (a
+        small frames), in display orientation (the resize to the output size also stretches
+        non-square pixels). The cache is per process: a context inherited through ``fork`` (a
         DataLoader worker) is never used, its thread state belongs to the parent."""
         key = (os.getpid(), threading.get_ident())
         if getattr(_local, "key", None) != key:
             _local.key, _local.reformatter = key, VideoReformatter()
-        return _local.reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24", threads=1).to_ndarray()
+        return display_rgb(frame, self.info.rotation, self.height, self.width, _local.reformatter)
 
     def _decode_from(self, container, stream, seconds: float, wanted: np.ndarray):
         """Frames from the keyframe before ``seconds`` on, in display order. Packets whose frame is
         shown at none of the sorted times ``wanted`` are decoded with ``skip_frame=NONREF``: the
         decoder drops them when no other frame references them (non-reference B-frames, as
         ``avssl prepare`` writes), and decodes them anyway otherwise."""
+        seconds += self.info.start  # timeline -> file time
         container.seek(max(0, int(seconds / stream.time_base) - 1), stream=stream, backward=True, any_frame=False)
         ctx, tb = stream.codec_context, float(stream.time_base)
         ahead: deque = deque()  # packets read, not yet decoded
@@ -311,7 +424,8 @@ class ClipDecoder:
 
     # ------------------------------------------------------------------ audio
     def audio(self, starts: np.ndarray, clip_seconds: float) -> np.ndarray:
-        """float32 ``[N, round(clip_seconds * rate)]`` mono windows; zeros past the file end."""
+        """float32 ``[N, round(clip_seconds * rate)]`` mono windows in [-1, 1] (clipped after
+        resampling); zeros where the track has no samples."""
         n_out = int(round(clip_seconds * self.sample_rate))
         if not self.info.has_audio:
             raise DecodeError(self.path, "no_audio_stream")
@@ -329,7 +443,7 @@ class ClipDecoder:
         n = min(n_out, wave.shape[1])
         out = np.zeros((len(starts), n_out), np.float32)
         out[:, :n] = wave[:, :n].numpy()
-        return out
+        return np.clip(out, -1.0, 1.0, out=out)  # NaN stays NaN: the dataset counts and zeroes it
 
     def _sidecar_window(self, start: float, n_samples: int, rate: int) -> tuple[np.ndarray, int]:
         """Like :meth:`_audio_window`, from the prepared mono PCM16 WAV by sample range."""
@@ -355,7 +469,7 @@ class ClipDecoder:
         try:
             stream = container.streams.audio[0]
             for start in starts:
-                out, covered = self._window(container, stream, float(start), n_samples, rate)
+                out, covered = self._window(container, stream, float(start), n_samples, rate, self.info.start)
                 outs.append(out)
                 covers.append(covered)
         except av.FFmpegError as e:
@@ -363,22 +477,20 @@ class ClipDecoder:
         return outs, covers
 
     @staticmethod
-    def _window(container, stream, start: float, n_samples: int, rate: int) -> tuple[np.ndarray, int]:
+    def _window(container, stream, start: float, n_samples: int, rate: int, origin: float) -> tuple[np.ndarray, int]:
+        """``n_samples`` from timeline time ``start`` (file time ``start + origin``)."""
         out = np.zeros(n_samples, np.float32)
         covered = 0
         tb = stream.time_base
         # Pre-roll: start decoding AUDIO_PREROLL s early and discard it, so the window never begins
         # on a cold decoder (AAC frames overlap their neighbours: the first frame after a seek is off).
-        container.seek(max(0, int(Fraction(max(0.0, start - AUDIO_PREROLL)) / tb) - 1), stream=stream, backward=True)
+        container.seek(max(0, int(Fraction(max(0.0, start + origin - AUDIO_PREROLL)) / tb) - 1), stream=stream, backward=True)
         first = int(round(start * rate))
         for frame in container.decode(stream):
             if frame.pts is None:
                 continue
-            frame_first = int(round(float(frame.pts * tb) * rate))
-            data = frame.to_ndarray()
-            if np.issubdtype(data.dtype, np.integer):  # s16 / s32 PCM -> [-1, 1]
-                data = data.astype(np.float32) / np.iinfo(data.dtype).max
-            data = data.mean(0) if frame.format.is_planar else data.reshape(-1, len(frame.layout.channels)).mean(1)
+            frame_first = int(round((float(frame.pts * tb) - origin) * rate))
+            data = audio_samples(frame)
             lo, hi = max(first, frame_first), min(first + n_samples, frame_first + len(data))
             if hi > lo:
                 out[lo - first : hi - first] = data[lo - frame_first : hi - frame_first]

@@ -1,31 +1,40 @@
 """``avssl prepare SRC DST``: re-encode a dataset once into a training-friendly copy.
 
 Every video under ``SRC`` becomes ``DST/<same relative path>.mp4``: H.264 at a short side of
-``short_side`` px (aspect kept, even sizes), a constant ``fps`` with strictly increasing time
-stamps (frame ``k`` at ``k / fps``, showing the source frame displayed at that time), a keyframe
-every ``gop`` frames, so a clip window decodes from a near keyframe, and ``bframes`` B-frames between
-P-frames that no frame references (``b-pyramid=none``, fixed pattern): a decoder may drop the ones
-a clip does not show, which the ``pyav`` video backend does (3 of 4 frames at the default). Its audio is
-written beside it as ``<name>.wav``: mono 16-bit PCM at ``audio_rate``, which the decoder reads
-by sample range. Other files (``Annotations.txt`` and the split files of AVE, a
-``manifest.csv`` — with its paths pointed at the ``.mp4`` copies) are copied, so the datasets
-read ``DST`` exactly as they read ``SRC``.
+``short_side`` px (aspect kept, even sizes, rotation and pixel aspect applied), a constant ``fps``
+with strictly increasing time stamps (frame ``k`` at ``k / fps`` on the source's timeline, showing
+the source frame displayed at that time), a keyframe every ``gop`` frames, so a clip window decodes
+from a near keyframe, and ``bframes`` B-frames between P-frames that no frame references
+(``b-pyramid=none``, fixed pattern): a decoder may drop the ones a clip does not show, which the
+``pyav`` video backend does (3 of 4 frames at the default). When two sources would share an output
+name (``clip.mkv`` and ``clip.mp4``), the ``.mp4`` keeps it and the others keep their extension
+(``clip.mkv.mp4``). Its audio is written beside it as ``<name>.wav``: mono 16-bit PCM at
+``audio_rate`` on the same timeline (an audio stream that starts late is preceded by silence),
+which the decoder reads by sample range. Other files (``Annotations.txt`` and the split files of
+AVE, a ``manifest.csv`` — with its paths pointed at the copies) are copied, so the datasets read
+``DST`` exactly as they read ``SRC``.
 
-Runs ``workers`` processes with a progress bar; resumable: each output is written under a
-temporary name and renamed when complete, a re-run skips files whose outputs exist and redoes
-partial ones. ``DST/prepare_report.json`` lists every file skipped and why (with counts by
-reason), the files prepared and those already done.
+Runs ``workers`` processes with a progress bar; resumable: outputs are written in
+``DST/.avssl-prepare-tmp`` and moved into place when complete, a re-run skips files whose outputs
+exist and redoes the others. ``DST/prepare_report.json`` accounts for every source: under
+``files``, each one's status (``prepared`` or the reason it was skipped: unreadable, no audio
+stream, truncated, dangling link, ...), output and audio sidecar; counts by reason, renamed outputs
+and files with non-finite audio samples (set to 0 and counted) are summarised. The decoder takes a
+WAV for a video's audio only when this report lists it. A source whose frames end before its
+header's duration (a cut download) is reported ``truncated``, not prepared.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
 import wave
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,14 +43,16 @@ import av
 import numpy as np
 import torch
 import torchaudio.functional as AF
+from av.video.reformatter import VideoReformatter
 from tqdm.auto import tqdm
 
-from avssl.data.decode import DecodeError, probe, resized_shape
+from avssl.data.decode import PREPARE_REPORT, TRUNCATION_SLACK, DecodeError, MediaInfo, audio_samples, display_rgb, probe, resized_shape
 from avssl.data.folder import VIDEO_EXTENSIONS
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-REPORT = "prepare_report.json"
+REPORT = PREPARE_REPORT
+TMP_DIR = ".avssl-prepare-tmp"  # DST's directory for outputs being written
 COPIED = (".txt", ".csv", ".json")
 
 
@@ -62,43 +73,58 @@ class PrepareConfig:
             raise ConfigError(f"prepare: --bframes must be >= 0, got {self.bframes}")
 
 
-def outputs(dst_video: Path) -> tuple[Path, Path]:
-    return dst_video, dst_video.with_suffix(".wav")
-
-
-def prepare_file(src: str, dst: str, cfg: PrepareConfig) -> tuple[str, str, str]:
-    """Re-encode one file. Returns ``(src, status, detail)``: status ``prepared`` or a skip reason."""
-    dst_video, dst_audio = outputs(Path(dst))
+def prepare_file(
+    src: str, dst: str, cfg: PrepareConfig, audio_dst: str | None = None, tmp_dir: str | None = None
+) -> tuple[str, str, str, int]:
+    """Re-encode one file to ``dst`` (its audio to ``audio_dst``, default ``dst`` with ``.wav``).
+    Returns ``(src, status, detail, non-finite audio samples)``: status ``prepared`` or a skip
+    reason. Outputs are written in ``tmp_dir`` (default: beside ``dst``) under a name derived from
+    ``dst`` and moved into place when complete, the video last (its final name marks a finished
+    file)."""
+    dst_video = Path(dst)
+    dst_audio = Path(audio_dst) if audio_dst else dst_video.with_suffix(".wav")
+    tmp = Path(tmp_dir or dst_video.parent) / (".tmp-" + hashlib.sha1(dst.encode()).hexdigest()[:16])
+    tmp_video, tmp_audio = tmp.with_suffix(".mp4"), tmp.with_suffix(".wav")
     try:
         info = probe(src)
         if not info.has_audio:
             raise DecodeError(src, "no_audio_stream")
         dst_video.parent.mkdir(parents=True, exist_ok=True)
-        tmp_audio = dst_audio.with_name(dst_audio.name + ".part")
-        tmp_video = dst_video.with_name(dst_video.stem + ".part.mp4")
-        _write_audio(src, tmp_audio, cfg.audio_rate)
-        _write_video(src, tmp_video, info.height, info.width, cfg)
+        nonfinite = _write_audio(src, tmp_audio, cfg.audio_rate, info)
+        _write_video(src, tmp_video, info, cfg)
         os.replace(tmp_audio, dst_audio)
-        os.replace(tmp_video, dst_video)  # last: the video's final name marks a finished file
-        return src, "prepared", ""
+        os.replace(tmp_video, dst_video)
+        return src, "prepared", "", nonfinite
     except DecodeError as e:
-        return src, e.reason, str(e)
+        return src, e.reason, str(e), 0
     except (av.FFmpegError, OSError, ValueError) as e:
-        return src, "corrupt", f"{type(e).__name__}: {e}"
+        return src, "corrupt", f"{type(e).__name__}: {e}", 0
+    finally:
+        for leftover in (tmp_video, tmp_audio):
+            leftover.unlink(missing_ok=True)
 
 
-def _write_audio(src: str, path: Path, rate: int) -> None:
+def _write_audio(src: str, path: Path, rate: int, info: MediaInfo) -> int:
+    """The source's audio as mono PCM16 at ``rate`` on the video's timeline: sample ``i`` is
+    timeline time ``i / rate`` (a stream that starts late is preceded by silence, gaps stay
+    silent). Non-finite samples become 0 and are counted (returned); samples are clipped to
+    [-1, 1] (the decoder's policy for raw files)."""
     chunks, native = [], None
     with av.open(src) as container:
         stream = container.streams.audio[0]
-        native = stream.sample_rate
+        native, tb = stream.sample_rate, stream.time_base
+        position = 0  # next sample index at the native rate
         for frame in container.decode(stream):
-            data = frame.to_ndarray()
-            if np.issubdtype(data.dtype, np.integer):
-                data = data.astype(np.float32) / np.iinfo(data.dtype).max
-            data = data.mean(0) if frame.format.is_planar else data.reshape(-1, len(frame.layout.channels)).mean(1)
-            chunks.append(data.astype(np.float32))
+            data = audio_samples(frame)
+            first = position if frame.pts is None else int(round((float(frame.pts * tb) - info.start) * native))
+            if first > position:  # the stream starts late or has a gap: silence
+                chunks.append(np.zeros(first - position, np.float32))
+                position = first
+            data = data[max(0, position - first) :]  # overlaps what is written (or precedes timeline 0)
+            chunks.append(data)
+            position += len(data)
     wave_data = torch.from_numpy(np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
+    nonfinite = int((~torch.isfinite(wave_data)).sum())
     wave_data = torch.nan_to_num(wave_data, nan=0.0, posinf=0.0, neginf=0.0)
     if native != rate and len(wave_data):
         wave_data = AF.resample(wave_data, native, rate)
@@ -108,10 +134,15 @@ def _write_audio(src: str, path: Path, rate: int) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.astype("<i2").tobytes())
+    return nonfinite
 
 
-def _write_video(src: str, path: Path, height: int, width: int, cfg: PrepareConfig) -> None:
-    out_h, out_w = resized_shape(height, width, cfg.short_side)
+def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> None:
+    """Frame ``k`` (time ``k / fps`` on the timeline) shows the source frame displayed then, in
+    display orientation; raises ``truncated`` when the source's frames end before its header's
+    duration."""
+    out_h, out_w = resized_shape(info.height, info.width, cfg.short_side)
+    reformatter = VideoReformatter()
     with av.open(src) as source, av.open(str(path), mode="w") as target:
         stream = source.streams.video[0]
         tb = stream.time_base
@@ -128,53 +159,95 @@ def _write_video(src: str, path: Path, height: int, width: int, cfg: PrepareConf
             # clip does not show (ClipDecoder's PyAV path does), the P-frames carry the references
             "x264-params": "b-pyramid=none:b-adapt=0",
         }
-        k, last = 0, None
+        k, last, t = 0, None, 0.0
         for frame in source.decode(stream):
-            t = float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)
+            t = (float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)) - info.start
             # output frame k (time k / fps) shows the last source frame starting at or before it
             while last is not None and k / cfg.fps + 1e-4 < t:
                 _encode(target, out, last, k)
                 k += 1
-            last = frame.reformat(width=out_w, height=out_h, format="yuv420p")
-        duration = float(stream.duration * tb) if stream.duration else (k + 1) / cfg.fps
-        while last is not None and k / cfg.fps < duration - 1e-4:
-            _encode(target, out, last, k)
-            k += 1
+            last = display_rgb(frame, info.rotation, out_h, out_w, reformatter)
         if last is None:
             raise DecodeError(src, "no_frames")
+        interval = 1.0 / info.fps if info.fps > 0 else 0.0
+        if t + interval + TRUNCATION_SLACK < info.duration:
+            raise DecodeError(src, "truncated", f"frames end at {t + interval:.2f} s of the {info.duration:.2f} s its header gives")
+        while k / cfg.fps < info.duration - 1e-4:
+            _encode(target, out, last, k)
+            k += 1
         for packet in out.encode():
             target.mux(packet)
 
 
-def _encode(container, stream, frame, k: int) -> None:
-    frame = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+def _encode(container, stream, rgb: np.ndarray, k: int) -> None:
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     frame.pts = k  # time base 1 / fps: strictly increasing time stamps
     for packet in stream.encode(frame):
         container.mux(packet)
 
 
-def _plan(src: Path, dst: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+@dataclass(frozen=True)
+class Source:
+    """One video under SRC and where its copy goes (paths relative to SRC / DST)."""
+
+    rel: Path
+    output: Path | None  # None: not prepared (``problem`` says why)
+    problem: str = ""
+
+    @property
+    def audio(self) -> Path:
+        return self.output.with_suffix(".wav")
+
+
+def _plan(src: Path, dst: Path) -> tuple[list[Source], list[Path]]:
+    """Every video under ``src`` (dangling links included) with a distinct output: ``a/clip.mp4``
+    for ``a/clip.<ext>``; when two sources would share it, the one that is already an ``.mp4``
+    keeps it and the others keep their extension (``a/clip.mkv.mp4``)."""
     videos, others = [], []
     for path in sorted(src.rglob("*")):
-        if not path.is_file() or dst in path.parents:
+        if dst == path or dst in path.parents or TMP_DIR in path.parts:
             continue
         rel = path.relative_to(src)
-        if path.suffix.lower() in VIDEO_EXTENSIONS and ".part" not in path.name:
-            videos.append((path, (dst / rel).with_suffix(".mp4")))
-        elif path.suffix.lower() in COPIED:
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            if path.is_symlink() and not path.exists():
+                videos.append(Source(rel, None, "dangling_link"))
+            elif path.is_file():
+                videos.append(Source(rel, rel.with_suffix(".mp4")))
+        elif path.is_file() and path.suffix.lower() in COPIED:
             others.append(rel)
+    claims: dict[Path, list[int]] = {}
+    for i, v in enumerate(videos):
+        if v.output is not None:
+            claims.setdefault(v.output, []).append(i)
+    for ids in claims.values():
+        if len(ids) > 1:
+            for i in ids:
+                if videos[i].rel.suffix != ".mp4":
+                    videos[i] = Source(videos[i].rel, videos[i].rel.with_name(videos[i].rel.name + ".mp4"))
+    taken: set[Path] = set()
+    for i, v in enumerate(videos):  # a renamed output can still meet a source of that name
+        if v.output is not None and (v.output in taken or v.audio in taken):
+            videos[i] = Source(v.rel, None, "name_collision")
+        elif v.output is not None:
+            taken.update((v.output, v.audio))
     return videos, others
 
 
-def _copy_metadata(src: Path, dst: Path, rel: Path) -> None:
+def _copy_metadata(src: Path, dst: Path, rel: Path, outputs: dict[Path, Path | None]) -> None:
     target = dst / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     if rel.name == "manifest.csv":  # point the manifest at the .mp4 copies
         with open(src / rel, newline="") as f:
             rows = list(csv.DictReader(f))
             fields = list(rows[0].keys()) if rows else ["path", "label", "split"]
-        for row in rows:
-            row["path"] = str(Path(row["path"]).with_suffix(".mp4"))
+        for row in rows:  # a row whose video is not prepared keeps its path: the dataset reports it
+            video = Path(row["path"])
+            if video.is_absolute():
+                output = outputs.get(video.relative_to(src)) if src in video.parents else None
+                row["path"] = str(dst / output) if output else row["path"]
+            else:
+                output = outputs.get(Path(os.path.normpath(rel.parent / video)))
+                row["path"] = os.path.relpath(output, rel.parent) if output else row["path"]
         with open(target, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -207,34 +280,66 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     settings = asdict(cfg)
     _check_settings(dst, settings)
     dst.mkdir(parents=True, exist_ok=True)
+    tmp_dir = dst / TMP_DIR
+    shutil.rmtree(tmp_dir, ignore_errors=True)  # partial outputs of an interrupted run
+    tmp_dir.mkdir()
     # settings first, so a re-run after an interruption cannot mix files of two settings
     (dst / REPORT).write_text(json.dumps({"source": str(src), "settings": settings, "in_progress": True}, indent=2))
+    outputs = {v.rel: v.output for v in videos}
     for rel in others:
-        _copy_metadata(src, dst, rel)
-    done = [(s, d) for s, d in videos if all(p.is_file() for p in outputs(d))]
-    todo = [(s, d) for s, d in videos if (s, d) not in set(done)]
-    results = []
+        _copy_metadata(src, dst, rel, outputs)
+    planned = [v for v in videos if v.output is not None]
+    done = [v for v in planned if (dst / v.output).is_file() and (dst / v.audio).is_file()]
+    todo = [v for v in planned if v not in set(done)]
+    files = {str(v.rel): {"status": v.problem, "output": None, "audio": None} for v in videos if v.output is None}
+    files.update({str(v.rel): {"status": "prepared", "output": str(v.output), "audio": str(v.audio)} for v in done})
+    for v in done:
+        files[str(v.rel)]["already_done"] = True
     # spawn, not fork: a forked child of a process whose torch / OpenMP threads are running can deadlock
     with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = pool.map(prepare_file, [str(s) for s, _ in todo], [str(d) for _, d in todo], [cfg] * len(todo))
-        for result in tqdm(futures, total=len(todo), desc="prepare", disable=not progress):
-            results.append(result)
-    skipped = [{"path": s, "reason": status, "detail": detail} for s, status, detail in results if status != "prepared"]
-    counts: dict[str, int] = {}
-    for item in skipped:
-        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+        futures = pool.map(
+            prepare_file,
+            [str(src / v.rel) for v in todo],
+            [str(dst / v.output) for v in todo],
+            [cfg] * len(todo),
+            [str(dst / v.audio) for v in todo],
+            [str(tmp_dir)] * len(todo),
+        )
+        for v, (_, status, detail, nonfinite) in zip(todo, tqdm(futures, total=len(todo), desc="prepare", disable=not progress)):
+            entry = {"status": status, "output": None, "audio": None}
+            if status == "prepared":
+                entry.update(output=str(v.output), audio=str(v.audio))
+                if nonfinite:
+                    entry["nonfinite_audio_samples"] = nonfinite
+            else:
+                entry["detail"] = detail
+            files[str(v.rel)] = entry
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    skipped = [
+        {"path": str(src / rel), "reason": f["status"], "detail": f.get("detail", "")}
+        for rel, f in files.items()
+        if f["status"] != "prepared"
+    ]
     report = {
         "source": str(src),
         "settings": settings,
         "videos": len(videos),
-        "prepared": sum(1 for _, status, _ in results if status == "prepared"),
+        "prepared": sum(1 for f in files.values() if f["status"] == "prepared" and not f.get("already_done")),
         "already_done": len(done),
-        "skipped_by_reason": counts,
+        "skipped_by_reason": dict(sorted(Counter(item["reason"] for item in skipped).items())),
         "skipped": skipped,
+        "renamed": {str(v.rel): str(v.output) for v in planned if v.output != v.rel.with_suffix(".mp4")},
+        "nonfinite_audio_files": sum(1 for f in files.values() if f.get("nonfinite_audio_samples")),
         "metadata_copied": [str(r) for r in others],
+        "files": dict(sorted(files.items())),
     }
     (dst / REPORT).write_text(json.dumps(report, indent=2))
     log.info(
-        "prepare: %d prepared, %d already done, %d skipped %s -> %s", report["prepared"], len(done), len(skipped), counts, dst / REPORT
+        "prepare: %d prepared, %d already done, %d skipped %s -> %s",
+        report["prepared"],
+        len(done),
+        len(skipped),
+        report["skipped_by_reason"],
+        dst / REPORT,
     )
     return report

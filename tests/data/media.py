@@ -26,6 +26,26 @@ def read_index(frame: np.ndarray) -> int:
     return sum(1 << bit for bit, row in enumerate(centres) if frame[row, :, :].mean() > 127)
 
 
+# sample format and numpy dtype each PCM encoder takes (packed: [1, samples * channels])
+PCM_FORMATS = {
+    "pcm_u8": ("u8", np.uint8),
+    "pcm_s16le": ("s16", np.int16),
+    "pcm_s32le": ("s32", np.int32),
+    "pcm_f32le": ("flt", np.float32),
+    "pcm_f64le": ("dbl", np.float64),
+}
+
+
+def pcm(audio: np.ndarray, dtype) -> np.ndarray:
+    """Float ``audio`` in [-1, 1] as the integer (or float) samples of ``dtype``."""
+    if dtype == np.uint8:
+        return np.clip(np.round(audio * 128 + 128), 0, 255).astype(np.uint8)
+    if np.issubdtype(dtype, np.integer):
+        full = -float(np.iinfo(dtype).min)
+        return np.clip(np.round(audio * full), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+    return audio.astype(dtype)
+
+
 def write_media(
     path: Path,
     frames: np.ndarray | None,
@@ -35,11 +55,16 @@ def write_media(
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     audio_codec: str = "aac",
+    audio_start: float = 0.0,
     gop: int = 12,
     bframes: int = 0,
+    rotation: int = 0,
+    sample_aspect: Fraction | None = None,
 ) -> Path:
     """Write ``frames`` ``[F, H, W, 3]`` (H.264) shown at ``pts`` seconds (default ``i / fps``) and
-    ``audio`` ``[C, S]`` float (``aac``, or ``pcm_f32le`` in a .mkv / .mov) to ``path``."""
+    ``audio`` ``[C, S]`` float (``aac``; or a PCM codec of :data:`PCM_FORMATS` in a .mkv / .mov /
+    .avi) starting at ``audio_start`` seconds. ``rotation``: counter-clockwise display rotation
+    written into the display matrix; ``sample_aspect``: the pixels' aspect ratio."""
     path = Path(path)
     with av.open(str(path), mode="w") as container:
         vstream = None
@@ -48,6 +73,10 @@ def write_media(
             vstream.width, vstream.height = frames.shape[2], frames.shape[1]
             vstream.pix_fmt = "yuv420p"
             vstream.options = {"crf": "10", "g": str(gop), "bf": str(bframes), "preset": "veryfast", "x264-params": "threads=1"}
+            if rotation:
+                vstream.set_display_rotation(rotation)
+            if sample_aspect is not None:
+                vstream.codec_context.sample_aspect_ratio = sample_aspect
             if pts is not None:
                 vstream.codec_context.time_base = Fraction(1, 90000)
                 vstream.time_base = Fraction(1, 90000)
@@ -68,13 +97,19 @@ def write_media(
             for packet in vstream.encode():
                 container.mux(packet)
         if astream is not None:
-            fmt = "fltp"
+            fmt, dtype = PCM_FORMATS.get(audio_codec, ("fltp", np.float32))
             chunk = 1024
+            offset = int(round(audio_start * sample_rate))
             for start in range(0, audio.shape[1], chunk):
-                block = np.ascontiguousarray(audio[:, start : start + chunk].astype(np.float32))
+                block = audio[:, start : start + chunk]
+                if fmt == "fltp":
+                    block = np.ascontiguousarray(block.astype(np.float32))
+                else:  # packed: channels interleaved in one row
+                    block = pcm(block.T.reshape(1, -1), dtype)
                 frame = av.AudioFrame.from_ndarray(block, format=fmt, layout=astream.layout.name)
                 frame.sample_rate = sample_rate
-                frame.pts = start
+                frame.pts = offset + start
+                frame.time_base = Fraction(1, sample_rate)
                 for packet in astream.encode(frame):
                     container.mux(packet)
             for packet in astream.encode():

@@ -44,7 +44,7 @@ def test_prepare_writes_timestamped_short_gop_copies_and_reports(source, tmp_pat
     assert report["skipped"][0]["path"].endswith("broken.mp4")
     assert json.loads((dst / "prepare_report.json").read_text())["prepared"] == 4
     out = sorted((dst / "videos").glob("*.mp4"))
-    assert len(out) == 4 and not list(dst.rglob("*.part*"))
+    assert len(out) == 4 and not (dst / ".avssl-prepare-tmp").exists()
     with av.open(str(out[0])) as container:
         stream = container.streams.video[0]
         packets = [p for p in container.demux(stream) if p.pts is not None]
@@ -88,11 +88,12 @@ def test_rerun_skips_finished_files_and_redoes_partial_ones(source, tmp_path, ca
     main(args)
     first = sorted((dst / "videos").glob("*.mp4"))[0]
     first.unlink()  # an interrupted file: its video never got its final name
-    first.with_name(first.stem + ".part.mp4").write_bytes(b"half")
+    (dst / ".avssl-prepare-tmp").mkdir()
+    (dst / ".avssl-prepare-tmp" / "0123.mp4").write_bytes(b"half")
     main(args)
     report = json.loads((dst / "prepare_report.json").read_text())
     assert report["prepared"] == 1 and report["already_done"] == 3
-    assert first.is_file() and not first.with_name(first.stem + ".part.mp4").exists()
+    assert first.is_file() and not (dst / ".avssl-prepare-tmp").exists()
     assert "prepared 1, already done 3" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:  # other settings into the same DST: refused, nothing rewritten
         main(args[:-2] + ["--bframes", "0", "--workers", "2"])
