@@ -1,14 +1,16 @@
 """Decoding of clip windows: uint8 frames and float32 mono audio.
 
 * Video, ``backend="decord"`` (the default): decord's ``VideoReader`` with frames
-  resized inside the decoder; PyAV is the fallback for files decord cannot read or decodes to a
-  wrong shape (decord 0.6.0 returns 4- or 6-channel buffers for some output widths, e.g. 24, 48
-  or 72 px: detected and routed to PyAV).
+  resized inside the decoder; PyAV is the fallback for files decord cannot read (e.g. AV1) or
+  decodes to a wrong shape (decord 0.6.0 returns 4- or 6-channel buffers for some output widths,
+  e.g. 24, 48 or 72 px: detected and routed to PyAV), and decodes the codecs of
+  :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in open-GOP streams).
 * Video, ``backend="pyav"``: one forward pass from the keyframe before the first clip, seeking
   again only when a keyframe lies nearer the next clip; packets whose frame no clip shows are
   decoded with ``skip_frame=NONREF`` (the decoder drops them when nothing references them, e.g.
-  the B-frames ``avssl prepare`` writes) and only the frames shown are converted to RGB at the
-  target size. The container is shared with the audio reads (one open per sample). Both
+  the B-frames ``avssl prepare`` writes; H.264, HEVC and MPEG-4 Part 2 only, the codecs whose
+  decoders drop exactly those, see :data:`NONREF_SKIP_CODECS`) and only the frames shown are
+  converted to RGB at the target size. The container is shared with the audio reads (one open per sample). Both
   backends decode on one thread (loader workers provide the parallelism). On one thread it is on
   par with decord 0.6.0 on raw files and faster on prepared copies and small files
   (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in the README).
@@ -75,6 +77,12 @@ _local = threading.local()  # per-thread swscale context of the PyAV path
 AUDIO_PREROLL = 0.1  # seconds decoded and discarded before each audio window
 VIDEO_BACKENDS = ("decord", "pyav")
 PACKET_LOOKAHEAD = 16  # packets read ahead to find the next display time (B-frame reordering depth)
+# Codecs whose decoders drop exactly the non-reference frames under ``skip_frame=NONREF`` (checked
+# frame by frame in tests/data/test_fidelity.py); others, e.g. AV1 with hidden frames, decode every frame.
+NONREF_SKIP_CODECS = ("h264", "hevc", "mpeg4")
+# decord 0.6.0 returns frames several positions off after seeking in open-GOP HEVC (x265's default):
+# such files are decoded by PyAV under either backend (tests/data/test_fidelity.py).
+PYAV_ONLY_CODECS = ("hevc",)
 TRUNCATION_SLACK = 0.25  # seconds past the last frame's display interval before a window counts as truncated
 PREPARE_REPORT = "prepare_report.json"  # written by ``avssl prepare``; lists the sidecar of each copy
 
@@ -101,6 +109,7 @@ class MediaInfo:
     video_start: float = 0.0  # file time (s) of the first video frame
     rotation: int = 0  # counter-clockwise display rotation in degrees (0, 90, 180, 270)
     sample_aspect: float = 1.0  # width of a coded pixel relative to its height
+    codec: str = ""  # the video codec's FFmpeg name
 
     @property
     def has_audio(self) -> bool:
@@ -135,7 +144,9 @@ def probe(path: str) -> MediaInfo:
             if sidecar is not None:
                 with wave.open(sidecar) as w:
                     audio_rate = w.getframerate()
-            info = MediaInfo(float(duration), width, height, fps, audio_rate, sidecar, start, video_start, rotation, sar)
+            info = MediaInfo(
+                float(duration), width, height, fps, audio_rate, sidecar, start, video_start, rotation, sar, vs.codec_context.name
+            )
     except DecodeError:
         raise
     except FileNotFoundError as e:
@@ -275,7 +286,7 @@ class ClipDecoder:
     def video(self, times: np.ndarray) -> np.ndarray:
         """uint8 ``[*times.shape, H, W, 3]`` of the frames showing at ``times`` (seconds)."""
         frames = None
-        if self.backend == "decord":
+        if self.backend == "decord" and self.info.codec not in PYAV_ONLY_CODECS:
             try:
                 frames = self._video_decord(times)
             except DecodeError:
@@ -392,6 +403,7 @@ class ClipDecoder:
         ahead: deque = deque()  # packets read, not yet decoded
         behind: deque = deque(maxlen=PACKET_LOOKAHEAD)  # pts of the packets decoded last
         packets = container.demux(stream)
+        skip = self.skip_unshown and ctx.name in NONREF_SKIP_CODECS
         while True:
             for packet in packets:  # the next display time is within the reordering depth
                 ahead.append(packet)
@@ -408,7 +420,7 @@ class ClipDecoder:
                 # shown iff some wanted time falls in [pts, next pts); unknown next pts: decode
                 shown = bool(i < len(wanted)) and (not later or wanted[i] < float(min(later) * tb) - 1e-4)
                 behind.append(packet.pts)
-            ctx.skip_frame = "DEFAULT" if shown or not self.skip_unshown else "NONREF"
+            ctx.skip_frame = "DEFAULT" if shown or not skip else "NONREF"
             for frame in packet.decode():
                 self.decoded_frames += 1
                 yield frame

@@ -30,10 +30,14 @@ def read_index(frame: np.ndarray) -> int:
 PCM_FORMATS = {
     "pcm_u8": ("u8", np.uint8),
     "pcm_s16le": ("s16", np.int16),
+    "pcm_s24le": ("s32", np.int32),
     "pcm_s32le": ("s32", np.int32),
     "pcm_f32le": ("flt", np.float32),
     "pcm_f64le": ("dbl", np.float64),
 }
+
+
+PIX_FMTS = {"mjpeg": "yuvj420p", "prores_ks": "yuv422p10le"}  # pixel formats other than yuv420p
 
 
 def pcm(audio: np.ndarray, dtype) -> np.ndarray:
@@ -60,19 +64,26 @@ def write_media(
     bframes: int = 0,
     rotation: int = 0,
     sample_aspect: Fraction | None = None,
+    video_codec: str = "libx264",
 ) -> Path:
     """Write ``frames`` ``[F, H, W, 3]`` (H.264) shown at ``pts`` seconds (default ``i / fps``) and
-    ``audio`` ``[C, S]`` float (``aac``; or a PCM codec of :data:`PCM_FORMATS` in a .mkv / .mov /
+    ``audio`` ``[C, S]`` float (``aac``, ``libopus``, ``libmp3lame``, ``flac``; or a PCM codec of :data:`PCM_FORMATS` in a .mkv / .mov /
     .avi) starting at ``audio_start`` seconds. ``rotation``: counter-clockwise display rotation
-    written into the display matrix; ``sample_aspect``: the pixels' aspect ratio."""
+    written into the display matrix; ``sample_aspect``: the pixels' aspect ratio; ``video_codec``:
+    any FFmpeg video encoder (``libx264`` with the GOP / B-frame settings above)."""
     path = Path(path)
     with av.open(str(path), mode="w") as container:
         vstream = None
         if frames is not None:
-            vstream = container.add_stream("libx264", rate=fps)
+            vstream = container.add_stream(video_codec, rate=fps)
             vstream.width, vstream.height = frames.shape[2], frames.shape[1]
-            vstream.pix_fmt = "yuv420p"
-            vstream.options = {"crf": "10", "g": str(gop), "bf": str(bframes), "preset": "veryfast", "x264-params": "threads=1"}
+            vstream.pix_fmt = PIX_FMTS.get(video_codec, "yuv420p")
+            if video_codec == "libx264":
+                vstream.options = {"crf": "10", "g": str(gop), "bf": str(bframes), "preset": "veryfast", "x264-params": "threads=1"}
+            else:
+                vstream.options = {"g": str(gop), **({"crf": "10"} if video_codec == "libsvtav1" else {})}
+                if video_codec != "libsvtav1":  # a bit rate (high) for the others; SVT-AV1 takes a quality
+                    vstream.codec_context.bit_rate = 4_000_000
             if rotation:
                 vstream.set_display_rotation(rotation)
             if sample_aspect is not None:
