@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # On 2 shared cores a busy-waiting OpenMP pool made a training step ~15x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test docs lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check avssl tests benchmarks
 	$(BIN)/ruff format --check avssl tests benchmarks
@@ -34,4 +37,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/augment.py
 
 clean:
-	rm -rf runs $(VENV) *.egg-info .pytest_cache
+	rm -rf runs site $(VENV) *.egg-info .pytest_cache

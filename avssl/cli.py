@@ -12,11 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from avssl.bundled import PRETRAIN_BASE
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 EXTRA_COMMANDS = {
+    "configs": "list the bundled configs, or print one (avssl configs simclr > my.yaml)",
     "synth": "write the synthetic audiovisual dataset to a directory",
     "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
     "grid": "run table cells (configs/paper/<table>): pre-train, then linear evaluation",
@@ -50,6 +52,8 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         def before_instantiate_classes(self) -> None:
             if self.subcommand == "test":
                 apply_encoder_settings(self.config.test, self.explicit.get("test"))
+            if self.subcommand in ("fit", None):
+                name_logger_after_method(self.config.fit if self.subcommand else self.config)
 
         def instantiate_trainer(self, **kwargs):
             from avssl.reliability import AtomicCheckpointIO, RunGuard
@@ -85,6 +89,15 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "avssl"},
     )
+
+
+def name_logger_after_method(config) -> None:
+    """A logger whose ``name`` is null (the bundled base's) is named after the method, so runs of
+    ``simclr.yaml`` log to ``runs/simclr/version_N``, those of ``byol.yaml`` to ``runs/byol/...``."""
+    logger, model = config.get("trainer.logger"), config.get("model")
+    init_args = getattr(logger, "init_args", None)
+    if init_args is not None and "name" in init_args and init_args.name is None and getattr(model, "class_path", None):
+        init_args.name = model.class_path.rsplit(".", 1)[-1].lower()
 
 
 def apply_encoder_settings(config, explicit) -> None:
@@ -129,7 +142,7 @@ def instantiate(args: Sequence[str]):
     (the ``fit`` options without the ``fit`` word; for notebooks and benchmarks)."""
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when a script's own argv is present too
     try:
-        cli = _lightning_cli(list(args), run=False)
+        cli = _lightning_cli(config_files(["--config", str(PRETRAIN_BASE), *args]), run=False)
     except Exception as e:
         user_error = _config_error(e)
         if user_error is None:
@@ -138,6 +151,29 @@ def instantiate(args: Sequence[str]):
     finally:
         sys.argv = argv
     return cli.model, cli.datamodule, cli.trainer
+
+
+def _configs(args: Sequence[str]) -> None:
+    from avssl.bundled import bundled_configs, describe, resolve
+
+    parser = argparse.ArgumentParser(prog="avssl configs", description=EXTRA_COMMANDS["configs"])
+    parser.add_argument("name", nargs="?", help="a bundled config to print (e.g. simclr, paper/table2/control)")
+    ns = parser.parse_args(args)
+    if ns.name is None:  # the paper's cells by directory (each file: avssl configs paper/<table>/<cell>)
+        rows, cells = [], {}
+        for name in bundled_configs():
+            if name.startswith("paper/"):
+                cells.setdefault(name.rsplit("/", 1)[0], []).append(name)
+            else:
+                rows.append((name, describe(name)))
+        rows += [(f"{d}/", f"{len(names)} cells of the paper's {d.split('/')[1]}, for avssl grid") for d, names in cells.items()]
+        width = max(len(n) for n, _ in rows)
+        print("\n".join(f"{n:<{width}}  {text}" for n, text in rows))
+        return
+    path = resolve(ns.name)
+    if not path.is_file():
+        raise ConfigError(f"avssl configs: {ns.name} is a directory of configs; name one of its files")
+    sys.stdout.write(path.read_text())
 
 
 def _synth(args: Sequence[str]) -> None:
@@ -229,13 +265,12 @@ def _log_to_stderr() -> None:
 def _usage() -> str:
     lines = ["usage: avssl {fit,validate,test,predict,synth,prepare,grid,report} ...", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
-    lines += ["", "`avssl COMMAND --help` lists the options of a command; see README.md for examples."]
+    lines += ["", "`avssl COMMAND --help` lists the options of a command; the documentation (docs/, or `make docs`) has the guides."]
     return "\n".join(lines)
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``avssl`` console script and ``python -m avssl``."""
-    from_command_line = args is None
     args = list(sys.argv[1:] if args is None else args)
     _log_to_stderr()
     if not args or args[0] in ("-h", "--help"):
@@ -243,12 +278,17 @@ def main(args: Sequence[str] | None = None) -> None:
         return
     try:
         if args[0] in EXTRA_COMMANDS:
-            code = {"synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report}[args[0]](args[1:])
+            code = {"configs": _configs, "synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report}[args[0]](args[1:])
             if code:
                 raise SystemExit(code)
         elif args[0] in TRAINER_COMMANDS:
-            check_config_files(args[1:])
-            _lightning_cli(None if from_command_line else args)
+            base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" else []  # pre-training's shared trainer
+            resolved = [args[0], *config_files([*base, *args[1:]])]
+            argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments go in `resolved` (LightningCLI warns on both)
+            try:
+                _lightning_cli(resolved)
+            finally:
+                sys.argv = argv
         else:
             raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}")
     except Exception as e:
@@ -259,29 +299,40 @@ def main(args: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
-def check_config_files(args: Sequence[str]) -> None:
-    """Every ``--config FILE`` / ``-c FILE`` must exist and hold a YAML mapping of settings; the
-    error names the file and what is wrong with it (where the parser would print its whole usage)."""
+def config_files(args: Sequence[str]) -> list[str]:
+    """``args`` with every ``--config NAME`` / ``-c NAME`` resolved (a file, else a bundled config:
+    :func:`avssl.bundled.resolve`) and checked: it must hold a YAML mapping of settings; the error
+    names the file and what is wrong with it (where the parser would print its whole usage)."""
+    from avssl.bundled import resolve
+
+    out, args = [], list(args)
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            arg = f"--config={_checked_config(resolve(arg.split('=', 1)[1]), arg.split('=', 1)[1])}"
+        elif i > 0 and args[i - 1] in ("--config", "-c"):
+            arg = str(_checked_config(resolve(arg), arg))
+        out.append(arg)
+    return out
+
+
+def _checked_config(path: Path, name: str) -> Path:
     import yaml
 
-    files = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
-    files += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
-    for name in files:
-        path = Path(name)
-        if not path.is_file():
-            raise ConfigError(f"--config {name}: no such file")
-        try:
-            content = yaml.safe_load(path.read_text())
-        except UnicodeDecodeError:
-            raise ConfigError(f"--config {name}: not a text file; expected a YAML file of settings") from None
-        except yaml.YAMLError as e:
-            where = getattr(e, "problem_mark", None)
-            line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
-            raise ConfigError(f"--config {name}: not valid YAML{line}: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
-        if content is not None and not isinstance(content, dict):
-            raise ConfigError(
-                f"--config {name}: expected a YAML mapping of settings (e.g. `trainer:`, `model:`), got a {type(content).__name__}"
-            )
+    if not path.is_file():
+        raise ConfigError(f"--config {name}: not a file")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {name}: not a text file; expected a YAML file of settings") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        raise ConfigError(f"--config {name}: not valid YAML{line}: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(
+            f"--config {name}: expected a YAML mapping of settings (e.g. `trainer:`, `model:`), got a {type(content).__name__}"
+        )
+    return path
 
 
 def _config_error(error: BaseException | None) -> ConfigError | None:

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from avssl.bundled import resolve
 from avssl.errors import ConfigError
 from avssl.evaluation.probe import MODES
 from avssl.paper import cell_of
@@ -33,13 +34,11 @@ from avssl.reliability import SUMMARY
 def cell_files(targets: list[str]) -> list[Path]:
     files: list[Path] = []
     for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            files += sorted(path.glob("*.yaml"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ConfigError(f"grid: {target} is neither a cell file nor a directory of cells")
+        try:
+            path = resolve(target)  # a path, else a bundled one (configs/paper/table2 works anywhere)
+        except ConfigError:
+            raise ConfigError(f"grid: {target} is neither a cell file nor a directory of cells") from None
+        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     if not files:
         raise ConfigError(f"grid: no cell files (*.yaml) in {targets}")
     return files

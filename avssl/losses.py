@@ -55,9 +55,11 @@ def moco_loss(
             keeps it with MoCo v3 because its batches are small).
         queue_valid: optional ``[K]`` bool, ``False`` for slots not yet filled (masked out).
         offset: index of this process's first key in ``k`` (``rank * B``).
-        query_ids, key_ids, queue_ids: optional ``[B]``, ``[M]``, ``[K]`` video indices. A key of
-            the query's own video other than its positive (a clip of the same video in the batch
-            or in the queue, e.g. from the previous epoch) is not a negative: it is masked out.
+        query_ids: optional ``[B]`` video index of each query. A key of the query's own video
+            other than its positive (a clip of the same video in the batch or in the queue, e.g.
+            from the previous epoch) is not a negative: it is masked out.
+        key_ids: optional ``[M]`` video index of each key.
+        queue_ids: optional ``[K]`` video index of each queued key.
 
     Keys and queue are used as given (the caller detaches them: no gradient flows into the
     momentum encoder). ``q``, ``k`` and ``queue`` are L2-normalised here.

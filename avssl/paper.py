@@ -20,15 +20,13 @@ import yaml
 
 TEMPORAL = {"RE": "resample", "FD": "fade", "TM": "time masking", "TS": "time shift"}
 ALPHAS = (0.25, 0.5, 0.75)
+# Table 5's methods; their head sizes are the classes' defaults (the paper's), typed nowhere else.
 METHODS = {
-    "simclr": ("avssl.methods.SimCLR", {"proj_hidden_dim": 2048, "proj_dim": 128, "temperature": 0.1}),
-    "mocov3": (
-        "avssl.methods.MoCoV3",
-        {"proj_hidden_dim": 4096, "proj_dim": 256, "temperature": 0.2, "queue_size": 4096, "base_momentum": 0.99},
-    ),
-    "byol": ("avssl.methods.BYOL", {"proj_hidden_dim": 4096, "proj_dim": 256, "base_momentum": 0.996}),
-    "simsiam": ("avssl.methods.SimSiam", {"proj_hidden_dim": 2048, "proj_dim": 2048, "pred_hidden_dim": 512}),
-    "supervised": ("avssl.methods.Supervised", {}),
+    "simclr": "avssl.methods.SimCLR",
+    "mocov3": "avssl.methods.MoCoV3",
+    "byol": "avssl.methods.BYOL",
+    "simsiam": "avssl.methods.SimSiam",
+    "supervised": "avssl.methods.Supervised",
 }
 EPOCHS = (100, 200, 400, 800)
 FRAMES = (4, 8, 16, 32)
@@ -117,9 +115,9 @@ def _cells() -> dict[str, dict[str, tuple[str, dict]]]:
     cells["table4"] = t4
 
     t5 = {}
-    for method, (class_path, heads) in METHODS.items():
+    for method, class_path in METHODS.items():
         for epochs in EPOCHS:
-            override = {"trainer": {"max_epochs": epochs}, "model": {"class_path": class_path, "init_args": dict(heads)}}
+            override = {"trainer": {"max_epochs": epochs}, "model": {"class_path": class_path}}
             t5[f"{method}_e{epochs:03d}"] = (f"{method}, {epochs} epochs", override)
     cells["table5"] = t5
     return cells
@@ -231,8 +229,12 @@ def render(table: str, cell: str) -> str:
     return header + yaml.safe_dump(override, sort_keys=False)
 
 
-def write_configs(root: str | Path = "configs/paper") -> list[Path]:
-    """Write every cell's YAML under ``root/<table>/<cell>.yaml``; returns the paths."""
+def write_configs(root: str | Path | None = None) -> list[Path]:
+    """Write every cell's YAML under ``root/<table>/<cell>.yaml`` (default: the bundled
+    ``avssl/configs/paper``); returns the paths."""
+    from avssl.bundled import CONFIG_DIR
+
+    root = CONFIG_DIR / "paper" if root is None else root
     paths = []
     for table, cells in CELLS.items():
         for cell in cells:

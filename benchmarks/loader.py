@@ -18,7 +18,7 @@ Variants, per sample:
 
 Every variant decodes on one thread, as a DataLoader worker does (PyAV's default would give the
 baselines slice threads while decord runs with ``num_threads=1``). Each variant runs on every file
-set, interleaved, ``--repeats`` rounds; medians are printed with the ratios (targets of the data issue: avssl >= 50 % of the limit's speed, >= 2.5x naive;
+set, interleaved, ``--repeats`` rounds; medians are printed with the ratios (targets: avssl >= 50 % of the limit's speed, >= 2.5x naive;
 prepared >= 3x raw GOP 250 through avssl). The limit decodes each clip separately and every
 frame; the pyav backend can beat it (one pass for nearby clips, dropped frames). Then a memory
 soak per backend: ``--soak`` samples of the prepared set through a DataLoader with 2 workers,

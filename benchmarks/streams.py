@@ -3,8 +3,8 @@
     python benchmarks/streams.py [--epochs 30] [--seed 0] [--config configs/demo.yaml ...] [--augment]
                                  [--optimizer adam|sgd] [--lr 1e-3] [-- CLI overrides]
 
-The demo's self-supervised encoders read the class almost only from the audio (README "The
-demo"). This checks the input side of that: with the demo's data settings (``configs/simclr.yaml``
+The demo's self-supervised encoders read the class almost only from the audio
+(docs/studies/demo.md). This checks the input side of that: with the demo's data settings (``configs/simclr.yaml``
 + ``--config``: synthetic dataset, 8 frames of 32-px crops, 16 kHz log-mel) it decodes every
 training video once into ``eval_clips`` deterministic views, then trains each stream's encoder
 alone (the demo width, from scratch) with a linear classifier and cross-entropy, no

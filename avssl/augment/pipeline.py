@@ -59,7 +59,8 @@ class AugmentConfig:
         temporal: ordered temporal augmentations; an empty list is the paper's control.
         aligned: share the temporal augmentations' parameters between the audio and the video of
             a clip (FD / TM / TS: strength and relative location; RE: strength), section 3.3.2.
-        mean, std: per-channel video normalisation.
+        mean: per-channel mean of the video normalisation.
+        std: per-channel standard deviation of the video normalisation.
         eval_crop_size: side of the deterministic evaluation crops (``None``: ``crop_size``); the
             paper tests on 256 x 256 crops of clips decoded at a short side of 256.
         chunk_size: clips per chunk for the video ops on CPU (ignored on GPU).

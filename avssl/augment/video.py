@@ -51,7 +51,9 @@ class ColorConfig:
 
     Args:
         jitter_p: probability of colour jitter per clip.
-        brightness, contrast, saturation: factors drawn in ``[1 - x, 1 + x]``.
+        brightness: brightness factor drawn in ``[1 - brightness, 1 + brightness]``.
+        contrast: contrast factor drawn in ``[1 - contrast, 1 + contrast]``.
+        saturation: saturation factor drawn in ``[1 - saturation, 1 + saturation]``.
         hue: shift drawn in ``[-hue, hue]`` (at most 0.5).
         grayscale_p: probability of converting a clip to grayscale.
         blur_p: probability of a Gaussian blur.

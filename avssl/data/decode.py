@@ -13,7 +13,7 @@
   converted to RGB at the target size. The container is shared with the audio reads (one open per sample). Both
   backends decode on one thread (loader workers provide the parallelism). On one thread it is on
   par with decord 0.6.0 on raw files and faster on prepared copies and small files
-  (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in the README).
+  (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in docs/benchmarks.md and docs/guides/data.md).
 * Audio: PyAV seek to the window, decode only the packets covering it, mono down-mix,
   resample to the configured rate with ``torchaudio.functional.resample`` and pad/trim to exactly
   ``round(clip_seconds * rate)`` samples. (decord's ``AudioReader`` decodes the whole track on

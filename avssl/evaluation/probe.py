@@ -90,8 +90,11 @@ class LinearProbe(pl.LightningModule):
         output_dir: where ``results.json`` goes (default: the logger's directory).
         override_input_settings: evaluate with explicitly set input settings that differ from the
             encoder's pre-training ones (logged) instead of refusing them.
-        width, layers, stem_temporal_stride, fusion: the architecture when ``encoder_ckpt`` is
-            null (otherwise read from the checkpoint).
+        width: the encoders' base width when ``encoder_ckpt`` is null (otherwise every
+            architecture setting is read from the checkpoint).
+        layers: residual blocks per stage when ``encoder_ckpt`` is null.
+        stem_temporal_stride: temporal stride of the video stem when ``encoder_ckpt`` is null.
+        fusion: fusion of the stream features when ``encoder_ckpt`` is null.
     """
 
     def __init__(

@@ -59,12 +59,12 @@ class SSLMethod(pl.LightningModule):
         cross_modal_weight: weight lambda of an extra audio-video InfoNCE term between the audio
             and the video embedding of each clip (AVID / CAV-MAE style; negatives from the global
             batch). 0 is the paper's setup. Beyond the paper: without it audio alone can solve the
-            clip-matching task and the video encoder gets little pressure (README "Cross-modal term").
+            clip-matching task and the video encoder gets little pressure (docs/guides/methods.md).
         stream_weight: weight of an extra per-stream InfoNCE term: the audio embeddings of the N
             views of a video are positives (negatives: the other videos' audio), and likewise the
             video embeddings. 0 is the paper's setup. Beyond the paper: it makes each encoder learn
             what the views share on its own, where one stream could otherwise solve the fused task
-            alone (README "The demo").
+            alone (docs/studies/demo.md).
         stream_dim: output width of the audio and the video projector (2-layer MLPs) that both
             terms use.
         stream_hidden_dim: their hidden width.
@@ -173,7 +173,7 @@ class SSLMethod(pl.LightningModule):
 
         On CPU the check is immediate (before the update). On a GPU the flag is copied to the host
         asynchronously and checked at the next step (no host sync in the step): the failing step's
-        update is then already applied, so resume from the last checkpoint (README "Reliability")."""
+        update is then already applied, so resume from the last checkpoint (docs/guides/reliability.md)."""
         self.raise_if_nonfinite()
         finite = torch.isfinite(loss.detach())
         pending = (self.global_step, list(batch.get("video_id", [])))

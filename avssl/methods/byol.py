@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from avssl.losses import byol_loss
@@ -22,7 +24,7 @@ class BYOL(MomentumMethod):
     """
 
     def __init__(
-        self, *, proj_hidden_dim: int = 4096, proj_dim: int = 256, base_momentum: float = 0.996, final_momentum: float = 1.0, **kwargs
+        self, *, proj_hidden_dim: int = 4096, proj_dim: int = 256, base_momentum: float = 0.996, final_momentum: float = 1.0, **kwargs: Any
     ):
         super().__init__(base_momentum=base_momentum, final_momentum=final_momentum, **kwargs)
         self.save_hyperparameters()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from avssl.errors import ConfigError
@@ -47,7 +49,7 @@ class MoCoV3(MomentumMethod):
         queue_size: int = 4096,
         base_momentum: float = 0.99,
         final_momentum: float = 1.0,
-        **kwargs,
+        **kwargs: Any,
     ):
         super().__init__(base_momentum=base_momentum, final_momentum=final_momentum, **kwargs)
         self.save_hyperparameters()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,7 +72,7 @@ class MomentumMethod(SSLMethod):
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
 
-    def __init__(self, *, base_momentum: float, final_momentum: float = 1.0, **kwargs):
+    def __init__(self, *, base_momentum: float, final_momentum: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         for name, value in (("base_momentum", base_momentum), ("final_momentum", final_momentum)):
             if not 0.0 <= value <= 1.0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Any
 
 import torch
 
@@ -22,7 +23,7 @@ class SimCLR(SSLMethod):
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
 
-    def __init__(self, *, proj_hidden_dim: int = 2048, proj_dim: int = 128, temperature: float = 0.1, **kwargs):
+    def __init__(self, *, proj_hidden_dim: int = 2048, proj_dim: int = 128, temperature: float = 0.1, **kwargs: Any):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.projector = mlp(self.backbone.out_dim, proj_hidden_dim, proj_dim, num_layers=2)

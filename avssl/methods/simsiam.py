@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from avssl.losses import simsiam_loss
@@ -21,7 +23,7 @@ class SimSiam(SSLMethod):
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
 
-    def __init__(self, *, proj_hidden_dim: int = 2048, proj_dim: int = 2048, pred_hidden_dim: int = 512, **kwargs):
+    def __init__(self, *, proj_hidden_dim: int = 2048, proj_dim: int = 2048, pred_hidden_dim: int = 512, **kwargs: Any):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.projector = mlp(self.backbone.out_dim, proj_hidden_dim, proj_dim, num_layers=3, last_bn=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +23,7 @@ class Supervised(SSLMethod):
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments.
     """
 
-    def __init__(self, *, label_smoothing: float = 0.0, **kwargs):
+    def __init__(self, *, label_smoothing: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if self.hparams.num_classes <= 0:

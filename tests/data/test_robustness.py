@@ -1,4 +1,4 @@
-"""Bad input, odd sources and frame accuracy, each on real encoded files (issue: data at full spec)."""
+"""Bad input, odd sources and frame accuracy, each on real encoded files."""
 
 from __future__ import annotations
 

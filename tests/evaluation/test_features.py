@@ -1,0 +1,67 @@
+"""Features for a notebook user: a checkpoint plus a list of files (or a data module) in a few lines."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import avssl
+from avssl.data.dataset import AVClipDataset, collate
+from avssl.data.folder import VideoRecord
+from avssl.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_root, tmp_path_factory):
+    data = avssl.AVDataModule(
+        synthetic_root=str(tiny_root),
+        synthetic=avssl.SyntheticSpec(num_classes=4, videos_per_class=6, duration=3.0, size=48, seed=1),
+        batch_size=4,
+        num_workers=0,
+        short_side=40,
+        sample_rate=16000,
+        num_frames=4,
+        augment=avssl.AugmentConfig(crop_size=32),
+    )
+    model = avssl.SimCLR(width=8, layers=(1, 1, 1, 1), proj_hidden_dim=32, proj_dim=16)
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, data)
+    path = tmp_path_factory.mktemp("ckpt") / "encoder.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_features_of_a_list_of_files_match_the_encoder_on_the_same_clips(checkpoint, tiny_root, tmp_path):
+    videos = sorted((tiny_root / "videos").glob("*.mp4"))[:3]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 64)
+    encoder = avssl.load_encoder(checkpoint)
+    features = avssl.extract_features(encoder, [*videos, broken], clips=2, batch_size=2)
+    assert features.video_ids == [v.stem for v in videos]
+    assert features.fused.shape == (3, encoder.backbone.out_dim)
+    assert features.audio.shape[1] + features.video.shape[1] == features.fused.shape[1]
+    assert torch.equal(features.fused, torch.cat([features.video, features.audio], 1))
+    assert list(features.skipped) == [str(broken)] and (features.labels == -1).all()
+    # the same clips through the encoder by hand: the checkpoint's input settings (4 frames, 16 kHz)
+    data = avssl.encoder_datamodule(encoder)
+    assert data.clip_kwargs["num_frames"] == 4 and data.clip_kwargs["sample_rate"] == 16000
+    again = avssl.extract_features(checkpoint, [videos[1]], clips=2)  # a path works too
+    torch.testing.assert_close(again.fused[0], features.fused[1], rtol=1e-4, atol=1e-5)
+    # reference: the two uniformly spaced clips of video 1, centre crops, through the backbone
+    dataset = AVClipDataset([VideoRecord(str(videos[1]), -1, "v", "test")], train=False, num_clips=2, **data.clip_kwargs)
+    views = data.transform.eval_views(collate([dataset[0]]), [0.5])
+    with torch.no_grad():
+        clip_features = encoder.backbone(views["video"][0], views["spec"][0])  # [2, D]
+    torch.testing.assert_close(features.fused[1], clip_features.mean(0), rtol=1e-4, atol=1e-5)
+
+
+def test_features_of_a_datamodule_split(checkpoint, tiny_root):
+    encoder = avssl.load_encoder(checkpoint)
+    data = avssl.encoder_datamodule(encoder, num_workers=0, batch_size=4)
+    features = avssl.extract_features(encoder, datamodule=data, split="test", clips=1)
+    assert len(features.video_ids) == len(data.records("test")) and features.labels.min() >= 0
+    with pytest.raises(ConfigError, match="either videos"):
+        avssl.extract_features(encoder)
+    with pytest.raises(ConfigError, match="no such video"):
+        avssl.extract_features(encoder, [tiny_root / "nope.mp4"])
