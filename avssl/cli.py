@@ -282,11 +282,13 @@ def main(args: Sequence[str] | None = None) -> None:
             if code:
                 raise SystemExit(code)
         elif args[0] in TRAINER_COMMANDS:
-            base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" else []  # pre-training's shared trainer
-            resolved = [args[0], *config_files([*base, *args[1:]])]
-            argv, sys.argv = sys.argv, sys.argv[:1]  # the arguments go in `resolved` (LightningCLI warns on both)
+            base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" and args[1:3] != ["--config", str(PRETRAIN_BASE)] else []
+            resolved = [args[0], *config_files([*base, *args[1:]])]  # base: pre-training's shared trainer
+            # LightningCLI reads the resolved arguments from sys.argv, and so do the processes that
+            # Lightning's DDP launcher starts (it re-runs this command with sys.argv)
+            argv, sys.argv = sys.argv, [sys.argv[0], *resolved]
             try:
-                _lightning_cli(resolved)
+                _lightning_cli(None)
             finally:
                 sys.argv = argv
         else:

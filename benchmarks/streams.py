@@ -136,7 +136,6 @@ def main() -> None:
     print(
         f"decoded {len(train_y)} train / {len(test_y)} test videos x {train_x['video'].shape[1]} views in {time.perf_counter() - start:.0f} s"
     )
-    hp = model.hparams
     training = "augmented pre-training views" if args.augment else "fixed evaluation views"
     print(
         f"| stream | test top-1 % (supervised on {training}, {args.optimizer} lr {args.lr:g}, {args.epochs} epochs) | chance % | train seconds |"
@@ -144,7 +143,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for stream, key in INPUT.items():
         start = time.perf_counter()
-        backbone = TwoStreamBackbone(width=hp.width, layers=tuple(hp.layers), stem_temporal_stride=hp.stem_temporal_stride)
+        backbone = TwoStreamBackbone(model.backbone.config)
         if args.augment:
             batches = augmented_batches(data, key, args.seed)
         else:

@@ -4,6 +4,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from avssl import AugmentConfig, AVDataModule, SimCLR, TemporalAug
 from avssl.callbacks import AugmentationPreview
+from avssl.models.backbone import BackboneConfig
 from tests.conftest import TINY
 
 
@@ -17,7 +18,7 @@ def test_preview_logs_frames_spectrograms_and_audio(tiny_root, tmp_path):
         sample_rate=8000,
         augment=AugmentConfig(crop_size=16, temporal=[TemporalAug("RE", 0.5), TemporalAug("FD", 0.5, streams="audio")]),
     )
-    model = SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=16, proj_dim=8, num_classes=data.num_classes)
+    model = SimCLR(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=16, proj_dim=8, num_classes=data.num_classes)
     logger = TensorBoardLogger(tmp_path, name="preview")
     trainer = pl.Trainer(
         max_steps=1,

@@ -220,7 +220,7 @@ def test_bad_augmentation_config_fails_before_training(option, words, capsys):
     assert "Traceback" not in err
 
 
-SMALL_MODEL = ["--model.init_args.width=8", "--model.init_args.layers=[1, 1, 1, 1]"]
+SMALL_MODEL = ["--model.init_args.backbone.width=8", "--model.init_args.backbone.layers=[1, 1, 1, 1]"]
 SMALL_HEADS = {
     "simclr": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
     "mocov3": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16", "--model.init_args.queue_size=16"],

@@ -41,7 +41,7 @@ def test_method_configs_hold_only_the_method_and_log_under_its_name(method, tiny
 
     assert set(yaml.safe_load((CONFIG_DIR / f"{method}.yaml").read_text())) == {"model"}
     model, _, trainer = instantiate(["--config", f"{method}.yaml", *TINY_DATA_ARGS, f"--data.synthetic_root={tiny_root}"])
-    assert trainer.logger.name == method and trainer.max_epochs == 500 and model.hparams.width == 64
+    assert trainer.logger.name == method and trainer.max_epochs == 500 and model.hparams.backbone["width"] == 64
 
 
 def test_configs_command_lists_and_prints(capsys):
@@ -80,7 +80,12 @@ def test_a_wheel_installed_outside_the_checkout_runs_the_bundled_configs(tmp_pat
     where = subprocess.check_output([str(python), "-c", "import avssl; print(avssl.__file__)"], cwd=work, env=env, text=True)
     assert where.startswith(str(env_dir)), where  # the installed wheel, not the checkout
     avssl = [str(env_dir / "bin" / "avssl")]
-    small = ["--model.init_args.width=8", "--model.init_args.layers=[1, 1, 1, 1]", "--data.short_side=40", "--data.sample_rate=16000"]
+    small = [
+        "--model.init_args.backbone.width=8",
+        "--model.init_args.backbone.layers=[1, 1, 1, 1]",
+        "--data.short_side=40",
+        "--data.sample_rate=16000",
+    ]
     fit = [
         *avssl,
         "fit",

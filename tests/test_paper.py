@@ -13,7 +13,7 @@ from avssl.paper import CELLS, PAPER, write_configs
 from avssl.report import collect, figure3_matrix, means, paired_difference, write_report
 from tests.conftest import TINY_DATA_ARGS
 
-SMALL = ["--model.init_args.width=4", "--model.init_args.layers=[1, 1, 1, 1]"]
+SMALL = ["--model.init_args.backbone.width=4", "--model.init_args.backbone.layers=[1, 1, 1, 1]"]
 ALL_CELLS = [(table, cell) for table, cells in CELLS.items() for cell in cells]
 
 
@@ -61,7 +61,7 @@ def tiny_extra(tmp_path, tiny_root):
         yaml.safe_dump(
             {
                 "trainer": {"limit_val_batches": 1, "log_every_n_steps": 1},
-                "model": {"init_args": {"width": 4, "layers": [1, 1, 1, 1], "proj_hidden_dim": 16, "proj_dim": 8}},
+                "model": {"init_args": {"backbone": {"width": 4, "layers": [1, 1, 1, 1]}, "proj_hidden_dim": 16, "proj_dim": 8}},
                 "data": {
                     "synthetic": {"num_classes": 4, "videos_per_class": 6, "duration": 3.0, "size": 48, "seed": 1},
                     "synthetic_root": str(tiny_root),
@@ -79,7 +79,7 @@ def tiny_extra(tmp_path, tiny_root):
         yaml.safe_dump(
             {
                 "trainer": {"max_epochs": 2},
-                "model": {"init_args": {"width": 4, "layers": [1, 1, 1, 1], "train_clips": 1}},
+                "model": {"init_args": {"train_clips": 1}},
                 "data": {
                     "eval_clips": 1,
                     "eval_crops": 1,

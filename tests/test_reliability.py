@@ -15,16 +15,18 @@ import pytest
 import torch
 
 from avssl.cli import main
+from avssl.data.datamodule import plain
 from avssl.errors import ConfigError
 from avssl.methods import SimCLR
 from avssl.methods.base import NonFiniteLossError
+from avssl.models.backbone import BackboneConfig
 from avssl.reliability import AtomicCheckpointIO
 from tests.conftest import TINY_DATA_ARGS
 
 DEMO = ["--config", "configs/simclr.yaml", "--config", "configs/demo.yaml"]
 SMALL = [
-    "--model.init_args.width=4",
-    "--model.init_args.layers=[1, 1, 1, 1]",
+    "--model.init_args.backbone.width=4",
+    "--model.init_args.backbone.layers=[1, 1, 1, 1]",
     "--model.init_args.proj_hidden_dim=16",
     "--model.init_args.proj_dim=8",
 ]
@@ -111,10 +113,10 @@ def test_pickled_code_in_a_checkpoint_is_refused_and_never_runs(tmp_path, tiny_r
 
 
 def test_foreign_instantiator_in_a_checkpoint_is_refused(tmp_path):
-    model = SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=16, proj_dim=8)
+    model = SimCLR(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=16, proj_dim=8)
     ckpt = {
         "state_dict": model.state_dict(),
-        "hyper_parameters": {**model.hparams, "_instantiator": "os.system"},
+        "hyper_parameters": {**plain(dict(model.hparams)), "_instantiator": "os.system"},
         "pytorch-lightning_version": "2.6.6",
     }
     torch.save(ckpt, tmp_path / "foreign.ckpt")
@@ -135,7 +137,7 @@ def test_unwritable_checkpoint_directory_fails_at_start_up(tmp_path, tiny_root, 
 
 
 def test_non_finite_loss_stops_naming_step_and_videos():
-    m = SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=16, proj_dim=8)
+    m = SimCLR(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=16, proj_dim=8)
     m.log_dict = lambda *a, **k: None
     batch = {"video": torch.full((2, 2, 3, 4, 16, 16), float("nan")), "spec": torch.randn(2, 2, 1, 16, 32), "label": torch.tensor([0, 1])}
     batch["video_id"] = ["clip_a", "clip_b"]
@@ -188,8 +190,8 @@ def fit_args(root, ckpt_dir, log_dir, epochs):
         "--config=configs/mocov3.yaml",
         "--config=configs/demo.yaml",
         *tiny(root),
-        "--model.init_args.width=4",
-        "--model.init_args.layers=[1, 1, 1, 1]",
+        "--model.init_args.backbone.width=4",
+        "--model.init_args.backbone.layers=[1, 1, 1, 1]",
         "--model.init_args.proj_hidden_dim=16",
         "--model.init_args.proj_dim=8",
         "--model.init_args.queue_size=16",

@@ -27,8 +27,7 @@ from typing import Any
 import torch
 
 from avssl.errors import ConfigError
-from avssl.methods.base import BACKBONE_KEYS
-from avssl.models.backbone import TwoStreamBackbone
+from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class PretrainedEncoder:
         backbone: the two-stream encoder.
         path: the checkpoint file.
         sha256: its content hash (results name the exact encoder they measured).
-        architecture: the backbone's constructor arguments.
+        architecture: the backbone's architecture (from the checkpoint).
         data: the data module's settings during pre-training (empty for checkpoints written
             before they were saved).
         method: the pre-training method's class path, if recorded.
@@ -53,7 +52,7 @@ class PretrainedEncoder:
     backbone: TwoStreamBackbone
     path: str
     sha256: str
-    architecture: dict[str, Any]
+    architecture: BackboneConfig
     data: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
 
@@ -84,8 +83,17 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
     """Rebuild and load the backbone of a pre-training checkpoint, frozen and in eval mode."""
     ckpt = read_checkpoint(path, field_name)
     hp = ckpt["hyper_parameters"]
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items() if k in BACKBONE_KEYS}
-    backbone = TwoStreamBackbone(**arch)
+    # checkpoints of avssl 0.1 kept the architecture as top-level hyper-parameters
+    settings = hp.get("backbone") or {k: hp[k] for k in ("width", "layers", "stem_temporal_stride", "fusion") if k in hp}
+    if not settings:
+        raise ConfigError(
+            f"{field_name}: {path} holds no backbone settings (hyper_parameters.backbone): not an avssl pre-training checkpoint"
+        )
+    try:
+        arch = BackboneConfig(**settings)
+    except TypeError as e:
+        raise ConfigError(f"{field_name}: {path}: unknown backbone settings {settings} ({e})") from None
+    backbone = TwoStreamBackbone(arch)
     state = {k.removeprefix("backbone."): v for k, v in ckpt["state_dict"].items() if k.startswith("backbone.")}
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]

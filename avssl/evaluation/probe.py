@@ -34,13 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from avssl.augment.pipeline import AVTransform
-from avssl.data.datamodule import batch_generator
+from avssl.data.datamodule import batch_generator, plain
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, input_overrides, leaves, load_encoder
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
 from avssl.evaluation.results import READOUTS, evaluation_results, format_table, write_results
-from avssl.models.backbone import TwoStreamBackbone
+from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.utils.dist import world_size
 from avssl.utils.schedules import warmup_cosine
 
@@ -72,7 +72,7 @@ class LinearProbe(pl.LightningModule):
 
     Args:
         encoder_ckpt: pre-training checkpoint; ``null`` probes a randomly initialised encoder
-            (built from ``width`` / ``layers`` / ``stem_temporal_stride`` / ``fusion``). The
+            (built from ``backbone``). The
             evaluation takes the checkpoint's input settings (frames, clip length, audio rate,
             spectrogram, normalisation) and dataset (see :mod:`avssl.evaluation.encoder`).
         num_classes: classes (linked from the data).
@@ -90,11 +90,8 @@ class LinearProbe(pl.LightningModule):
         output_dir: where ``results.json`` goes (default: the logger's directory).
         override_input_settings: evaluate with explicitly set input settings that differ from the
             encoder's pre-training ones (logged) instead of refusing them.
-        width: the encoders' base width when ``encoder_ckpt`` is null (otherwise every
-            architecture setting is read from the checkpoint).
-        layers: residual blocks per stage when ``encoder_ckpt`` is null.
-        stem_temporal_stride: temporal stride of the video stem when ``encoder_ckpt`` is null.
-        fusion: fusion of the stream features when ``encoder_ckpt`` is null.
+        backbone: the architecture of the randomly initialised encoder when ``encoder_ckpt`` is
+            null; with a checkpoint the architecture is the checkpoint's (setting it is an error).
     """
 
     def __init__(
@@ -112,10 +109,7 @@ class LinearProbe(pl.LightningModule):
         seed: int = 0,
         output_dir: str | None = None,
         override_input_settings: bool = False,
-        width: int = 64,
-        layers: tuple[int, int, int, int] = (2, 2, 2, 2),
-        stem_temporal_stride: int = 1,
-        fusion: str = "concat",
+        backbone: BackboneConfig | None = None,
     ):
         super().__init__()
         if num_classes < 2:
@@ -128,21 +122,21 @@ class LinearProbe(pl.LightningModule):
             raise ConfigError(f"model.knn_k must be >= 1, got {knn_k}")
         if train_clips < 1:
             raise ConfigError(f"model.train_clips must be >= 1, got {train_clips}")
+        if isinstance(backbone, dict):  # from a probe checkpoint's hparams
+            backbone = BackboneConfig(**backbone)
+        if encoder_ckpt is not None and backbone is not None:
+            raise ConfigError("model.backbone: the architecture comes from model.encoder_ckpt; leave model.backbone unset")
         self.save_hyperparameters()
         self.mode = mode
         self.pretrained: PretrainedEncoder | None = load_encoder(encoder_ckpt) if encoder_ckpt is not None else None
-        arch = (
-            self.pretrained.architecture
-            if self.pretrained
-            else dict(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
-        )
+        arch = self.pretrained.architecture if self.pretrained else (backbone or BackboneConfig())
         self.architecture = arch
         self.encoders = nn.ModuleDict()
         if self.pretrained is not None:
             self.encoders["pretrained"] = self.pretrained.backbone
         if self.pretrained is None or baselines:
             torch.manual_seed(seed)
-            self.encoders["random-init"] = TwoStreamBackbone(**arch).requires_grad_(False)
+            self.encoders["random-init"] = TwoStreamBackbone(arch).requires_grad_(False)
         torch.manual_seed(seed)
         some = next(iter(self.encoders.values()))
         dims = {"fused": some.out_dim, "audio": some.audio.out_dim, "video": some.video.out_dim}
@@ -286,6 +280,7 @@ class LinearProbe(pl.LightningModule):
         """A probe checkpoint holds the classifiers, not the frozen encoders (rebuilt from
         ``encoder_ckpt`` and ``seed``), plus the encoder's hash so a resume cannot mix encoders."""
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoders.")}
+        checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))  # weights-only loadable
         checkpoint["encoder_sha256"] = self.pretrained.sha256 if self.pretrained else None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -73,7 +74,7 @@ def write_results(probe, results: dict, *, num_videos: int) -> Path:
         "encoder_ckpt": encoder.path if encoder else None,
         "encoder_sha256": encoder.sha256 if encoder else None,
         "encoder_method": encoder.method if encoder else None,
-        "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in probe.architecture.items()},
+        "architecture": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(probe.architecture).items()},
         "encoder_data": encoder.data if encoder else None,
         "evaluation_data": probe.evaluation_data,
         "probe": {k: v for k, v in probe.hparams.items() if k != "encoder_ckpt"},

@@ -11,7 +11,6 @@ Batch layout in the step (after :class:`avssl.augment.pipeline.AVTransform`): ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from itertools import combinations
 
 import pytorch_lightning as pl
@@ -19,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avssl.data.datamodule import plain
 from avssl.errors import ConfigError
 from avssl.losses import cross_modal_nce, info_nce
 from avssl.methods.probe import OnlineLinearProbe
-from avssl.models.backbone import TwoStreamBackbone
+from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.heads import mlp
 from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.schedules import warmup_cosine
@@ -37,18 +37,12 @@ SYNC_BN_ON_CPU = (
 )
 
 
-# Hyper-parameters that rebuild the backbone from a checkpoint (read by the linear probe).
-BACKBONE_KEYS = ("width", "layers", "stem_temporal_stride", "fusion")
-
-
 class SSLMethod(pl.LightningModule):
     """Base of the pre-training methods.
 
     Args:
-        width: base width of both encoders (64 = ResNet-18; 16 for CPU demos).
-        layers: residual blocks per stage ((2, 2, 2, 2) = ResNet-18).
-        stem_temporal_stride: temporal stride of the video stem (1 keeps 8 frames).
-        fusion: fusion of the stream vectors (``concat``).
+        backbone: the two-stream backbone's architecture (default: ResNet-18 for both streams);
+            stored in checkpoints as a plain dict, from which evaluations rebuild the encoder.
         num_classes: classes of the online probe (linked from the data; 0 disables it).
         base_lr: learning rate per 256 samples of global batch (paper: 0.1).
         momentum: SGD momentum.
@@ -74,10 +68,7 @@ class SSLMethod(pl.LightningModule):
     def __init__(
         self,
         *,
-        width: int = 64,
-        layers: Sequence[int] = (2, 2, 2, 2),
-        stem_temporal_stride: int = 1,
-        fusion: str = "concat",
+        backbone: BackboneConfig = BackboneConfig(),
         num_classes: int = 0,
         base_lr: float = 0.1,
         momentum: float = 0.9,
@@ -91,11 +82,12 @@ class SSLMethod(pl.LightningModule):
         stream_temperature: float = 0.1,
     ):
         super().__init__()
+        backbone = BackboneConfig(**backbone) if isinstance(backbone, dict) else backbone  # from a checkpoint's hparams
         self.save_hyperparameters()
         for name, weight in (("cross_modal_weight", cross_modal_weight), ("stream_weight", stream_weight)):
             if weight < 0:
                 raise ConfigError(f"model.{name} must be >= 0, got {weight}")
-        self.backbone = TwoStreamBackbone(width=width, layers=tuple(layers), stem_temporal_stride=stem_temporal_stride, fusion=fusion)
+        self.backbone = TwoStreamBackbone(backbone)
         self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
         self._pending_check: tuple | None = None
         self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
@@ -166,6 +158,11 @@ class SSLMethod(pl.LightningModule):
         self.log_dict(logs, prog_bar=True, batch_size=features.shape[0], sync_dist=False)
         self.check_finite(loss, batch)
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Hyper-parameters in plain types (the backbone's settings as a dict): checkpoints load
+        with ``weights_only=True``."""
+        checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))
 
     # ------------------------------------------------------------------ non-finite losses
     def check_finite(self, loss: torch.Tensor, batch: dict) -> None:

@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from avssl.errors import ConfigError
 from avssl.models.audio import AudioResNet2d
 from avssl.models.video import VideoResNet3d
 
 FUSIONS = ("concat",)
 
 
+@dataclass(frozen=True)
+class BackboneConfig:
+    """The two-stream backbone's architecture, configured once: a method builds its backbone from
+    it (``model.init_args.backbone``), its checkpoints store it, and an evaluation rebuilds the
+    encoder from the checkpoint's copy.
+
+    Args:
+        width: base width of both encoders (64 = ResNet-18; 16 for CPU demos).
+        layers: residual blocks per stage of both encoders ((2, 2, 2, 2) = ResNet-18).
+        stem_temporal_stride: temporal stride of the video stem (1: keep every frame).
+        fusion: how the two feature vectors are combined; ``concat``.
+    """
+
+    width: int = 64
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
+    stem_temporal_stride: int = 1
+    fusion: str = "concat"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"model.backbone.fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.width < 1 or len(self.layers) != 4 or min(self.layers) < 1 or self.stem_temporal_stride < 1:
+            raise ConfigError(f"model.backbone: width, stem_temporal_stride and 4 stage depths must be >= 1, got {self}")
+
+
 class TwoStreamBackbone(nn.Module):
     """``(video [B, 3, T, H, W], spec [B, 1, F, S]) -> [B, out_dim]`` (concatenation fusion).
 
     Args:
-        width: base width of both encoders (64 = ResNet-18).
-        layers: blocks per stage of both encoders ((2, 2, 2, 2) = ResNet-18).
-        stem_temporal_stride: temporal stride of the video stem (1: keep every frame).
-        fusion: how the two vectors are combined; ``concat``.
+        config: the architecture (default: ResNet-18 for both streams).
     """
 
-    def __init__(self, *, width: int = 64, layers: Sequence[int] = (2, 2, 2, 2), stem_temporal_stride: int = 1, fusion: str = "concat"):
+    def __init__(self, config: BackboneConfig | None = None):
         super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-        self.video = VideoResNet3d(width=width, layers=layers, stem_temporal_stride=stem_temporal_stride)
-        self.audio = AudioResNet2d(width=width, layers=layers)
+        self.config = config = config or BackboneConfig()
+        self.video = VideoResNet3d(width=config.width, layers=config.layers, stem_temporal_stride=config.stem_temporal_stride)
+        self.audio = AudioResNet2d(width=config.width, layers=config.layers)
         self.out_dim = self.video.out_dim + self.audio.out_dim
 
     def forward_streams(self, video: torch.Tensor, spec: torch.Tensor) -> dict[str, torch.Tensor]:

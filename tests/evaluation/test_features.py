@@ -24,7 +24,7 @@ def checkpoint(tiny_root, tmp_path_factory):
         num_frames=4,
         augment=avssl.AugmentConfig(crop_size=32),
     )
-    model = avssl.SimCLR(width=8, layers=(1, 1, 1, 1), proj_hidden_dim=32, proj_dim=16)
+    model = avssl.SimCLR(backbone=avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16)
     trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(model, data)
     path = tmp_path_factory.mktemp("ckpt") / "encoder.ckpt"
@@ -65,3 +65,20 @@ def test_features_of_a_datamodule_split(checkpoint, tiny_root):
         avssl.extract_features(encoder)
     with pytest.raises(ConfigError, match="no such video"):
         avssl.extract_features(encoder, [tiny_root / "nope.mp4"])
+
+
+def test_the_backbone_is_read_from_the_checkpoint_in_the_current_and_the_older_layout(checkpoint, tmp_path):
+    """Checkpoints store the architecture once, as ``hyper_parameters.backbone``; those of avssl
+    0.1 kept it as top-level hyper-parameters, and still load."""
+    ckpt = torch.load(checkpoint, weights_only=True)
+    assert ckpt["hyper_parameters"]["backbone"] == {"width": 8, "layers": (1, 1, 1, 1), "stem_temporal_stride": 1, "fusion": "concat"}
+    current = avssl.load_encoder(checkpoint)
+    assert current.architecture == avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1))
+    older = dict(
+        ckpt,
+        hyper_parameters={**{k: v for k, v in ckpt["hyper_parameters"].items() if k != "backbone"}, "width": 8, "layers": [1, 1, 1, 1]},
+    )
+    torch.save(older, tmp_path / "older.ckpt")
+    assert avssl.load_encoder(tmp_path / "older.ckpt").architecture == current.architecture
+    with pytest.raises(ConfigError, match="leave model.backbone unset"):
+        avssl.LinearProbe(str(checkpoint), num_classes=4, backbone=avssl.BackboneConfig(width=8))

@@ -26,10 +26,10 @@ from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax, topk_accuracy
 from avssl.evaluation.protocol import FeatureDataset
 from avssl.evaluation.results import format_table
-from avssl.models.backbone import TwoStreamBackbone
+from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from tests.conftest import TINY
 
-ARCH = dict(width=4, layers=(1, 1, 1, 1))
+ARCH = BackboneConfig(width=4, layers=(1, 1, 1, 1))
 READOUTS = ("fused", "audio", "video")
 
 
@@ -76,7 +76,7 @@ def test_knn_matches_a_loop():
 def separable_features(n=60, classes=3):
     g = torch.Generator().manual_seed(1)
     labels = torch.arange(n) % classes
-    backbone = TwoStreamBackbone(**ARCH)
+    backbone = TwoStreamBackbone(ARCH)
     dims = {"fused": backbone.out_dim, "audio": backbone.audio.out_dim, "video": backbone.video.out_dim}
     feats = {f"random-init/{r}": 0.3 * torch.randn(n, d, generator=g) for r, d in dims.items()}
     for v in feats.values():
@@ -87,7 +87,7 @@ def separable_features(n=60, classes=3):
 @pytest.mark.parametrize("normalize", ["l2", "bn"])
 def test_probe_trained_by_lightning_separates_separable_features(normalize):
     feats, labels = separable_features()
-    probe = LinearProbe(num_classes=3, normalize=normalize, **ARCH)
+    probe = LinearProbe(num_classes=3, normalize=normalize, backbone=ARCH)
     probe.batch_size = 16
     loader = DataLoader(FeatureDataset(feats, labels), batch_size=16, shuffle=True)
     pl.Trainer(max_epochs=30, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(probe, loader)
@@ -97,7 +97,7 @@ def test_probe_trained_by_lightning_separates_separable_features(normalize):
 
 def test_probe_optimiser_is_sgd_lr_30_per_256_momentum_09_no_decay_cosine():
     feats, labels = separable_features(n=64)
-    probe = LinearProbe(num_classes=3, **ARCH)
+    probe = LinearProbe(num_classes=3, backbone=ARCH)
     seen = []
 
     class Record(pl.Callback):
@@ -126,18 +126,18 @@ def test_table_says_which_mode_and_whether_it_is_the_papers():
 
 def test_invalid_options():
     with pytest.raises(ConfigError, match="model.mode"):
-        LinearProbe(num_classes=4, mode="svm", **ARCH)
+        LinearProbe(num_classes=4, mode="svm", backbone=ARCH)
     with pytest.raises(ConfigError, match="knn_k"):
-        LinearProbe(num_classes=4, knn_k=0, **ARCH)
+        LinearProbe(num_classes=4, knn_k=0, backbone=ARCH)
     with pytest.raises(ConfigError, match="normalize"):
-        LinearProbe(num_classes=4, normalize="zscore", **ARCH)
+        LinearProbe(num_classes=4, normalize="zscore", backbone=ARCH)
 
 
 def fake_checkpoint(path, data: AVDataModule | None = None):
     """A pre-training checkpoint with non-trivial BatchNorm statistics (to catch any update), and
     the data module's settings when ``data`` is given."""
     torch.manual_seed(3)
-    backbone = TwoStreamBackbone(**ARCH)
+    backbone = TwoStreamBackbone(ARCH)
     with torch.no_grad():
         for name, buf in backbone.named_buffers():
             if name.endswith("running_mean"):
@@ -145,7 +145,7 @@ def fake_checkpoint(path, data: AVDataModule | None = None):
             elif name.endswith("running_var"):
                 buf.uniform_(0.5, 2.0)
     state = {f"backbone.{k}": v.clone() for k, v in backbone.state_dict().items()}
-    ckpt = {"state_dict": state, "hyper_parameters": {"width": 4, "layers": [1, 1, 1, 1]}}
+    ckpt = {"state_dict": state, "hyper_parameters": {"backbone": {"width": 4, "layers": [1, 1, 1, 1]}}}
     if data is not None:
         ckpt["datamodule_hyper_parameters"] = dict(data.hparams)
     torch.save(ckpt, path)

@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from avssl.methods import MoCoV3, SimCLR
+from avssl.models.backbone import BackboneConfig
 from avssl.utils.dist import all_gather_no_grad, rank, world_size
 from tests.conftest import TINY_DATA_ARGS
 
@@ -27,7 +28,9 @@ def free_port() -> int:
 
 def simclr():
     torch.manual_seed(0)
-    return SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=32, proj_dim=16).eval()  # eval: BN uses fixed statistics
+    return SimCLR(
+        backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16
+    ).eval()  # eval: BN uses fixed statistics
 
 
 def features():
@@ -46,7 +49,7 @@ def worker(r: int, port: int, out: str) -> None:
         for name, p in m.projector.named_parameters():  # what DDP does: average the gradients over ranks
             dist.all_reduce(p.grad)
             grads[name] = p.grad / WORLD
-        moco = MoCoV3(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=8, proj_dim=4, queue_size=8)
+        moco = MoCoV3(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=8, proj_dim=4, queue_size=8)
         keys = torch.full((3, 4), float(r + 1))
         moco.enqueue(all_gather_no_grad(keys))
         torch.save({"loss": loss.detach(), "grads": grads, "queue": moco.queue.clone(), "queue_len": moco.queue_len}, f"{out}/rank{r}.pt")
@@ -80,8 +83,8 @@ def test_lightning_ddp_fit_fills_the_moco_queue_from_both_ranks(tiny_root, tmp_p
         "--data.short_side=40",
         "--data.augment.crop_size=32",
         "--data.sample_rate=16000",
-        "--model.init_args.width=4",
-        "--model.init_args.layers=[1, 1, 1, 1]",
+        "--model.init_args.backbone.width=4",
+        "--model.init_args.backbone.layers=[1, 1, 1, 1]",
         "--model.init_args.proj_hidden_dim=16",
         "--model.init_args.proj_dim=8",
         "--model.init_args.queue_size=64",

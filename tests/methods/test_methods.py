@@ -6,9 +6,10 @@ import torch
 from avssl.errors import ConfigError
 from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss
 from avssl.methods import BYOL, MoCoV3, MomentumTarget, SimCLR, SimSiam, Supervised, momentum_schedule
+from avssl.models.backbone import BackboneConfig
 from tests.methods.test_simclr import fake_trainer
 
-SMALL = dict(width=4, layers=(1, 1, 1, 1), num_classes=3)
+SMALL = dict(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), num_classes=3)
 HEADS = {
     SimCLR: dict(proj_hidden_dim=16, proj_dim=8),
     MoCoV3: dict(proj_hidden_dim=16, proj_dim=8, queue_size=10),
@@ -209,7 +210,7 @@ def test_cross_modal_and_per_stream_terms_are_added_and_train_both_projectors(cr
 
 def test_invalid_arguments_are_config_errors():
     with pytest.raises(ConfigError, match="num_classes"):
-        Supervised(width=4, layers=(1, 1, 1, 1), num_classes=0)
+        Supervised(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), num_classes=0)
     with pytest.raises(ConfigError, match="base_momentum"):
         build(BYOL, base_momentum=1.5)
     with pytest.raises(ConfigError, match="queue_size"):

@@ -5,10 +5,11 @@ import torch
 
 from avssl.losses import info_nce
 from avssl.methods import SimCLR
+from avssl.models.backbone import BackboneConfig
 
 
 def model(**kw):
-    return SimCLR(width=4, layers=(1, 1, 1, 1), proj_hidden_dim=16, proj_dim=8, num_classes=3, **kw)
+    return SimCLR(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=16, proj_dim=8, num_classes=3, **kw)
 
 
 def fake_trainer(m, batch_size=64, epochs=10, steps=100):

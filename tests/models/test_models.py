@@ -1,11 +1,11 @@
 import torch
 
-from avssl.models.backbone import TwoStreamBackbone
+from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.video import VideoResNet3d
 
 
 def test_backbone_shapes_and_streams():
-    m = TwoStreamBackbone(width=8, layers=(1, 1, 1, 1)).eval()
+    m = TwoStreamBackbone(BackboneConfig(width=8, layers=(1, 1, 1, 1))).eval()
     out = m.forward_streams(torch.randn(2, 3, 8, 32, 32), torch.randn(2, 1, 32, 50))
     assert out["video"].shape == (2, 64) and out["audio"].shape == (2, 64) and out["fused"].shape == (2, 128)
     torch.testing.assert_close(out["fused"], torch.cat([out["video"], out["audio"]], 1))
@@ -31,7 +31,7 @@ def test_resnet18_parameter_counts():
 
 def test_audio_encoder_max_pools_over_time():
     """An event gives the same vector wherever it happens (shifts by the encoder's stride of 32)."""
-    m = TwoStreamBackbone(width=8, layers=(1, 1, 1, 1)).audio.eval()
+    m = TwoStreamBackbone(BackboneConfig(width=8, layers=(1, 1, 1, 1))).audio.eval()
     quiet = torch.zeros(1, 1, 32, 256)
     early, late = quiet.clone(), quiet.clone()
     early[..., 64:72] = 5.0
