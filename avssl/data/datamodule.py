@@ -78,6 +78,8 @@ class AVDataModule(pl.LightningDataModule):
             different shapes share a batch by padding, see :mod:`avssl.data.dataset`).
         sample_rate: audio rate in Hz (paper: 44100).
         gap_power: ``p`` of the CVRL gap density (``null`` for uniform).
+        min_gap: least gap in seconds between the starts of a video's positive clips (0: CVRL's
+            sampling; ``clip_seconds``: positives never overlap in time). Beyond the paper.
         augment: training augmentations (crop, flip, temporal, normalisation).
         spectrogram: log-mel parameters.
         seed: base seed of clip sampling, shuffling and augmentation.
@@ -105,6 +107,7 @@ class AVDataModule(pl.LightningDataModule):
         short_side: int = 128,
         sample_rate: int = 44100,
         gap_power: float | None = 1.0,
+        min_gap: float = 0.0,
         augment: AugmentConfig = AugmentConfig(),
         spectrogram: SpectrogramConfig = SpectrogramConfig(),
         seed: int = 0,
@@ -129,6 +132,8 @@ class AVDataModule(pl.LightningDataModule):
         for name, value, low in (("sample_rate", sample_rate, 1), ("short_side", short_side, 2), ("num_workers", num_workers, 0)):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
+        if min_gap < 0:
+            raise ConfigError(f"data.min_gap must be >= 0, got {min_gap}")
         for name, value in (("clip_seconds", clip_seconds), ("timeout", timeout)):
             if not value > 0:
                 raise ConfigError(f"data.{name} must be > 0, got {value}")
@@ -162,6 +167,7 @@ class AVDataModule(pl.LightningDataModule):
         )
         self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
+        self.min_gap = min_gap
         self.transform = AVTransform(sample_rate, augment, spectrogram)
         self.datasets: dict[str, AVClipDataset] = {}
 
@@ -224,6 +230,7 @@ class AVDataModule(pl.LightningDataModule):
                 train=train,
                 num_clips=clips,
                 gap_power=self.gap_power,
+                min_gap=self.min_gap,
                 seed=self.seed,
                 allow_missing_audio=self.allow_missing_audio,
                 **self.clip_kwargs,

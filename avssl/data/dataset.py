@@ -82,6 +82,7 @@ class AVClipDataset(Dataset):
             (aspect ratio kept, nothing cropped).
         sample_rate: audio rate after resampling (Hz).
         gap_power: ``p`` of the CVRL gap density; ``None`` for uniform gaps.
+        min_gap: least gap (seconds) between the first and the last positive's starts.
         seed: base seed of clip sampling.
         allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
             ``False`` skips them.
@@ -102,6 +103,7 @@ class AVClipDataset(Dataset):
         short_side: int = 128,
         sample_rate: int = 44100,
         gap_power: float | None = 1.0,
+        min_gap: float = 0.0,
         seed: int = 0,
         allow_missing_audio: bool = False,
         retries: int = 3,
@@ -113,6 +115,7 @@ class AVClipDataset(Dataset):
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames}, {num_clips}")
         self.train, self.clip_seconds, self.num_frames, self.num_clips = train, clip_seconds, num_frames, num_clips
         self.short_side, self.sample_rate, self.gap_power, self.seed = short_side, sample_rate, gap_power, seed
+        self.min_gap = min_gap
         self.allow_missing_audio, self.retries, self.video_backend = allow_missing_audio, retries, video_backend
         self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
         weakref.finalize(self, shutil.rmtree, self.in_flight_dir, True)  # main process only: copies in workers do not own it
@@ -145,7 +148,7 @@ class AVClipDataset(Dataset):
         if not self.train:
             return uniform_starts(info.duration, self.clip_seconds, self.num_clips)
         rng = np.random.default_rng([self.seed, epoch, index])
-        return sample_train_starts(rng, info.duration, self.clip_seconds, self.num_clips, self.gap_power)
+        return sample_train_starts(rng, info.duration, self.clip_seconds, self.num_clips, self.gap_power, self.min_gap)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)

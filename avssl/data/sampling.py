@@ -4,7 +4,10 @@ Pre-training follows CVRL (Qian et al. 2021): with ``D = duration - clip_seconds
 ``t`` in ``[0, D]`` with density proportional to ``1 - (t / D) ** p`` (``p = 1``: linearly
 decreasing, CVRL's choice) or uniformly; draw the first start uniformly in ``[0, D - t]``; the
 last clip starts ``t`` later. With ``N > 2`` clips the middle ones start uniformly between the
-two. The order of the clips is shuffled.
+two. The order of the clips is shuffled. ``min_gap`` (0 by default, CVRL's sampling) keeps the
+gap at least that long: with ``min_gap = clip_seconds`` two positives never overlap in time, so
+they share nothing a video holds only for a moment (beyond the paper; for short videos whose
+appearance changes over time, where overlapping positives share a frame-level fingerprint).
 
 Videos shorter than one clip (``D < 0``) give ``N`` clips starting at 0; the decoder repeats the
 last frame and pads the audio with silence past the end of the file.
@@ -39,14 +42,18 @@ def sample_train_starts(
     clip_seconds: float,
     num_clips: int = 2,
     power: float | None = 1.0,
+    min_gap: float = 0.0,
 ) -> np.ndarray:
-    """Start times (seconds) of ``num_clips`` positive clips of one video, in shuffled order."""
+    """Start times (seconds) of ``num_clips`` positive clips of one video, in shuffled order; the
+    first and last start at least ``min_gap`` apart where the video is long enough (else as far
+    apart as it allows)."""
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     span = duration - clip_seconds
     if span <= 0:
         return np.zeros(num_clips)
-    gap = sample_gap(rng, span, power) if num_clips > 1 else 0.0
+    low = min(max(0.0, min_gap), span)
+    gap = low + sample_gap(rng, span - low, power) if num_clips > 1 else 0.0
     first = rng.uniform(0.0, span - gap)
     middle = rng.uniform(first, first + gap, size=max(0, num_clips - 2))
     starts = np.concatenate([[first], middle, [first + gap]])[:num_clips]

@@ -56,3 +56,16 @@ def test_sampling_is_deterministic_per_seed():
 def test_uniform_eval_clips_span_the_video():
     np.testing.assert_allclose(uniform_starts(10.0, 1.28, 10), np.linspace(0, 8.72, 10))
     assert uniform_starts(10.0, 1.28, 1)[0] == pytest.approx(4.36)
+
+
+def test_min_gap_keeps_positives_apart_and_zero_is_cvrl():
+    starts = [sample_train_starts(np.random.default_rng([0, i]), 4.0, 1.28, 2, 1.0, min_gap=1.28) for i in range(500)]
+    gaps = np.array([abs(a - b) for a, b in starts])
+    assert gaps.min() >= 1.28 - 1e-9 and gaps.max() <= 2.72 + 1e-9 and all(min(s) >= 0 and max(s) <= 2.72 for s in starts)
+    for i in range(20):  # min_gap 0 draws exactly what CVRL's sampling draws
+        a = sample_train_starts(np.random.default_rng([1, i]), 4.0, 1.28, 2, 1.0)
+        b = sample_train_starts(np.random.default_rng([1, i]), 4.0, 1.28, 2, 1.0, min_gap=0.0)
+        assert np.array_equal(a, b)
+    # a video too short for the gap: as far apart as it allows
+    short = sample_train_starts(np.random.default_rng(0), 2.0, 1.28, 2, 1.0, min_gap=1.28)
+    assert abs(abs(short[0] - short[1]) - 0.72) < 1e-9
