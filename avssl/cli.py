@@ -263,7 +263,7 @@ def _log_to_stderr() -> None:
 
 
 def _usage() -> str:
-    lines = ["usage: avssl {fit,validate,test,predict,synth,prepare,grid,report} ...", "", "commands:"]
+    lines = [f"usage: avssl {{{','.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}}} ...", "", "commands:"]
     lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
     lines += ["", "`avssl COMMAND --help` lists the options of a command; the documentation (docs/, or `make docs`) has the guides."]
     return "\n".join(lines)
