@@ -23,6 +23,7 @@ EXTRA_COMMANDS = {
     "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
     "grid": "run table cells (configs/paper/<table>): pre-train, then linear evaluation",
     "report": "tables and figures in the paper's layout from a runs directory",
+    "transfer": "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, retrieval; --split all",
 }
 TRAINER_COMMANDS = {
     "fit": "pre-train a method (configs/<method>.yaml) or fit a model",
@@ -206,6 +207,12 @@ def _grid(args: Sequence[str]) -> int:
     return run_grid(list(args))
 
 
+def _transfer(args: Sequence[str]) -> None:
+    from avssl.evaluation.transfer import run_transfer
+
+    run_transfer(list(args))
+
+
 def _report(args: Sequence[str]) -> None:
     from avssl.report import write_report
 
@@ -278,7 +285,8 @@ def main(args: Sequence[str] | None = None) -> None:
         return
     try:
         if args[0] in EXTRA_COMMANDS:
-            code = {"configs": _configs, "synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report}[args[0]](args[1:])
+            commands = {"configs": _configs, "synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report, "transfer": _transfer}
+            code = commands[args[0]](args[1:])
             if code:
                 raise SystemExit(code)
         elif args[0] in TRAINER_COMMANDS:

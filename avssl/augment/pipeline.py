@@ -150,10 +150,12 @@ class AVTransform(nn.Module):
         """Draw every random parameter of the batch's training views from ``generator`` (device
         draws) and a host generator derived from its seed (pitch steps and the fill seed: host
         values that pick code paths, drawn without a device sync)."""
-        video = batch["video"]
-        b, n = video.shape[:2]
-        m, device, cfg = b * n, video.device, self.cfg
-        extent = clip_extent(batch)
+        first = batch["video"] if "video" in batch else batch["audio"]
+        b, n = first.shape[:2]
+        m, device, cfg = b * n, first.device, self.cfg
+        # audio-only data: crop boxes are still drawn (on a unit frame), so the draws that follow
+        # are the same whichever streams a batch holds
+        extent = clip_extent(batch) if "video" in batch else torch.ones(m, 2, dtype=torch.long, device=device)
         boxes = sample_resized_crop(extent, cfg.crop_scale, cfg.crop_ratio, generator)
         flip = torch.rand(m, generator=generator, device=device) < cfg.flip_p
         color = cfg.color.sample(m, generator, device)  # drawn either way: one stream of randomness
@@ -183,19 +185,25 @@ class AVTransform(nn.Module):
         replaced (and the augmented waveforms as ``wave`` ``[B, N, S]`` when ``keep_wave``, for
         previews). Per clip: crop + flip, colour, the temporal plan of each stream, normalisation;
         audio: pitch shift / coloured noise before or after the temporal plan, then log-mel."""
-        video, audio = batch["video"], batch["audio"]
-        b, n, t = video.shape[:3]
-        m, samples = b * n, audio.shape[-1]
+        video, audio = batch.get("video"), batch.get("audio")  # single-stream data holds one of them
+        first = video if video is not None else audio
+        b, n = first.shape[:2]
+        t = video.shape[2] if video is not None else 1
+        m, samples = b * n, audio.shape[-1] if audio is not None else 1
         plans = self.temporal_plans(params, t, samples)
-        fills = torch.Generator(device=video.device).manual_seed(params.noise_seed)
+        fills = torch.Generator(device=first.device).manual_seed(params.noise_seed)
         mask = next((a for a in self.cfg.temporal if a.name == "TM"), None)
-        clips = select_frames(video.reshape(m, *video.shape[2:]), plans["video"].src)  # uint8 [M, T, H, W, 3]
-        views = self._video(clips, params.boxes, params.flip, clip_extent(batch), plans["video"], mask, fills, params.color)
-        wave = self.audio_aug.apply(audio.reshape(m, samples), params.audio, "before", fills)
-        wave = self._audio(wave, plans["audio"], mask, fills)
-        wave = self.audio_aug.apply(wave, params.audio, "after", fills)
-        out = self._pack(batch, views, self.logmel(wave), b, n)
-        if keep_wave:
+        views = spec = wave = None
+        if video is not None:
+            clips = select_frames(video.reshape(m, *video.shape[2:]), plans["video"].src)  # uint8 [M, T, H, W, 3]
+            views = self._video(clips, params.boxes, params.flip, clip_extent(batch), plans["video"], mask, fills, params.color)
+        if audio is not None:
+            wave = self.audio_aug.apply(audio.reshape(m, samples), params.audio, "before", fills)
+            wave = self._audio(wave, plans["audio"], mask, fills)
+            wave = self.audio_aug.apply(wave, params.audio, "after", fills)
+            spec = self.logmel(wave)
+        out = self._pack(batch, views, spec, b, n)
+        if keep_wave and wave is not None:
             out["wave"] = wave.view(b, n, samples)
         return out
 
@@ -206,17 +214,21 @@ class AVTransform(nn.Module):
         :func:`~avssl.augment.functional.view_boxes`), resized to ``eval_crop_size``. With ``K``
         positions the view axis holds ``N * K`` views, clip-major; each view's spectrogram is its
         clip's."""
-        video = batch["video"]
-        b, n = video.shape[:2]
         k = len(positions)
-        side = self.eval_crop_size
-        extent = clip_extent(batch).repeat_interleave(k, dim=0)
-        pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
-        boxes = view_boxes(extent, (side, side), pos)
-        flip = torch.zeros(b * n * k, dtype=torch.bool, device=video.device)
-        clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
-        spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
-        return self._pack(batch, self._video(clips, boxes, flip, extent, side=side), spec, b, n * k)
+        b, n = (batch["video"] if "video" in batch else batch["audio"]).shape[:2]
+        views = spec = None
+        if "video" in batch:  # single-stream data holds only one of the streams
+            video = batch["video"]
+            side = self.eval_crop_size
+            extent = clip_extent(batch).repeat_interleave(k, dim=0)
+            pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
+            boxes = view_boxes(extent, (side, side), pos)
+            flip = torch.zeros(b * n * k, dtype=torch.bool, device=video.device)
+            clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
+            views = self._video(clips, boxes, flip, extent, side=side)
+        if "audio" in batch:
+            spec = self.logmel(batch["audio"].reshape(b * n, -1)).repeat_interleave(k, dim=0)
+        return self._pack(batch, views, spec, b, n * k)
 
     # ------------------------------------------------------------------ helpers
     def _audio(self, wave: torch.Tensor, plan: TimePlan, mask: TemporalAug | None, generator: torch.Generator) -> torch.Tensor:
@@ -284,10 +296,14 @@ class AVTransform(nn.Module):
         return k + 1 if k % 2 == 0 else k
 
     @staticmethod
-    def _pack(batch: dict, views: torch.Tensor, spec: torch.Tensor, b: int, n: int) -> dict:
+    def _pack(batch: dict, views: torch.Tensor | None, spec: torch.Tensor | None, b: int, n: int) -> dict:
+        """The batch with ``video`` / ``audio`` replaced by the views ``[B, N, ...]`` (a stream
+        the batch does not hold stays absent)."""
         out = {k: v for k, v in batch.items() if k not in ("video", "audio")}
-        out["video"] = views.view(b, n, *views.shape[1:])
-        out["spec"] = spec.view(b, n, *spec.shape[1:])
+        if views is not None:
+            out["video"] = views.view(b, n, *views.shape[1:])
+        if spec is not None:
+            out["spec"] = spec.view(b, n, *spec.shape[1:])
         return out
 
 

@@ -16,13 +16,15 @@ from torch.utils.data import DataLoader
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.data.ave import is_ave_root, load_ave
-from avssl.data.dataset import AVClipDataset, EpochSampler, TimeoutNamingLoader, collate
+from avssl.data.dataset import STREAMS, AVClipDataset, EpochSampler, TimeoutNamingLoader, collate, decoded
 from avssl.data.decode import VIDEO_BACKENDS
 from avssl.data.folder import VideoRecord, read_manifest, scan_folder
 from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
+from avssl.data.transfer_sets import LAYOUTS, NUM_SPLITS, TransferSet, detect_layout, read_transfer_set
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
+READ_AS = ("ave", *LAYOUTS, "manifest", "folder")  # data.layout values besides auto
 
 
 def plain(value):
@@ -57,9 +59,19 @@ class AVDataModule(pl.LightningDataModule):
 
     Args:
         root: the AVE download (a directory with ``Annotations.txt`` and the split files, see
-            :mod:`avssl.data.ave`), a directory with a ``manifest.csv`` (``path,label[,split]``)
-            or a folder of videos (unlabeled, all train). ``None`` uses the embedded synthetic
-            dataset, built on first use under ``synthetic_root``.
+            :mod:`avssl.data.ave`), a transfer benchmark in its official layout (UCF101, HMDB51,
+            ESC-50, VGGSound; see :mod:`avssl.data.transfer_sets`), a directory with a
+            ``manifest.csv`` (``path,label[,split]``) or a folder of videos (unlabeled, all
+            train). ``None`` uses the embedded synthetic dataset, built on first use under
+            ``synthetic_root``.
+        layout: how to read ``root``: ``auto`` (recognised from its files, in the order above) or
+            one of ``ave``, ``ucf101``, ``hmdb51``, ``esc50``, ``vggsound``, ``manifest``,
+            ``folder``.
+        split: the official split of a transfer benchmark (UCF101 / HMDB51: 1-3; ESC-50: the
+            test fold, 1-5).
+        streams: the streams to decode, ``[video, audio]``, ``[video]`` or ``[audio]``; default:
+            the ones the data has (UCF101 and HMDB51 are read video-only, ESC-50 audio-only).
+            Pre-training needs both.
         drop_cross_split_duplicates: AVE only: keep a VideoID that appears in several splits only
             in the first of train, val, test (default: keep every row, report the overlap).
         allow_missing_audio: keep videos without an audio stream, with silent audio (counted per
@@ -93,6 +105,9 @@ class AVDataModule(pl.LightningDataModule):
         self,
         root: str | None = None,
         *,
+        layout: str = "auto",
+        split: int = 1,
+        streams: list[str] | None = None,
         synthetic: SyntheticSpec = SyntheticSpec(),
         synthetic_root: str | None = None,
         drop_cross_split_duplicates: bool = False,
@@ -150,11 +165,20 @@ class AVDataModule(pl.LightningDataModule):
                 )
         if root is not None and not Path(root).is_dir():
             raise ConfigError(f"data.root: directory {root!r} does not exist")
-        self.root = root
+        if layout not in ("auto", *READ_AS):
+            raise ConfigError(f"data.layout must be auto or one of {', '.join(READ_AS)}, got {layout!r}")
+        if streams is not None and (not streams or any(x not in STREAMS for x in streams) or len(set(streams)) != len(streams)):
+            raise ConfigError(f"data.streams must be a non-empty subset of {list(STREAMS)}, got {streams}")
+        self.root, self.split = root, split
+        self.layout = (layout if layout != "auto" else self._detect()) if root is not None else "synthetic"
+        if self.layout in NUM_SPLITS and not 1 <= split <= NUM_SPLITS[self.layout]:
+            raise ConfigError(f"data.split: {self.layout} has splits 1..{NUM_SPLITS[self.layout]}, got {split}")
+        self._streams = tuple(streams) if streams is not None else None
+        self.transfer_set: TransferSet | None = None
         self.drop_cross_split_duplicates = drop_cross_split_duplicates
         self.allow_missing_audio = allow_missing_audio
         self._records: list[VideoRecord] | None = None
-        self._ave_classes: list[str] | None = None
+        self._class_names: list[str] | None = None
         self.synthetic = synthetic
         self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
         self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
@@ -172,6 +196,25 @@ class AVDataModule(pl.LightningDataModule):
         self.datasets: dict[str, AVClipDataset] = {}
 
     # ------------------------------------------------------------------ index
+    def _detect(self) -> str:
+        """The layout of ``root`` recognised from its files."""
+        if is_ave_root(self.root):
+            return "ave"
+        found = detect_layout(self.root)
+        if found is not None:
+            return found
+        return "manifest" if (Path(self.root) / MANIFEST).exists() else "folder"
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams decoded: ``data.streams``, else the ones the data has."""
+        if self._streams is not None:
+            return tuple(x for x in STREAMS if x in self._streams)
+        if self.layout in LAYOUTS:
+            self.all_records()
+            return self.transfer_set.streams
+        return STREAMS
+
     @property
     def manifest(self) -> Path | None:
         if self.root is None:
@@ -185,8 +228,8 @@ class AVDataModule(pl.LightningDataModule):
         if self.root is None:
             return self.synthetic.num_classes
         records = self.all_records()
-        if self._ave_classes is not None:
-            return len(self._ave_classes)
+        if self._class_names is not None:
+            return len(self._class_names)
         return max((r.label for r in records), default=-1) + 1
 
     def prepare_data(self) -> None:
@@ -197,17 +240,22 @@ class AVDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str] | None:
-        """Category names by class index (AVE), else ``None``."""
+        """Category names by class index (AVE and the transfer benchmarks), else ``None``."""
         self.all_records()
-        return self._ave_classes
+        return self._class_names
 
     def all_records(self) -> list[VideoRecord]:
-        """Every record of every split (parsed once; the AVE report is logged then)."""
+        """Every record of every split (parsed once; the dataset's report is logged then)."""
         if self._records is None:
-            if self.root is not None and is_ave_root(self.root):
+            if self.layout == "ave":
                 self._records, report = load_ave(self.root, drop_cross_split_duplicates=self.drop_cross_split_duplicates)
-                self._ave_classes = report.classes
-            elif self.manifest is not None:
+                self._class_names = report.classes
+            elif self.layout in LAYOUTS:
+                self.transfer_set = read_transfer_set(self.root, self.layout, self.split)
+                self._records, self._class_names = self.transfer_set.records, self.transfer_set.classes
+            elif self.layout in ("manifest", "synthetic"):
+                if self.manifest is None:
+                    raise ConfigError(f"data.layout manifest: no {MANIFEST} in {self.root}")
                 self._records = read_manifest(self.manifest)
             else:
                 self._records = scan_folder(self.root)
@@ -233,12 +281,13 @@ class AVDataModule(pl.LightningDataModule):
                 min_gap=self.min_gap,
                 seed=self.seed,
                 allow_missing_audio=self.allow_missing_audio,
+                streams=self.streams,
                 **self.clip_kwargs,
             )
             dataset = self.datasets[key]
             if len(dataset) == 0 and (split != "val" or dataset.skipped):
                 raise ConfigError(f"data.root: no decodable videos in the {split} split (skipped: {dict(dataset.skipped)})")
-            longest = max((info.duration for info in dataset.infos), default=float("inf"))
+            longest = max((dataset.duration(i) for i in range(len(dataset))), default=float("inf"))
             if longest < dataset.clip_seconds:
                 raise ConfigError(
                     f"data.clip_seconds: {dataset.clip_seconds} s is longer than every video of the {split} split (longest {longest:.2f} s)"
@@ -282,10 +331,11 @@ class AVDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ augmentation
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Training batches get random views, all others deterministic views (on the device)."""
-        if "video" not in batch:  # every sample of the batch failed to decode
+        if not decoded(batch):  # every sample of the batch failed to decode
             return batch
-        self.transform.to(batch["video"].device)
+        device = batch["label"].device
+        self.transform.to(device)
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            return self.transform.train_views(batch, batch_generator(trainer, self.seed, batch["video"].device))
+            return self.transform.train_views(batch, batch_generator(trainer, self.seed, device))
         return self.transform.eval_views(batch, self.eval_positions)

@@ -65,6 +65,7 @@ from avssl.data.folder import VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 
 log = logging.getLogger(__name__)
+STREAMS = ("video", "audio")
 SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 
@@ -90,6 +91,9 @@ class AVClipDataset(Dataset):
             decode, keeping the batch size fixed.
         video_backend: ``"decord"`` (default; PyAV for files decord cannot read) or ``"pyav"``
             (see :mod:`avssl.data.decode`).
+        streams: the streams to decode, ``("video", "audio")`` (default), ``("video",)`` or
+            ``("audio",)``: a sample holds only those (a single-stream dataset never carries a
+            zero-filled stand-in for the other); audio-only data may be audio files.
     """
 
     def __init__(
@@ -108,7 +112,12 @@ class AVClipDataset(Dataset):
         allow_missing_audio: bool = False,
         retries: int = 3,
         video_backend: str = "decord",
+        streams: Sequence[str] = STREAMS,
     ):
+        streams = tuple(streams)
+        if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
+            raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got {streams}")
+        self.streams = tuple(s for s in STREAMS if s in streams)
         if video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
         if num_frames < 1 or num_clips < 1:
@@ -125,8 +134,8 @@ class AVClipDataset(Dataset):
         self.infos: list[MediaInfo] = []
         for record in records:
             try:
-                info = probe(record.path)
-                if not info.has_audio and not allow_missing_audio:
+                info = probe(record.path, video="video" in self.streams)
+                if "audio" in self.streams and not info.has_audio and not allow_missing_audio:
                     raise DecodeError(record.path, "no_audio_stream")
             except DecodeError as e:
                 self._skip(record.path, e.reason)
@@ -143,12 +152,19 @@ class AVClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def duration(self, index: int) -> float:
+        """Seconds of sample ``index``: its record's window of the file."""
+        record, info = self.records[index], self.infos[index]
+        available = max(0.0, info.duration - record.offset)
+        return available if record.length is None else min(available, record.length)
+
     def clip_starts(self, epoch: int, index: int) -> np.ndarray:
-        info = self.infos[index]
+        """Clip starts in file time (the record's offset added)."""
+        duration, offset = self.duration(index), self.records[index].offset
         if not self.train:
-            return uniform_starts(info.duration, self.clip_seconds, self.num_clips)
+            return offset + uniform_starts(duration, self.clip_seconds, self.num_clips)
         rng = np.random.default_rng([self.seed, epoch, index])
-        return sample_train_starts(rng, info.duration, self.clip_seconds, self.num_clips, self.gap_power, self.min_gap)
+        return offset + sample_train_starts(rng, duration, self.clip_seconds, self.num_clips, self.gap_power, self.min_gap)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
@@ -165,12 +181,16 @@ class AVClipDataset(Dataset):
         starts = self.clip_starts(epoch, index)
         decoder = ClipDecoder(record.path, info, short_side=self.short_side, sample_rate=self.sample_rate, backend=self.video_backend)
         self._mark_in_flight(record.path)
+        sample: dict[str, Any] = {}
         try:
-            video = decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames))
-            if info.has_audio:
-                audio = decoder.audio(starts, self.clip_seconds)
+            if "video" in self.streams:
+                sample["video"] = torch.from_numpy(decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames)))
+            if "audio" not in self.streams:
+                pass
+            elif info.has_audio:
+                sample["audio"] = decoder.audio(starts, self.clip_seconds)
             else:  # allow_missing_audio
-                audio = np.zeros((len(starts), int(round(self.clip_seconds * self.sample_rate))), np.float32)
+                sample["audio"] = np.zeros((len(starts), int(round(self.clip_seconds * self.sample_rate))), np.float32)
         except DecodeError as e:
             # A file that probed fine but does not decode: the sample is dropped (or replaced in
             # training) and counted in the batch, so the run reports it.
@@ -179,20 +199,21 @@ class AVClipDataset(Dataset):
         finally:
             decoder.close()
             self._mark_in_flight(None)
-        nonfinite = not np.isfinite(audio).all()
-        if nonfinite:
-            audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+        nonfinite = False
+        if "audio" in sample:
+            audio = sample["audio"]
+            nonfinite = not np.isfinite(audio).all()
+            sample["audio"] = torch.from_numpy(np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0) if nonfinite else audio)
         return {
-            "video": torch.from_numpy(video),
-            "audio": torch.from_numpy(audio),
+            **sample,
             "label": record.label,
             "index": index,
             "start": torch.from_numpy(starts),
             "video_id": record.video_id,
-            "silent_audio": not info.has_audio,
+            "silent_audio": "audio" in self.streams and not info.has_audio,
             "padded_audio": decoder.audio_padded,
             "nonfinite_audio": nonfinite,
-            "short_video": info.duration < self.clip_seconds,
+            "short_video": self.duration(index) < self.clip_seconds,
             "truncated_video": decoder.truncated,
         }
 
@@ -221,6 +242,11 @@ class AVClipDataset(Dataset):
         return sorted(out)
 
 
+def decoded(batch: dict) -> bool:
+    """Whether any sample of a collated batch decoded (a batch of failures holds only counters)."""
+    return "index" in batch
+
+
 def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Stack samples into the batch layout; ``num_failed`` counts samples that failed to decode.
 
@@ -230,16 +256,18 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     failed = len(samples) - len(ok) + sum(s.get("num_failed", 0) for s in ok)
     if not ok:
         return {"num_failed": torch.tensor(failed)}
-    extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)
-    height, width = extent.max(0).values.tolist()
-    first = ok[0]["video"]
-    video = torch.zeros((len(ok), *first.shape[:-3], height, width, first.shape[-1]), dtype=first.dtype)
-    for i, s in enumerate(ok):
-        video[i, ..., : extent[i, 0], : extent[i, 1], :] = s["video"]
-    batch: dict[str, Any] = {
-        "video": video,
-        "extent": extent,
-        "audio": torch.stack([s["audio"] for s in ok]),
+    batch: dict[str, Any] = {}
+    if "video" in ok[0]:
+        extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)
+        height, width = extent.max(0).values.tolist()
+        first = ok[0]["video"]
+        video = torch.zeros((len(ok), *first.shape[:-3], height, width, first.shape[-1]), dtype=first.dtype)
+        for i, s in enumerate(ok):
+            video[i, ..., : extent[i, 0], : extent[i, 1], :] = s["video"]
+        batch.update(video=video, extent=extent)
+    if "audio" in ok[0]:
+        batch["audio"] = torch.stack([s["audio"] for s in ok])
+    batch |= {
         "label": torch.tensor([s["label"] for s in ok], dtype=torch.long),
         "index": torch.tensor([s["index"] for s in ok], dtype=torch.long),
         "start": torch.stack([s["start"] for s in ok]),

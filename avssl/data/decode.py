@@ -116,12 +116,16 @@ class MediaInfo:
         return self.audio_rate > 0
 
 
-def probe(path: str) -> MediaInfo:
+def probe(path: str, *, video: bool = True) -> MediaInfo:
     """Read stream metadata with PyAV (headers and the first video frame, for its display
     rotation). ``width`` / ``height`` are the display size: sample aspect ratio and rotation
-    applied. Raises :class:`DecodeError`."""
+    applied. ``video=False`` reads audio-only files too (a WAV, or a video whose frames are not
+    wanted): the frame fields are then 0 and the duration is the audio's. Raises
+    :class:`DecodeError`."""
     try:
         with av.open(path) as container:
+            if not video:
+                return _probe_audio(path, container)
             if not container.streams.video:
                 raise DecodeError(path, "no_video_stream")
             vs = container.streams.video[0]
@@ -156,6 +160,18 @@ def probe(path: str) -> MediaInfo:
     if info.duration <= 0 or info.width <= 0:
         raise DecodeError(path, "unreadable", "no duration or frame size in the container")
     return info
+
+
+def _probe_audio(path: str, container) -> MediaInfo:
+    """:func:`probe` of the audio stream alone."""
+    if not container.streams.audio:
+        raise DecodeError(path, "no_audio_stream")
+    stream = container.streams.audio[0]
+    start = float(container.start_time / av.time_base) if container.start_time is not None else 0.0
+    seconds = _stream_seconds(stream) or (container.duration or 0) / av.time_base
+    if seconds <= 0:
+        raise DecodeError(path, "unreadable", "no duration in the container")
+    return MediaInfo(float(seconds), 0, 0, 0.0, stream.sample_rate, None, start, start)
 
 
 def _first_frame_rotation(container, stream) -> int:
@@ -223,8 +239,9 @@ def _stream_seconds(stream) -> float:
 
 
 def resized_shape(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """(H, W) after scaling the short side to ``short_side`` (even sizes, aspect kept)."""
-    if not short_side:
+    """(H, W) after scaling the short side to ``short_side`` (even sizes, aspect kept); (0, 0)
+    for audio-only media."""
+    if not short_side or min(height, width) == 0:
         return height, width
     scale = short_side / min(height, width)
     return max(2, 2 * round(height * scale / 2)), max(2, 2 * round(width * scale / 2))

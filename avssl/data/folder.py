@@ -18,10 +18,15 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class VideoRecord:
+    """One video (or audio file) of a dataset; clips are drawn from ``[offset, offset + length)``
+    of the file (the whole file by default)."""
+
     path: str
     label: int  # -1 when unknown
     video_id: str
     split: str = "train"
+    offset: float = 0.0  # seconds into the file where the sample starts
+    length: float | None = None  # seconds of the sample (None: to the end of the file)
 
 
 def read_manifest(manifest: str | Path) -> list[VideoRecord]:

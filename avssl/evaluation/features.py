@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import AVClipDataset
+from avssl.data.dataset import AVClipDataset, decoded
 from avssl.data.folder import VideoRecord
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
@@ -37,20 +37,25 @@ class Features:
     """Per-video features (rows in the order of :attr:`video_ids`).
 
     Attributes:
-        fused: ``[N, D]`` features of the fused backbone output (audio and video concatenated).
-        audio: ``[N, Da]`` audio-encoder features.
-        video: ``[N, Dv]`` video-encoder features.
+        fused: ``[N, D]`` features of the fused backbone output (audio and video concatenated);
+            ``None`` for single-stream data.
+        audio: ``[N, Da]`` audio-encoder features (``None`` for video-only data).
+        video: ``[N, Dv]`` video-encoder features (``None`` for audio-only data).
         video_ids: the video of each row (the file stem for a list of files).
         labels: ``[N]`` class labels (-1 where the data has none).
         skipped: videos left out (path -> reason: unreadable at indexing, or a failed decode).
     """
 
-    fused: torch.Tensor
-    audio: torch.Tensor
-    video: torch.Tensor
+    fused: torch.Tensor | None
+    audio: torch.Tensor | None
+    video: torch.Tensor | None
     video_ids: list[str]
     labels: torch.Tensor
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def streams(self) -> dict[str, torch.Tensor]:
+        """The readouts present: ``{"fused" | "audio" | "video": [N, D]}``."""
+        return {k: v for k, v in ((k, getattr(self, k)) for k in STREAMS) if v is not None}
 
 
 def encoder_datamodule(encoder: PretrainedEncoder, **settings: Any) -> AVDataModule:
@@ -112,6 +117,7 @@ def extract_features(
         train=False,
         num_clips=clips or datamodule.eval_clips,
         allow_missing_audio=datamodule.allow_missing_audio,
+        streams=datamodule.streams,
         **datamodule.clip_kwargs,
     )
     skipped = dict(dataset.skipped_files)
@@ -120,15 +126,15 @@ def extract_features(
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in STREAMS}
     rows, labels = [], []
     for batch in datamodule.loader(dataset, shuffle=False):
-        if "video" not in batch:  # every video of the batch failed to decode (named below)
+        if not decoded(batch):  # every video of the batch failed to decode (named below)
             continue
         rows += batch["index"].tolist()
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         views = transform.eval_views(batch, [0.5])
-        b, n = views["video"].shape[:2]
-        streams = backbone.forward_streams(views["video"].flatten(0, 1), views["spec"].flatten(0, 1))
-        for key in STREAMS:
-            parts[key].append(streams[key].view(b, n, -1).mean(1).cpu())
+        b, n = batch["start"].shape[:2]
+        inputs = [views[k].flatten(0, 1) if k in views else None for k in ("video", "spec")]
+        for key, value in backbone.forward_streams(*inputs).items():
+            parts[key].append(value.view(b, n, -1).mean(1).cpu())
         labels.append(batch["label"].cpu())
     failed = set(range(len(dataset))) - set(rows)  # a failed decode is named, never zero-filled
     skipped.update({dataset.records[i].path: "decode_failed" for i in sorted(failed)})
@@ -136,5 +142,5 @@ def extract_features(
     if not ids:
         raise ConfigError(f"extract_features: no video could be decoded ({skipped})")
     return Features(
-        **{k: torch.cat(v) for k, v in parts.items()}, video_ids=ids, labels=torch.cat(labels).long(), skipped=dict(sorted(skipped.items()))
+        **{k: torch.cat(v) if v else None for k, v in parts.items()}, video_ids=ids, labels=torch.cat(labels).long(), skipped=dict(sorted(skipped.items()))
     )

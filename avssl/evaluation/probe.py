@@ -35,10 +35,12 @@ from torch import nn
 
 from avssl.augment.pipeline import AVTransform
 from avssl.data.datamodule import batch_generator, plain
+from avssl.data.dataset import decoded
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, input_overrides, leaves, load_encoder
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
+from avssl.data.transfer_sets import NUM_SPLITS
 from avssl.evaluation.results import READOUTS, evaluation_results, format_table, write_results
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.utils.dist import world_size
@@ -151,6 +153,8 @@ class LinearProbe(pl.LightningModule):
         self.bank_labels: torch.Tensor | None = None
         self.store = PredictionStore()
         self.evaluation_data: dict = {}
+        self.readouts: tuple[str, ...] = READOUTS  # narrowed by attach() for single-stream data
+        self.dataset: dict = {}  # the evaluation data's layout and split, set by attach()
         self.num_train_videos = 0  # set by the workflow (decodable training videos)
 
     # ------------------------------------------------------------------ wiring
@@ -165,11 +169,17 @@ class LinearProbe(pl.LightningModule):
                 override=self.hparams.override_input_settings,
                 source=self.pretrained.path,
             )
+        streams = datamodule.streams
+        readouts = (*streams, "fused") if len(streams) == 2 else streams  # single-stream data: that encoder only
+        for key in [k for k in self.heads if k.split("/")[1] not in readouts]:
+            del self.heads[key]
+        self.readouts = tuple(r for r in READOUTS if r in readouts)
         self.views = datamodule.transform
         self.train_views = datamodule.transform.probe_views()  # shares the log-mel and audio modules
         self.eval_positions = list(datamodule.eval_positions)
         self.batch_size = datamodule.batch_size  # per device, as in pre-training
         self.evaluation_data = dict(datamodule.hparams)
+        self.dataset = {"layout": datamodule.layout, "split": datamodule.split if datamodule.layout in NUM_SPLITS else None}
 
     def set_bank(self, features: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
         """The kNN mode's training features (``"{encoder}/{readout}" -> [N, D]``) and labels."""
@@ -192,22 +202,24 @@ class LinearProbe(pl.LightningModule):
         """Training batches (full mode): the probe's augmented views (domain-specific only, at the
         test crop size). Feature extraction for the cache: one centre crop per clip. Test: the
         data's ``eval_crops`` crops per clip."""
-        if "video" not in batch:  # feature batches, or every sample failed to decode
+        if "features" in batch or not decoded(batch):  # feature batches, or every sample failed to decode
             return batch
-        trainer = self.trainer
+        trainer, device = self.trainer, batch["label"].device
         if trainer.training:
-            generator = batch_generator(trainer, self.hparams.seed, batch["video"].device)
-            return self.train_views.to(batch["video"].device).train_views(batch, generator)
+            generator = batch_generator(trainer, self.hparams.seed, device)
+            return self.train_views.to(device).train_views(batch, generator)
         positions = [0.5] if trainer.predicting else self.eval_positions
-        return self.views.to(batch["video"].device).eval_views(batch, positions)
+        return self.views.to(device).eval_views(batch, positions)
 
     @torch.no_grad()
-    def features(self, video: torch.Tensor, spec: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``"{encoder}/{readout}" -> [B, V, D]`` features of views ``[B, V, ...]`` (no gradient)."""
-        b, v = video.shape[:2]
+    def features(self, batch: dict) -> dict[str, torch.Tensor]:
+        """``"{encoder}/{readout}" -> [B, V, D]`` features of the batch's views ``[B, V, ...]`` (no
+        gradient); single-stream data gives that stream's readout only."""
+        b, v = (batch["video"] if "video" in batch else batch["spec"]).shape[:2]
+        inputs = [batch[k].flatten(0, 1) if k in batch else None for k in ("video", "spec")]
         out = {}
         for name, encoder in self.encoders.items():
-            for readout, value in encoder.forward_streams(video.flatten(0, 1), spec.flatten(0, 1)).items():
+            for readout, value in encoder.forward_streams(*inputs).items():
                 out[f"{name}/{readout}"] = value.view(b, v, -1)
         return out
 
@@ -215,8 +227,8 @@ class LinearProbe(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         if "features" in batch:  # cached mode: {"features": {key: [B, D]}, "label": [B]}
             features, labels = {k: v[:, None] for k, v in batch["features"].items()}, batch["label"]
-        elif "video" in batch:  # full mode: one augmented clip per video
-            features, labels = self.features(batch["video"], batch["spec"]), batch["label"]
+        elif decoded(batch):  # full mode: one augmented clip per video
+            features, labels = self.features(batch), batch["label"]
         else:
             return None  # every sample of the batch failed to decode (counted by the data)
         losses = {
@@ -238,19 +250,19 @@ class LinearProbe(pl.LightningModule):
     # ------------------------------------------------------------------ feature cache
     def predict_step(self, batch: dict, batch_idx: int) -> dict | None:
         """Features of every clip (one centre crop each) for the cached and kNN modes."""
-        if "video" not in batch:
+        if not decoded(batch):
             return None
-        return {"index": batch["index"], "label": batch["label"], "features": self.features(batch["video"], batch["spec"])}
+        return {"index": batch["index"], "label": batch["label"], "features": self.features(batch)}
 
     # ------------------------------------------------------------------ test
     def on_test_start(self) -> None:
         self.store = PredictionStore()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        if "video" not in batch:
+        if not decoded(batch):
             return
         probs = {}
-        for key, value in self.features(batch["video"], batch["spec"]).items():  # [B, clips * crops, D]
+        for key, value in self.features(batch).items():  # [B, clips * crops, D]
             encoder, readout = key.split("/")
             if self.mode == "knn":
                 p = knn_predict(
@@ -268,7 +280,7 @@ class LinearProbe(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         index, labels, probs = self.store.collect()  # one row per video, every rank
-        results = evaluation_results(probs, labels, self.hparams.num_classes, chance=self.hparams.baselines)
+        results = evaluation_results(probs, labels, self.hparams.num_classes, chance=self.hparams.baselines, readouts=self.readouts)
         for key, value in results.items():
             self.log_dict({f"test/{key}/{m}": v for m, v in value.items()}, sync_dist=False)
         if self.trainer.is_global_zero:

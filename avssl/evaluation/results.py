@@ -29,11 +29,14 @@ PROTOCOLS = {
 }
 
 
-def evaluation_results(probs: dict[str, torch.Tensor], labels: torch.Tensor, num_classes: int, *, chance: bool) -> dict[str, dict]:
-    """Top-1 / top-5 (%) for every ``{encoder}/{mode}/{readout}`` key, plus chance when asked."""
+def evaluation_results(
+    probs: dict[str, torch.Tensor], labels: torch.Tensor, num_classes: int, *, chance: bool, readouts: tuple[str, ...] = READOUTS
+) -> dict[str, dict]:
+    """Top-1 / top-5 (%) for every ``{encoder}/{mode}/{readout}`` key, plus chance of each of
+    ``readouts`` when asked."""
     results = {key: {"top1": topk_accuracy(p, labels, 1), "top5": topk_accuracy(p, labels, 5)} for key, p in probs.items()}
     if chance:
-        for readout in READOUTS:
+        for readout in readouts:
             results[f"chance/{readout}"] = {"top1": 100.0 / num_classes, "top5": 100.0 * min(5, num_classes) / num_classes}
     return results
 
@@ -68,6 +71,8 @@ def write_results(probe, results: dict, *, num_videos: int) -> Path:
     payload = {
         "mode": probe.mode,
         "protocol": PROTOCOLS[probe.mode],
+        "dataset": probe.dataset.get("layout"),
+        "split": probe.dataset.get("split"),
         "metrics": results,
         "num_test_videos": num_videos,
         "num_train_videos": probe.num_train_videos,

@@ -219,6 +219,12 @@ class SSLMethod(pl.LightningModule):
         # Lightning converts BatchNorm under DDP (the CLI also refuses the flag on one CPU device).
         if self.device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
             raise ConfigError(SYNC_BN_ON_CPU)
+        streams = getattr(self.trainer.datamodule, "streams", ("video", "audio"))
+        if len(streams) < 2:
+            raise ConfigError(
+                f"data: pre-training needs audio and video; this data gives {'+'.join(streams)} only "
+                f"(data.layout {self.trainer.datamodule.layout}); single-stream benchmarks are for avssl transfer / avssl test"
+            )
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -54,10 +54,19 @@ class TwoStreamBackbone(nn.Module):
         self.audio = AudioResNet2d(width=config.width, layers=config.layers)
         self.out_dim = self.video.out_dim + self.audio.out_dim
 
-    def forward_streams(self, video: torch.Tensor, spec: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-stream and fused features: ``{"video": [B, Dv], "audio": [B, Da], "fused": [B, Dv + Da]}``."""
-        v, a = self.video(video), self.audio(spec)
-        return {"video": v, "audio": a, "fused": torch.cat([v, a], dim=1)}
+    def forward_streams(self, video: torch.Tensor | None, spec: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Per-stream and fused features: ``{"video": [B, Dv], "audio": [B, Da], "fused": [B, Dv + Da]}``.
+        With one input ``None`` (single-stream data) only the other stream's features, no fusion."""
+        if video is None and spec is None:
+            raise ValueError("forward_streams needs video, audio or both")
+        out = {}
+        if video is not None:
+            out["video"] = self.video(video)
+        if spec is not None:
+            out["audio"] = self.audio(spec)
+        if len(out) == 2:
+            out["fused"] = torch.cat([out["video"], out["audio"]], dim=1)
+        return out
 
     def forward(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_streams(video, spec)["fused"]

@@ -1,0 +1,205 @@
+"""Transfer evaluations of a pre-trained encoder on the standard benchmarks (``avssl transfer``).
+
+    avssl transfer linear    --ckpt CKPT --root UCF101/ [--split 1|2|3|all] [-- avssl test options]
+    avssl transfer retrieval --ckpt CKPT --root HMDB51/ [--split all]
+
+The benchmark is read from ``--root`` in its official layout (:mod:`avssl.data.transfer_sets`);
+a single-stream benchmark (UCF101 and HMDB51 video-only, ESC-50 audio-only) is evaluated on the
+encoder it has. Protocols:
+
+* ``linear`` (and ``knn``): the linear probe of ``avssl test`` (:mod:`avssl.evaluation.probe`,
+  ``configs/linear.yaml`` unless other ``--config`` files follow ``--``), one run per split. On
+  ESC-50 the splits are the five folds: ``--split all`` is the 5-fold cross-validation of Piczak
+  (2015), as AVID-CMA and XDC report it (mean accuracy over folds).
+* ``retrieval``: nearest-neighbour video retrieval (Xu et al., CVPR 2019, VCOP): every test video
+  queries the training videos by cosine similarity of frozen features; recall@k is the fraction
+  of queries with a video of their class among the k nearest. Features are video-level: the mean
+  over ``--clips`` uniformly spaced centre-cropped clips, as CoCLR (Han et al., NeurIPS 2020)
+  does (VCOP queries with single clips).
+
+``--split all`` runs every official split and reports each metric's mean ± standard deviation
+over them. Everything lands in ``--out``: one directory per split and ``transfer.json`` (dataset,
+layout, splits, protocol, checkpoint and its sha256, per-split and summary metrics); the summary
+table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from avssl.data.transfer_sets import NUM_SPLITS, detect_layout
+from avssl.errors import ConfigError
+from avssl.evaluation.encoder import load_encoder
+from avssl.evaluation.features import encoder_datamodule, extract_features
+
+log = logging.getLogger(__name__)
+PROTOCOLS = {
+    "linear": "linear probe on the frozen encoder (avssl test), top-1 / top-5 % on the test split",
+    "knn": "weighted cosine kNN on cached frozen features (avssl test, mode knn), top-1 / top-5 %",
+    "retrieval": "test videos query training videos by cosine similarity of frozen video-level features; recall@k %",
+}
+RECALL_AT = (1, 5, 10, 20)
+
+
+def recall_at_k(
+    query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor, ks: Sequence[int] = RECALL_AT
+) -> dict[str, float]:
+    """``{"R@k": %}``: the share of queries with at least one gallery item of their label among
+    their ``k`` nearest by cosine similarity (``k`` capped at the gallery size)."""
+    similarity = F.normalize(query.float(), dim=1) @ F.normalize(gallery.float(), dim=1).t()  # [Q, G]
+    order = similarity.topk(min(max(ks), gallery.shape[0]), dim=1).indices  # [Q, K]
+    hits = gallery_labels[order] == query_labels[:, None]  # [Q, K]
+    return {f"R@{k}": 100.0 * hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+def retrieval(encoder, root: str, layout: str, split: int, *, clips: int, batch_size: int, num_workers: int) -> dict[str, dict]:
+    """Recall@k of every readout the data has (``video``, ``audio``, ``fused``) for one split."""
+    data = encoder_datamodule(encoder, root=root, layout=layout, split=split, batch_size=batch_size, num_workers=num_workers)
+    train = extract_features(encoder, datamodule=data, split="train", clips=clips, batch_size=batch_size, num_workers=num_workers)
+    test = extract_features(encoder, datamodule=data, split="test", clips=clips, batch_size=batch_size, num_workers=num_workers)
+    for name, part in (("train", train), ("test", test)):
+        if part.skipped:
+            log.warning("retrieval: %d %s files could not be decoded and are left out: %s", len(part.skipped), name, part.skipped)
+    gallery, queries = train.streams(), test.streams()
+    metrics = {readout: recall_at_k(queries[readout], test.labels, gallery[readout], train.labels) for readout in queries}
+    return {
+        "metrics": metrics,
+        "num_queries": len(test.video_ids),
+        "num_gallery": len(train.video_ids),
+        "skipped": {**train.skipped, **test.skipped},
+    }
+
+
+def linear(ckpt: str | None, root: str, layout: str, split: int, out: Path, protocol: str, extra: Sequence[str]) -> dict:
+    """One ``avssl test`` run (a fresh process, so DDP and logging behave as on the command line)
+    on ``split``; returns its ``results.json``."""
+    configs = [] if any(a in ("--config", "-c") or a.startswith("--config=") for a in extra) else ["--config", "linear.yaml"]
+    args = [*configs, *extra, f"--data.root={root}", f"--data.layout={layout}", f"--data.split={split}"]
+    args += [f"--model.init_args.output_dir={out}", f"--trainer.logger.init_args.save_dir={out}"]
+    if ckpt is not None:
+        args.append(f"--model.init_args.encoder_ckpt={ckpt}")
+    if protocol == "knn":
+        args.append("--model.init_args.mode=knn")
+    log.info("avssl test %s", " ".join(args))
+    done = subprocess.run([sys.executable, "-m", "avssl", "test", *args])
+    if done.returncode != 0:
+        raise ConfigError(f"avssl transfer: the {protocol} run on split {split} failed (exit {done.returncode}); its output is above")
+    return json.loads((out / "results.json").read_text())
+
+
+def summarise(per_split: dict[int, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{readout: {metric: {"mean", "std", "n"}}}`` over the splits (std 0 with one split)."""
+    keys = dict.fromkeys((r, m) for metrics in per_split.values() for r, values in metrics.items() for m in values)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for readout, metric in keys:
+        values = [per_split[s][readout][metric] for s in sorted(per_split) if metric in per_split[s].get(readout, {})]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.setdefault(readout, {})[metric] = {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+    return out
+
+
+def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: str, sha256: str | None) -> str:
+    """Markdown table: one row per readout, ``mean ± std`` of each metric over the splits."""
+    metrics = list(dict.fromkeys(m for values in summary.values() for m in values))
+    lines = [
+        "",
+        f"Transfer: {dataset}, {protocol}, split(s) {','.join(map(str, splits))}, encoder sha256 {(sha256 or 'random-init')[:12]}",
+        "| readout | " + " | ".join(metrics) + " |",
+        "|" + "---|" * (1 + len(metrics)),
+    ]
+    for readout, values in summary.items():
+        cells = []
+        for m in metrics:
+            v = values.get(m)
+            cells.append("-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})")
+        lines.append(f"| {readout} | " + " | ".join(cells) + " |")
+    lines.append(f"protocol {protocol}: {PROTOCOLS[protocol.split()[0]]}")
+    return "\n".join([*lines, ""])
+
+
+def _linear_metrics(results: dict) -> dict[str, dict[str, float]]:
+    """``{readout: {top1, top5}}`` of the pre-trained (else random-init) encoder in a results.json."""
+    metrics = results["metrics"]
+    encoder = "pretrained" if any(k.startswith("pretrained/") for k in metrics) else "random-init"
+    return {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{encoder}/")}
+
+
+def run_transfer(args: Sequence[str]) -> Path:
+    """``avssl transfer PROTOCOL --root DIR ...``; returns the path of ``transfer.json``."""
+    parser = argparse.ArgumentParser(prog="avssl transfer", description=__doc__.splitlines()[0])
+    parser.add_argument("protocol", choices=tuple(PROTOCOLS), help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items()))
+    parser.add_argument("--root", required=True, help="the benchmark in its official layout (UCF101, HMDB51, ESC-50, VGGSound)")
+    parser.add_argument("--layout", default="auto", help="auto (recognised from the files) or ucf101, hmdb51, esc50, vggsound")
+    parser.add_argument("--split", default="1", help="official split (ESC-50: test fold) or 'all' for mean ± std over every split")
+    parser.add_argument("--ckpt", help="pre-training checkpoint (required for retrieval; linear without it probes a random-init encoder)")
+    parser.add_argument("--out", default="runs/transfer", help="output directory")
+    parser.add_argument("--clips", type=int, default=10, help="retrieval: uniformly spaced clips per video, features averaged")
+    parser.add_argument("--batch-size", type=int, default=16, help="retrieval: videos per forward pass")
+    parser.add_argument("--num-workers", type=int, default=4, help="retrieval: decoding processes")
+    argv = list(args)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    ns, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
+    if not Path(ns.root).is_dir():
+        raise ConfigError(f"--root: directory {ns.root!r} does not exist")
+    layout = ns.layout if ns.layout != "auto" else detect_layout(ns.root)
+    if layout not in NUM_SPLITS:
+        raise ConfigError(f"--root: {ns.root} is not in an official layout avssl reads ({', '.join(NUM_SPLITS)}); see --layout")
+    if ns.split == "all":
+        splits = list(range(1, NUM_SPLITS[layout] + 1))
+    elif ns.split.isdigit() and 1 <= int(ns.split) <= NUM_SPLITS[layout]:
+        splits = [int(ns.split)]
+    else:
+        raise ConfigError(f"--split: {layout} has splits 1..{NUM_SPLITS[layout]} (or 'all'), got {ns.split!r}")
+    if ns.protocol == "retrieval" and not ns.ckpt:
+        raise ConfigError("--ckpt: retrieval measures a pre-trained encoder; give its checkpoint")
+    if extra and ns.protocol == "retrieval":
+        raise ConfigError(f"retrieval takes no avssl test options after '--', got {extra}")
+    out = Path(ns.out)
+    encoder = load_encoder(ns.ckpt, field_name="--ckpt") if ns.ckpt else None
+    per_split, details, modes = {}, {}, set()
+    for split in splits:
+        split_dir = out / f"split{split}"
+        split_dir.mkdir(parents=True, exist_ok=True)
+        if ns.protocol == "retrieval":
+            result = retrieval(encoder, ns.root, layout, split, clips=ns.clips, batch_size=ns.batch_size, num_workers=ns.num_workers)
+            (split_dir / "results.json").write_text(json.dumps(result, indent=2))
+            per_split[split] = result["metrics"]
+        else:
+            result = linear(ns.ckpt, ns.root, layout, split, split_dir, ns.protocol, extra)
+            per_split[split] = _linear_metrics(result)
+            modes.add(result["mode"])
+        details[split] = str(split_dir / "results.json")
+    summary = summarise(per_split)
+    sha = encoder.sha256 if encoder else None
+    protocol = ns.protocol + (f" (probe mode {', '.join(sorted(modes))})" if modes else "")
+    payload = {
+        "dataset": layout,
+        "root": str(ns.root),
+        "splits": splits,
+        "protocol": ns.protocol,
+        "probe_mode": sorted(modes)[0] if len(modes) == 1 else None,
+        "protocol_description": PROTOCOLS[ns.protocol],
+        "encoder_ckpt": ns.ckpt,
+        "encoder_sha256": sha,
+        "per_split": {str(k): v for k, v in per_split.items()},
+        "summary": summary,
+        "results": {str(k): v for k, v in details.items()},
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "transfer.json"
+    path.write_text(json.dumps(payload, indent=2))
+    print(format_summary(summary, dataset=layout, splits=splits, protocol=protocol, sha256=sha))
+    print(f"transfer: {path}")
+    return path
