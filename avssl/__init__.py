@@ -6,7 +6,7 @@ from avssl.augment.pipeline import AugmentConfig, AVTransform  # noqa: E402
 from avssl.augment.temporal import TemporalAug  # noqa: E402
 from avssl.data.datamodule import AVDataModule  # noqa: E402
 from avssl.data.synthetic import SyntheticSpec  # noqa: E402
-from avssl.evaluation import LinearProbe, encoder_datamodule, extract_features, linear_evaluation, load_encoder  # noqa: E402
+from avssl.evaluation import FineTune, LinearProbe, encoder_datamodule, extract_features, linear_evaluation, load_encoder  # noqa: E402
 from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss  # noqa: E402
 from avssl.methods import BYOL, MoCoV3, SimCLR, SimSiam, SSLMethod, Supervised  # noqa: E402
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone  # noqa: E402
@@ -26,6 +26,7 @@ __all__ = [
     "AVDataModule",
     "AVTransform",
     "AugmentConfig",
+    "FineTune",
     "LinearProbe",
     "SSLMethod",
     "SimCLR",

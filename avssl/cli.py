@@ -23,7 +23,7 @@ EXTRA_COMMANDS = {
     "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
     "grid": "run table cells (configs/paper/<table>): pre-train, then linear evaluation",
     "report": "tables and figures in the paper's layout from a runs directory",
-    "transfer": "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, retrieval; --split all",
+    "transfer": "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",
 }
 TRAINER_COMMANDS = {
     "fit": "pre-train a method (configs/<method>.yaml) or fit a model",

@@ -96,6 +96,8 @@ class LinearProbe(pl.LightningModule):
             null; with a checkpoint the architecture is the checkpoint's (setting it is an error).
     """
 
+    trains_encoder = False  # a frozen encoder; :class:`avssl.evaluation.finetune.FineTune` trains it
+
     def __init__(
         self,
         encoder_ckpt: str | None = None,
@@ -142,9 +144,7 @@ class LinearProbe(pl.LightningModule):
         torch.manual_seed(seed)
         some = next(iter(self.encoders.values()))
         dims = {"fused": some.out_dim, "audio": some.audio.out_dim, "video": some.video.out_dim}
-        self.heads = nn.ModuleDict(
-            {f"{enc}/{r}": ProbeHead(dims[r], num_classes, normalize) for enc in self.encoders for r in READOUTS} if mode != "knn" else {}
-        )
+        self.heads = nn.ModuleDict({f"{enc}/{r}": self.make_head(dims[r]) for enc in self.encoders for r in READOUTS} if mode != "knn" else {})
         self.views: AVTransform | None = None  # the data's transform and the probe's training views, set by attach()
         self.train_views: AVTransform | None = None
         self.eval_positions: list[float] = [0.5]
@@ -156,6 +156,10 @@ class LinearProbe(pl.LightningModule):
         self.readouts: tuple[str, ...] = READOUTS  # narrowed by attach() for single-stream data
         self.dataset: dict = {}  # the evaluation data's layout and split, set by attach()
         self.num_train_videos = 0  # set by the workflow (decodable training videos)
+
+    def make_head(self, dim: int) -> nn.Module:
+        """The classifier of one readout: normalisation + linear."""
+        return ProbeHead(dim, self.hparams.num_classes, self.hparams.normalize)
 
     # ------------------------------------------------------------------ wiring
     def attach(self, datamodule) -> None:
@@ -188,7 +192,8 @@ class LinearProbe(pl.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.encoders.eval()  # frozen encoders keep BatchNorm in eval mode
+        if not self.trains_encoder:
+            self.encoders.eval()  # frozen encoders keep BatchNorm in eval mode
         return self
 
     def on_fit_start(self) -> None:
@@ -211,16 +216,17 @@ class LinearProbe(pl.LightningModule):
         positions = [0.5] if trainer.predicting else self.eval_positions
         return self.views.to(device).eval_views(batch, positions)
 
-    @torch.no_grad()
     def features(self, batch: dict) -> dict[str, torch.Tensor]:
-        """``"{encoder}/{readout}" -> [B, V, D]`` features of the batch's views ``[B, V, ...]`` (no
-        gradient); single-stream data gives that stream's readout only."""
+        """``"{encoder}/{readout}" -> [B, V, D]`` features of the batch's views ``[B, V, ...]``
+        (without gradient unless the encoder trains and this is a training step); single-stream
+        data gives that stream's readout only."""
         b, v = (batch["video"] if "video" in batch else batch["spec"]).shape[:2]
         inputs = [batch[k].flatten(0, 1) if k in batch else None for k in ("video", "spec")]
         out = {}
-        for name, encoder in self.encoders.items():
-            for readout, value in encoder.forward_streams(*inputs).items():
-                out[f"{name}/{readout}"] = value.view(b, v, -1)
+        with torch.set_grad_enabled(self.trains_encoder and self.training and torch.is_grad_enabled()):
+            for name, encoder in self.encoders.items():
+                for readout, value in encoder.forward_streams(*inputs).items():
+                    out[f"{name}/{readout}"] = value.view(b, v, -1)
         return out
 
     # ------------------------------------------------------------------ training
@@ -291,7 +297,8 @@ class LinearProbe(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """A probe checkpoint holds the classifiers, not the frozen encoders (rebuilt from
         ``encoder_ckpt`` and ``seed``), plus the encoder's hash so a resume cannot mix encoders."""
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoders.")}
+        if not self.trains_encoder:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoders.")}
         checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))  # weights-only loadable
         checkpoint["encoder_sha256"] = self.pretrained.sha256 if self.pretrained else None
 
@@ -301,4 +308,5 @@ class LinearProbe(pl.LightningModule):
             raise ConfigError(
                 f"ckpt_path: this probe checkpoint was trained on another encoder (sha256 {checkpoint.get('encoder_sha256')}, not {ours})"
             )
-        checkpoint["state_dict"].update({f"encoders.{k}": v for k, v in self.encoders.state_dict().items()})
+        if not self.trains_encoder:
+            checkpoint["state_dict"].update({f"encoders.{k}": v for k, v in self.encoders.state_dict().items()})

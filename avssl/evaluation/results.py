@@ -26,6 +26,8 @@ PROTOCOLS = {
     "tested on clips x crops with the mean softmax",
     "cached": "fast mode, not the paper's protocol: linear classifier on features of un-augmented clips cached once",
     "knn": "fast mode, not the paper's protocol: weighted cosine kNN on features of un-augmented clips cached once",
+    "finetune": "fine-tuning (AVID-CMA's schedule): encoder and dropout + linear classifier trained end to end on augmented clips, "
+    "tested on clips x crops with the mean softmax",
 }
 
 
@@ -55,7 +57,7 @@ def format_table(results: dict[str, dict[str, float]], mode: str | None = None) 
             m = results.get(f"{row}/{readout}", {})
             cells += [f"{m['top1']:.1f}" if "top1" in m else "-", f"{m['top5']:.1f}" if "top5" in m else "-"]
         rows.append(f"| {encoder} | {row_mode or '-'} | " + " | ".join(cells) + " |")
-    title = "Linear evaluation (test split, %)"
+    title = "Fine-tuning (test split, %)" if mode == "finetune" else "Linear evaluation (test split, %)"
     lines = ["", title, header, rule, *rows]
     if mode is not None:
         lines.append(f"mode {mode}: {PROTOCOLS[mode]}")

@@ -1,6 +1,7 @@
 """Transfer evaluations of a pre-trained encoder on the standard benchmarks (``avssl transfer``).
 
     avssl transfer linear    --ckpt CKPT --root UCF101/ [--split 1|2|3|all] [-- avssl test options]
+    avssl transfer finetune  --ckpt CKPT --root HMDB51/ --split all
     avssl transfer retrieval --ckpt CKPT --root HMDB51/ [--split all]
 
 The benchmark is read from ``--root`` in its official layout (:mod:`avssl.data.transfer_sets`);
@@ -11,6 +12,8 @@ encoder it has. Protocols:
   ``configs/linear.yaml`` unless other ``--config`` files follow ``--``), one run per split. On
   ESC-50 the splits are the five folds: ``--split all`` is the 5-fold cross-validation of Piczak
   (2015), as AVID-CMA and XDC report it (mean accuracy over folds).
+* ``finetune``: the encoder trained end to end with a classifier (:mod:`avssl.evaluation.finetune`,
+  ``configs/finetune.yaml``: AVID-CMA's schedule), one ``avssl test`` run per split;
 * ``retrieval``: nearest-neighbour video retrieval (Xu et al., CVPR 2019, VCOP): every test video
   queries the training videos by cosine similarity of frozen features; recall@k is the fraction
   of queries with a video of their class among the k nearest. Features are video-level: the mean
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 PROTOCOLS = {
     "linear": "linear probe on the frozen encoder (avssl test), top-1 / top-5 % on the test split",
     "knn": "weighted cosine kNN on cached frozen features (avssl test, mode knn), top-1 / top-5 %",
+    "finetune": "encoder fine-tuned end to end with a classifier (avssl test --config finetune.yaml), top-1 / top-5 %",
     "retrieval": "test videos query training videos by cosine similarity of frozen video-level features; recall@k %",
 }
 RECALL_AT = (1, 5, 10, 20)
@@ -81,10 +85,11 @@ def retrieval(encoder, root: str, layout: str, split: int, *, clips: int, batch_
     }
 
 
-def linear(ckpt: str | None, root: str, layout: str, split: int, out: Path, protocol: str, extra: Sequence[str]) -> dict:
+def run_avssl_test(ckpt: str | None, root: str, layout: str, split: int, out: Path, protocol: str, extra: Sequence[str]) -> dict:
     """One ``avssl test`` run (a fresh process, so DDP and logging behave as on the command line)
     on ``split``; returns its ``results.json``."""
-    configs = [] if any(a in ("--config", "-c") or a.startswith("--config=") for a in extra) else ["--config", "linear.yaml"]
+    default = "finetune.yaml" if protocol == "finetune" else "linear.yaml"
+    configs = [] if any(a in ("--config", "-c") or a.startswith("--config=") for a in extra) else ["--config", default]
     args = [*configs, *extra, f"--data.root={root}", f"--data.layout={layout}", f"--data.split={split}"]
     args += [f"--model.init_args.output_dir={out}", f"--trainer.logger.init_args.save_dir={out}"]
     if ckpt is not None:
@@ -129,7 +134,8 @@ def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: 
 
 
 def _linear_metrics(results: dict) -> dict[str, dict[str, float]]:
-    """``{readout: {top1, top5}}`` of the pre-trained (else random-init) encoder in a results.json."""
+    """``{readout: {top1, top5}}`` of the pre-trained (else random-init) encoder in a results.json
+    (the probe's or the fine-tuning's)."""
     metrics = results["metrics"]
     encoder = "pretrained" if any(k.startswith("pretrained/") for k in metrics) else "random-init"
     return {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{encoder}/")}
@@ -176,7 +182,7 @@ def run_transfer(args: Sequence[str]) -> Path:
             (split_dir / "results.json").write_text(json.dumps(result, indent=2))
             per_split[split] = result["metrics"]
         else:
-            result = linear(ns.ckpt, ns.root, layout, split, split_dir, ns.protocol, extra)
+            result = run_avssl_test(ns.ckpt, ns.root, layout, split, split_dir, ns.protocol, extra)
             per_split[split] = _linear_metrics(result)
             modes.add(result["mode"])
         details[split] = str(split_dir / "results.json")

@@ -29,7 +29,10 @@ def write_clip(path: Path, label: int, seed: int, *, audio: bool = True, video: 
     path.parent.mkdir(parents=True, exist_ok=True)
     frames, tone = clip(label, seed, seconds=seconds)
     codec = "pcm_s16le" if path.suffix == ".wav" else "aac"
-    return write_media(path, frames if video else None, audio=tone if audio else None, sample_rate=RATE, audio_codec=codec)
+    video_codec = "mpeg4" if path.suffix == ".avi" else "libx264"  # UCF101 / HMDB51 are MPEG-4 Part 2 (XviD / DivX) AVIs
+    return write_media(
+        path, frames if video else None, audio=tone if audio else None, sample_rate=RATE, audio_codec=codec, video_codec=video_codec
+    )
 
 
 UCF_CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "Typing"]

@@ -1,0 +1,108 @@
+"""Fine-tuning: a pre-trained encoder trained end to end with a classifier (``configs/finetune.yaml``).
+
+    avssl test --config finetune.yaml --model.encoder_ckpt CKPT --data.root data/UCF101 --data.split 1
+    avssl transfer finetune --ckpt CKPT --root data/UCF101 --split all
+
+The workflow is the linear probe's (:mod:`avssl.evaluation.protocol`): ``Trainer.fit`` on one
+augmented clip per training video per epoch (the data's domain-specific augmentations: random
+resized crop, flip, colour; no temporal ones), then ``Trainer.test`` with each test video's
+prediction the mean softmax over ``data.eval_clips`` clips x ``data.eval_crops`` crops. What
+differs: the encoder of the data's streams is trained too (BatchNorm in training mode), the
+classifier is dropout + linear on the pooled features, and the optimiser is AVID-CMA's for UCF101
+/ HMDB51 (Morgado et al., CVPR 2021, released configs ``benchmark/ucf/8at16``): Adam, lr 1e-4 for
+every parameter, no weight decay, the rate multiplied by 0.3 after epochs 6, 10 and 14 of 16,
+dropout 0.5. (AVID-CMA also trains the classifier alone for a first warm-up phase; this does not.)
+
+One readout is fine-tuned: the fused features for audio-visual data, the only stream's for
+single-stream data (UCF101 and HMDB51 train the video encoder, ESC-50 the audio encoder). With
+``baselines: true`` the same architecture is also trained from scratch (random init) beside it.
+Checkpoints hold the fine-tuned encoder with the classifier.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avssl.errors import ConfigError
+from avssl.evaluation.probe import LinearProbe
+from avssl.models.backbone import BackboneConfig
+
+
+class FineTune(LinearProbe):
+    """End-to-end fine-tuning of a pre-trained encoder with a classifier, run by ``avssl test``.
+
+    Args:
+        encoder_ckpt: pre-training checkpoint (``null``: train the architecture from scratch).
+        num_classes: classes (linked from the data).
+        lr: Adam learning rate of the encoder and the classifier (AVID-CMA: 1e-4).
+        weight_decay: Adam weight decay (AVID-CMA: 0).
+        milestones: epochs after which the rate is multiplied by ``gamma`` (AVID-CMA: 6, 10, 14
+            of 16 epochs; ``trainer.max_epochs`` sets the length).
+        gamma: the rate's factor at each milestone (AVID-CMA: 0.3).
+        dropout: dropout before the linear classifier (AVID-CMA: 0.5).
+        baselines: also train the architecture from scratch, and report chance.
+        seed: seed of the random initialisations and of the augmentation draws.
+        output_dir: where ``results.json`` goes (default: the logger's directory).
+        override_input_settings: see :class:`~avssl.evaluation.probe.LinearProbe`.
+        backbone: the architecture when ``encoder_ckpt`` is null.
+    """
+
+    trains_encoder = True
+
+    def __init__(
+        self,
+        encoder_ckpt: str | None = None,
+        *,
+        num_classes: int = 0,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        milestones: tuple[int, ...] = (6, 10, 14),
+        gamma: float = 0.3,
+        dropout: float = 0.5,
+        baselines: bool = False,
+        seed: int = 0,
+        output_dir: str | None = None,
+        override_input_settings: bool = False,
+        backbone: BackboneConfig | None = None,
+    ):
+        if not lr > 0 or weight_decay < 0 or not 0 < gamma <= 1 or not 0 <= dropout < 1:
+            raise ConfigError(
+                f"model: fine-tuning needs lr > 0, weight_decay >= 0, 0 < gamma <= 1 and 0 <= dropout < 1, "
+                f"got lr={lr}, weight_decay={weight_decay}, gamma={gamma}, dropout={dropout}"
+            )
+        super().__init__(
+            encoder_ckpt,
+            num_classes=num_classes,
+            mode="full",
+            baselines=baselines,
+            seed=seed,
+            output_dir=output_dir,
+            override_input_settings=override_input_settings,
+            backbone=backbone,
+        )
+        self.mode = "finetune"  # names its results (keys, table, results.json) as fine-tuning, not a probe
+        self.encoders.requires_grad_(True).train()  # Lightning keeps a submodule's mode: the loaded encoder is in eval mode
+
+    def make_head(self, dim: int) -> nn.Module:
+        """Dropout + linear on the pooled features."""
+        return nn.Sequential(nn.Dropout(self.hparams.dropout), nn.Linear(dim, self.hparams.num_classes))
+
+    def attach(self, datamodule) -> None:
+        """As the probe's, keeping one readout: fused for audio-visual data, else the stream's;
+        the encoder of a stream the data lacks is not trained (its parameters are frozen)."""
+        super().attach(datamodule)
+        readout = "fused" if len(self.readouts) > 1 else self.readouts[0]
+        for key in [k for k in self.heads if k.split("/")[1] != readout]:
+            del self.heads[key]
+        self.readouts = (readout,)
+        for encoder in self.encoders.values():
+            for stream in ("video", "audio"):
+                getattr(encoder, stream).requires_grad_(stream in datamodule.streams)
+
+    def configure_optimizers(self):
+        """Adam over the classifier and the trained encoders, step decay by epoch."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(self.hparams.milestones), gamma=self.hparams.gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
