@@ -12,6 +12,9 @@ interval. ``figure3.png`` (the heat map with row / column means and the control 
 in the paper) and ``table4.png`` (accuracy vs temporal resolution, with and without RE) show the
 paper's mode when present. A cell without results is shown as missing ("—"), never filled in; a
 mean over cells is shown only when all its entries exist.
+
+``avssl transfer`` results (``transfer.json``) found under ``RUNS_DIR`` are gathered into
+``transfer.md``: one table per checkpoint (:func:`avssl.evaluation.transfer.transfer_report`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from avssl.evaluation.probe import MODES
 from avssl.evaluation.results import PROTOCOLS
+from avssl.evaluation.transfer import transfer_report
 from avssl.paper import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
 
 ORDER = list(TEMPORAL)  # RE, FD, TM, TS
@@ -288,4 +292,8 @@ def write_report(runs: str | Path, out: str | Path | None = None) -> Path:
     (out / "report.md").write_text(markdown(collected))
     mode = next((m for m in MODES if m in collected), "full")
     figures(means(collected.get(mode, {})), out, mode)
+    transfer = transfer_report(runs)
+    if transfer is not None:
+        (out / "transfer.md").write_text(transfer)
+        print(f"transfer report: {out / 'transfer.md'}")
     return out / "report.md"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from avssl.errors import ConfigError
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
@@ -47,6 +48,8 @@ class PretrainedEncoder:
         data: the data module's settings during pre-training (empty for checkpoints written
             before they were saved).
         method: the pre-training method's class path, if recorded.
+        stream_projectors: the audio and video projectors of the cross-modal / per-stream terms
+            (``{"audio": ..., "video": ...}``, frozen), when the checkpoint has them; else ``None``.
     """
 
     backbone: TwoStreamBackbone
@@ -55,6 +58,7 @@ class PretrainedEncoder:
     architecture: BackboneConfig
     data: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
+    stream_projectors: nn.ModuleDict | None = None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -109,6 +113,7 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
     backbone.load_state_dict(state)
     backbone.requires_grad_(False).eval()
     return PretrainedEncoder(
+        stream_projectors=_stream_projectors(ckpt, backbone, field_name, path),
         backbone=backbone,
         path=str(path),
         sha256=file_sha256(path),
@@ -116,6 +121,26 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
         data=dict(ckpt.get("datamodule_hyper_parameters") or {}),
         method=hp.get("_class_path"),
     )
+
+
+def _stream_projectors(ckpt: dict, backbone: TwoStreamBackbone, field_name: str, path) -> nn.ModuleDict | None:
+    """The checkpoint's cross-modal / per-stream projectors, rebuilt from its hyper-parameters."""
+    from avssl.methods.base import stream_projector
+
+    state = {k.removeprefix("stream_projectors."): v for k, v in ckpt["state_dict"].items() if k.startswith("stream_projectors.")}
+    hp = ckpt["hyper_parameters"]
+    if not state and hp.get("stream_head", "mlp") != "none":
+        return None
+    if not (hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0):
+        return None
+    dims = {"video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
+    head, hidden, out = hp.get("stream_head", "mlp"), hp.get("stream_hidden_dim", 512), hp.get("stream_dim", 128)
+    projectors = nn.ModuleDict({k: stream_projector(head, d, hidden, out) for k, d in dims.items()})
+    try:
+        projectors.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"{field_name}: {path}: its stream projectors do not match their settings ({e})") from None
+    return projectors.requires_grad_(False).eval()
 
 
 def leaves(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -18,7 +18,10 @@ encoder it has. Protocols:
   queries the training videos by cosine similarity of frozen features; recall@k is the fraction
   of queries with a video of their class among the k nearest. Features are video-level: the mean
   over ``--clips`` uniformly spaced centre-cropped clips, as CoCLR (Han et al., NeurIPS 2020)
-  does (VCOP queries with single clips).
+  does (VCOP queries with single clips). On audio-visual data, a checkpoint pre-trained with the
+  cross-modal term also gets audio -> video and video -> audio retrieval among the test videos
+  through its projectors (instance-level recall@k, as CAV-MAE, Gong et al., ICLR 2023, reports
+  it).
 
 ``--split all`` runs every official split and reports each metric's mean ± standard deviation
 over them. Everything lands in ``--out``: one directory per split and ``transfer.json`` (dataset,
@@ -77,12 +80,25 @@ def retrieval(encoder, root: str, layout: str, split: int, *, clips: int, batch_
             log.warning("retrieval: %d %s files could not be decoded and are left out: %s", len(part.skipped), name, part.skipped)
     gallery, queries = train.streams(), test.streams()
     metrics = {readout: recall_at_k(queries[readout], test.labels, gallery[readout], train.labels) for readout in queries}
+    if encoder.stream_projectors is not None and test.audio is not None and test.video is not None:
+        metrics.update(cross_modal_retrieval(encoder.stream_projectors, test.audio, test.video))
     return {
         "metrics": metrics,
         "num_queries": len(test.video_ids),
         "num_gallery": len(train.video_ids),
         "skipped": {**train.skipped, **test.skipped},
     }
+
+
+@torch.no_grad()
+def cross_modal_retrieval(projectors, audio: torch.Tensor, video: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Audio -> video and video -> audio retrieval among the held-out videos: each video's audio
+    embedding queries every video embedding (and the reverse) by cosine similarity, through the
+    checkpoint's cross-modal projectors applied to the video-level features; a hit is the query's
+    own video among the k nearest (recall@k, instance level, as CAV-MAE reports it)."""
+    za, zv = projectors["audio"](audio), projectors["video"](video)
+    ids = torch.arange(len(audio))
+    return {"audio->video": recall_at_k(za, ids, zv, ids), "video->audio": recall_at_k(zv, ids, za, ids)}
 
 
 def run_avssl_test(ckpt: str | None, root: str, layout: str, split: int, out: Path, protocol: str, extra: Sequence[str]) -> dict:
@@ -131,6 +147,38 @@ def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: 
         lines.append(f"| {readout} | " + " | ".join(cells) + " |")
     lines.append(f"protocol {protocol}: {PROTOCOLS[protocol.split()[0]]}")
     return "\n".join([*lines, ""])
+
+
+def transfer_report(runs: str | Path) -> str | None:
+    """Markdown: every ``transfer.json`` under ``runs`` gathered into one table per checkpoint
+    (rows: dataset, protocol, readout; ``mean ± std (n)`` over the splits); ``None`` without any."""
+    found = sorted(Path(runs).rglob("transfer.json"))
+    if not found:
+        return None
+    by_encoder: dict[str, list[dict]] = {}
+    for path in found:
+        payload = json.loads(path.read_text())
+        payload["_path"] = str(path)
+        by_encoder.setdefault(payload.get("encoder_sha256") or "random-init", []).append(payload)
+    lines = ["# Transfer evaluations", ""]
+    for sha, runs_of in by_encoder.items():
+        ckpts = sorted({str(p.get("encoder_ckpt")) for p in runs_of})
+        lines += [f"## Encoder {sha[:12]} ({', '.join(ckpts)})", ""]
+        metrics = list(dict.fromkeys(m for p in runs_of for values in p["summary"].values() for m in values))
+        lines.append("| dataset | protocol | splits | readout | " + " | ".join(metrics) + " | source |")
+        lines.append("|" + "---|" * (5 + len(metrics)))
+        for p in sorted(runs_of, key=lambda p: (p["dataset"], p["protocol"])):
+            protocol = p["protocol"] + (f" ({p['probe_mode']})" if p.get("probe_mode") and p["probe_mode"] != p["protocol"] else "")
+            for readout, values in p["summary"].items():
+                cells = []
+                for m in metrics:
+                    v = values.get(m)
+                    cells.append("-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})")
+                splits = ",".join(map(str, p["splits"]))
+                lines.append(f"| {p['dataset']} | {protocol} | {splits} | {readout} | " + " | ".join(cells) + f" | {p['_path']} |")
+        lines.append("")
+    lines.append("Mean ± sample standard deviation over the official splits (n); one split: its value.")
+    return "\n".join(lines) + "\n"
 
 
 def _linear_metrics(results: dict) -> dict[str, dict[str, float]]:

@@ -37,6 +37,18 @@ SYNC_BN_ON_CPU = (
 )
 
 
+STREAM_HEADS = ("mlp", "linear", "none")
+
+
+def stream_projector(kind: str, in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:
+    """The projector of the per-stream / cross-modal terms (see ``SSLMethod``'s ``stream_head``)."""
+    if kind not in STREAM_HEADS:
+        raise ConfigError(f"model.stream_head must be one of {', '.join(STREAM_HEADS)}, got {kind!r}")
+    if kind == "mlp":
+        return mlp(in_dim, hidden_dim, out_dim)
+    return nn.Linear(in_dim, out_dim) if kind == "linear" else nn.Identity()
+
+
 class SSLMethod(pl.LightningModule):
     """Base of the pre-training methods.
 
@@ -59,9 +71,13 @@ class SSLMethod(pl.LightningModule):
             video embeddings. 0 is the paper's setup. Beyond the paper: it makes each encoder learn
             what the views share on its own, where one stream could otherwise solve the fused task
             alone (docs/studies/demo.md).
-        stream_dim: output width of the audio and the video projector (2-layer MLPs) that both
-            terms use.
+        stream_dim: output width of the audio and the video projector that both terms use.
         stream_hidden_dim: their hidden width.
+        stream_head: the projectors: ``mlp`` (2 layers with BatchNorm, the default), ``linear``, or
+            ``none`` (the terms compare the encoders' pooled features directly; both encoders have
+            the same width). Measured on the demo's video stream: with a class-perfect partner the
+            video encoder learns the class without a projector and not through the MLP
+            (``benchmarks/stream_ssl.py``, docs/studies/demo.md).
         stream_temperature: temperature of both terms' InfoNCE.
     """
 
@@ -79,6 +95,7 @@ class SSLMethod(pl.LightningModule):
         stream_weight: float = 0.0,
         stream_dim: int = 128,
         stream_hidden_dim: int = 512,
+        stream_head: str = "mlp",
         stream_temperature: float = 0.1,
     ):
         super().__init__()
@@ -93,7 +110,7 @@ class SSLMethod(pl.LightningModule):
         self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
         if cross_modal_weight > 0 or stream_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
-            self.stream_projectors = nn.ModuleDict({k: mlp(d, stream_hidden_dim, stream_dim) for k, d in dims.items()})
+            self.stream_projectors = nn.ModuleDict({k: stream_projector(stream_head, d, stream_hidden_dim, stream_dim) for k, d in dims.items()})
 
     # ------------------------------------------------------------------ hooks for subclasses
     def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -99,3 +99,60 @@ def test_bad_transfer_arguments_are_one_line_errors(roots, args, message, capsys
     with pytest.raises(SystemExit):
         main(["transfer", *args, "--root", str(roots["ucf101"])])
     assert message in capsys.readouterr().err
+
+
+def test_avssl_report_gathers_transfer_results_into_one_table_per_checkpoint(tmp_path, capsys):
+    def write(name, sha, dataset, protocol, summary, splits):
+        path = tmp_path / name / "transfer.json"
+        path.parent.mkdir(parents=True)
+        payload = {"dataset": dataset, "protocol": protocol, "splits": splits, "encoder_sha256": sha, "encoder_ckpt": f"{sha}.ckpt"}
+        path.write_text(json.dumps({**payload, "summary": summary}))
+
+    write("a", "aaaa" * 16, "ucf101", "retrieval", {"video": {"R@1": {"mean": 40.0, "std": 2.0, "n": 3}}}, [1, 2, 3])
+    write("b", "aaaa" * 16, "esc50", "linear", {"audio": {"top1": {"mean": 70.0, "std": 5.0, "n": 5}}}, [1, 2, 3, 4, 5])
+    write("c", "bbbb" * 16, "hmdb51", "finetune", {"video": {"top1": {"mean": 30.0, "std": 0.0, "n": 1}}}, [1])
+    main(["report", str(tmp_path), "--out", str(tmp_path / "report")])
+    text = (tmp_path / "report" / "transfer.md").read_text()
+    first, second = text.split("## Encoder ")[1:]
+    assert first.startswith("aaaaaaaaaaaa (") and second.startswith("bbbbbbbbbbbb (")
+    assert "| esc50 | linear | 1,2,3,4,5 | audio | - | 70.0 ± 5.0 (n=5) |" in first
+    assert "| ucf101 | retrieval | 1,2,3 | video | 40.0 ± 2.0 (n=3) | - |" in first
+    assert "| hmdb51 | finetune | 1 | video | 30.0 |" in second
+    assert "transfer report:" in capsys.readouterr().out
+
+
+def test_cross_modal_retrieval_finds_each_videos_own_other_stream():
+    from torch import nn
+
+    from avssl.evaluation.transfer import cross_modal_retrieval
+
+    projectors = nn.ModuleDict({"audio": nn.Identity(), "video": nn.Identity()})
+    audio = torch.eye(4) + 0.1
+    video = audio[[0, 1, 2, 3]] * 2.0  # same directions
+    assert cross_modal_retrieval(projectors, audio, video)["audio->video"]["R@1"] == 100.0
+    swapped = audio[[1, 0, 3, 2]]
+    result = cross_modal_retrieval(projectors, audio, swapped)
+    assert result["audio->video"]["R@1"] == 0.0 and result["video->audio"]["R@1"] == 0.0 and result["audio->video"]["R@5"] == 100.0
+
+
+def test_a_checkpoint_with_cross_modal_projectors_also_gets_audio_video_retrieval(tiny_root, tmp_path):
+    data = avssl.AVDataModule(
+        synthetic_root=str(tiny_root), synthetic=TINY, batch_size=4, num_workers=0, short_side=40, sample_rate=16000,
+        num_frames=4, augment=avssl.AugmentConfig(crop_size=32),
+    )  # fmt: skip
+    model = avssl.SimCLR(
+        backbone=avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16, cross_modal_weight=1.0,
+        stream_hidden_dim=16, stream_dim=8,
+    )  # fmt: skip
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, data)
+    ckpt = tmp_path / "xm.ckpt"
+    trainer.save_checkpoint(ckpt)
+    encoder = avssl.load_encoder(ckpt)
+    torch.testing.assert_close(encoder.stream_projectors["audio"][0].weight, model.stream_projectors["audio"][0].weight)
+    root = trees.vggsound(tmp_path / "vggsound")
+    out = tmp_path / "out"
+    main(["transfer", "retrieval", "--root", str(root), "--ckpt", str(ckpt), "--clips", "2", "--num-workers", "0", "--out", str(out)])
+    metrics = json.loads((out / "transfer.json").read_text())["per_split"]["1"]
+    assert set(metrics) == {"video", "audio", "fused", "audio->video", "video->audio"}
+    assert metrics["audio->video"]["R@20"] == 100.0  # 3 test videos: every one within the 20 nearest
