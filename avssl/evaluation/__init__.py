@@ -6,4 +6,13 @@ from avssl.evaluation.finetune import FineTune
 from avssl.evaluation.probe import LinearProbe
 from avssl.evaluation.protocol import linear_evaluation
 
-__all__ = ["FineTune", "Features", "LinearProbe", "PretrainedEncoder", "encoder_datamodule", "extract_features", "linear_evaluation", "load_encoder"]
+__all__ = [
+    "FineTune",
+    "Features",
+    "LinearProbe",
+    "PretrainedEncoder",
+    "encoder_datamodule",
+    "extract_features",
+    "linear_evaluation",
+    "load_encoder",
+]

@@ -142,5 +142,8 @@ def extract_features(
     if not ids:
         raise ConfigError(f"extract_features: no video could be decoded ({skipped})")
     return Features(
-        **{k: torch.cat(v) if v else None for k, v in parts.items()}, video_ids=ids, labels=torch.cat(labels).long(), skipped=dict(sorted(skipped.items()))
+        **{k: torch.cat(v) if v else None for k, v in parts.items()},
+        video_ids=ids,
+        labels=torch.cat(labels).long(),
+        skipped=dict(sorted(skipped.items())),
     )

@@ -36,11 +36,11 @@ from torch import nn
 from avssl.augment.pipeline import AVTransform
 from avssl.data.datamodule import batch_generator, plain
 from avssl.data.dataset import decoded
+from avssl.data.transfer_sets import NUM_SPLITS
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, input_overrides, leaves, load_encoder
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
-from avssl.data.transfer_sets import NUM_SPLITS
 from avssl.evaluation.results import READOUTS, evaluation_results, format_table, write_results
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.utils.dist import world_size
@@ -144,7 +144,9 @@ class LinearProbe(pl.LightningModule):
         torch.manual_seed(seed)
         some = next(iter(self.encoders.values()))
         dims = {"fused": some.out_dim, "audio": some.audio.out_dim, "video": some.video.out_dim}
-        self.heads = nn.ModuleDict({f"{enc}/{r}": self.make_head(dims[r]) for enc in self.encoders for r in READOUTS} if mode != "knn" else {})
+        self.heads = nn.ModuleDict(
+            {f"{enc}/{r}": self.make_head(dims[r]) for enc in self.encoders for r in READOUTS} if mode != "knn" else {}
+        )
         self.views: AVTransform | None = None  # the data's transform and the probe's training views, set by attach()
         self.train_views: AVTransform | None = None
         self.eval_positions: list[float] = [0.5]

@@ -173,7 +173,9 @@ def transfer_report(runs: str | Path) -> str | None:
                 cells = []
                 for m in metrics:
                     v = values.get(m)
-                    cells.append("-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})")
+                    cells.append(
+                        "-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})"
+                    )
                 splits = ",".join(map(str, p["splits"]))
                 lines.append(f"| {p['dataset']} | {protocol} | {splits} | {readout} | " + " | ".join(cells) + f" | {p['_path']} |")
         lines.append("")

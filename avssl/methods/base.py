@@ -110,7 +110,9 @@ class SSLMethod(pl.LightningModule):
         self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
         if cross_modal_weight > 0 or stream_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
-            self.stream_projectors = nn.ModuleDict({k: stream_projector(stream_head, d, stream_hidden_dim, stream_dim) for k, d in dims.items()})
+            self.stream_projectors = nn.ModuleDict(
+                {k: stream_projector(stream_head, d, stream_hidden_dim, stream_dim) for k, d in dims.items()}
+            )
 
     # ------------------------------------------------------------------ hooks for subclasses
     def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

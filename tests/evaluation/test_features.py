@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 import avssl
 from avssl.data.dataset import AVClipDataset, collate
 from avssl.data.folder import VideoRecord
 from avssl.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tiny_root, tmp_path_factory):
-    data = avssl.AVDataModule(
-        synthetic_root=str(tiny_root),
-        synthetic=avssl.SyntheticSpec(num_classes=4, videos_per_class=6, duration=3.0, size=48, seed=1),
-        batch_size=4,
-        num_workers=0,
-        short_side=40,
-        sample_rate=16000,
-        num_frames=4,
-        augment=avssl.AugmentConfig(crop_size=32),
-    )
-    model = avssl.SimCLR(backbone=avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16)
-    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.fit(model, data)
-    path = tmp_path_factory.mktemp("ckpt") / "encoder.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 def test_features_of_a_list_of_files_match_the_encoder_on_the_same_clips(checkpoint, tiny_root, tmp_path):

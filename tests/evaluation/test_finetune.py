@@ -11,28 +11,7 @@ import torch
 import avssl
 from avssl.errors import ConfigError
 from avssl.evaluation.transfer import run_transfer
-from tests.conftest import TINY
 from tests.data import transfer_trees as trees
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tiny_root, tmp_path_factory):
-    data = avssl.AVDataModule(
-        synthetic_root=str(tiny_root),
-        synthetic=TINY,
-        batch_size=4,
-        num_workers=0,
-        short_side=40,
-        sample_rate=16000,
-        num_frames=4,
-        augment=avssl.AugmentConfig(crop_size=32),
-    )
-    model = avssl.SimCLR(backbone=avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16)
-    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.fit(model, data)
-    path = tmp_path_factory.mktemp("ckpt") / "encoder.ckpt"
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +83,25 @@ def test_invalid_fine_tuning_options():
 
 def test_transfer_finetune_runs_the_bundled_config(checkpoint, ucf, tmp_path):
     out = tmp_path / "ft"
-    run_transfer(["finetune", "--root", str(ucf), "--ckpt", str(checkpoint), "--split", "2", "--out", str(out), "--"]
-                 + ["--config", "finetune.yaml", "--trainer.max_epochs=1", "--data.batch_size=4", "--data.num_workers=0"]
-                 + ["--data.short_side=40", "--data.augment.crop_size=32", "--data.augment.eval_crop_size=32", "--data.eval_clips=2"])
+    run_transfer(
+        ["finetune", "--root", str(ucf), "--ckpt", str(checkpoint), "--split", "2", "--out", str(out), "--"]
+        + ["--config", "finetune.yaml", "--trainer.max_epochs=1", "--data.batch_size=4", "--data.num_workers=0"]
+        + ["--data.short_side=40", "--data.augment.crop_size=32", "--data.augment.eval_crop_size=32", "--data.eval_clips=2"]
+    )
     report = json.loads((out / "transfer.json").read_text())
     assert report["protocol"] == "finetune" and report["probe_mode"] == "finetune" and report["splits"] == [2]
     assert set(report["summary"]) == {"video"}
+
+
+def test_the_probes_full_protocol_trains_on_audio_only_views(checkpoint, tmp_path):
+    root = trees.esc50(tmp_path / "esc50")
+    encoder = avssl.load_encoder(checkpoint)
+    data = avssl.encoder_datamodule(encoder, root=str(root), split=2, batch_size=4, num_workers=0, eval_clips=2, augment={"crop_size": 32})
+    probe = avssl.LinearProbe(str(checkpoint), num_classes=3, mode="full", output_dir=str(tmp_path))
+    audio_before = weights(probe.encoders["pretrained"].audio)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, default_root_dir=tmp_path, enable_progress_bar=False)
+    avssl.linear_evaluation(trainer, probe, data)
+    assert set(probe.heads) == {"pretrained/audio"}
+    assert not changed(audio_before, weights(probe.encoders["pretrained"].audio))  # the probe's encoder stays frozen
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["metrics"]) == {"pretrained/full/audio"} and results["split"] == 2 and results["num_test_videos"] == 3

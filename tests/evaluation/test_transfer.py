@@ -16,27 +16,6 @@ from tests.data import transfer_trees as trees
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_root, tmp_path_factory):
-    """A tiny encoder (one SimCLR step) pre-trained with 16 kHz audio and 40-px frames."""
-    data = avssl.AVDataModule(
-        synthetic_root=str(tiny_root),
-        synthetic=TINY,
-        batch_size=4,
-        num_workers=0,
-        short_side=40,
-        sample_rate=16000,
-        num_frames=4,
-        augment=avssl.AugmentConfig(crop_size=32),
-    )
-    model = avssl.SimCLR(backbone=avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16)
-    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.fit(model, data)
-    path = tmp_path_factory.mktemp("ckpt") / "encoder.ckpt"
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("transfer")
     return {name: getattr(trees, name)(base / name) for name in ("ucf101", "esc50")}
@@ -58,8 +37,10 @@ def test_split_summary_is_mean_and_sample_std_with_the_number_of_splits():
 
 def test_retrieval_over_every_split_of_a_video_only_benchmark(checkpoint, roots, tmp_path, capsys):
     out = tmp_path / "retrieval"
-    main(["transfer", "retrieval", "--root", str(roots["ucf101"]), "--ckpt", str(checkpoint), "--split", "all"]
-         + ["--clips", "2", "--batch-size", "4", "--num-workers", "0", "--out", str(out)])
+    main(
+        ["transfer", "retrieval", "--root", str(roots["ucf101"]), "--ckpt", str(checkpoint), "--split", "all"]
+        + ["--clips", "2", "--batch-size", "4", "--num-workers", "0", "--out", str(out)]
+    )
     report = json.loads((out / "transfer.json").read_text())
     assert report["dataset"] == "ucf101" and report["splits"] == [1, 2, 3] and report["protocol"] == "retrieval"
     assert report["encoder_sha256"] == avssl.load_encoder(checkpoint).sha256
@@ -75,9 +56,11 @@ def test_retrieval_over_every_split_of_a_video_only_benchmark(checkpoint, roots,
 
 def test_esc50_five_fold_linear_probe_on_the_audio_encoder(checkpoint, roots, tmp_path):
     out = tmp_path / "esc"
-    main(["transfer", "linear", "--root", str(roots["esc50"]), "--ckpt", str(checkpoint), "--split", "all", "--out", str(out), "--"]
-         + ["--config", "linear.yaml", "--config", "demo_linear.yaml", "--trainer.max_epochs=3", "--data.batch_size=4"]
-         + ["--data.num_workers=0", "--model.init_args.mode=cached", "--model.init_args.train_clips=2", "--data.eval_clips=2"])
+    main(
+        ["transfer", "linear", "--root", str(roots["esc50"]), "--ckpt", str(checkpoint), "--split", "all", "--out", str(out), "--"]
+        + ["--config", "linear.yaml", "--config", "demo_linear.yaml", "--trainer.max_epochs=3", "--data.batch_size=4"]
+        + ["--data.num_workers=0", "--model.init_args.mode=cached", "--model.init_args.train_clips=2", "--data.eval_clips=2"]
+    )
     report = json.loads((out / "transfer.json").read_text())
     assert report["dataset"] == "esc50" and report["splits"] == [1, 2, 3, 4, 5] and report["probe_mode"] == "cached"
     assert report["summary"]["audio"]["top1"]["n"] == 5 and set(report["summary"]) == {"audio"}  # no fused / video readout

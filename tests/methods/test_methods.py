@@ -208,6 +208,26 @@ def test_cross_modal_and_per_stream_terms_are_added_and_train_both_projectors(cr
     assert build(SimCLR).stream_projectors is None  # both weights 0: the paper's setup, no extra modules
 
 
+@pytest.mark.parametrize("head", ["linear", "none"])
+def test_the_stream_head_option_changes_only_the_terms_projectors(head):
+    m = build(SimCLR, cross_modal_weight=1.0, stream_head=head, stream_dim=6).eval()
+    projector = m.stream_projectors["video"]
+    assert isinstance(projector, torch.nn.Linear if head == "linear" else torch.nn.Identity)
+    x = batch()
+    streams = m.encode_streams(x["video"], x["spec"])
+    z = projector(streams["video"].flatten(0, 1))
+    assert z.shape[1] == (6 if head == "linear" else streams["video"].shape[-1])
+    if head == "none":  # the term compares the encoders' pooled features themselves
+        logged = {}
+        m.log_dict = lambda d, **k: logged.update(d)
+        m.training_step(x, 0)
+        xm = sum(cross_modal_nce(streams["audio"][:, i], streams["video"][:, i]) for i in range(2)) / 2
+        torch.testing.assert_close(logged["train/xmodal_loss"], xm.detach())
+    assert isinstance(build(SimCLR, cross_modal_weight=1.0).stream_projectors["video"], torch.nn.Sequential)  # default: the MLP
+    with pytest.raises(ConfigError, match="stream_head must be one of mlp, linear, none"):
+        build(SimCLR, cross_modal_weight=1.0, stream_head="conv")
+
+
 def test_invalid_arguments_are_config_errors():
     with pytest.raises(ConfigError, match="num_classes"):
         Supervised(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), num_classes=0)
