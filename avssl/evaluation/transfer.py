@@ -229,7 +229,9 @@ def run_transfer(args: Sequence[str]) -> Path:
         split_dir.mkdir(parents=True, exist_ok=True)
         if ns.protocol == "retrieval":
             result = retrieval(encoder, ns.root, layout, split, clips=ns.clips, batch_size=ns.batch_size, num_workers=ns.num_workers)
-            (split_dir / "results.json").write_text(json.dumps(result, indent=2))
+            described = {"dataset": layout, "split": split, "protocol": PROTOCOLS["retrieval"], "clips": ns.clips}
+            described |= {"encoder_ckpt": ns.ckpt, "encoder_sha256": encoder.sha256, **result}
+            (split_dir / "results.json").write_text(json.dumps(described, indent=2))
             per_split[split] = result["metrics"]
         else:
             result = run_avssl_test(ns.ckpt, ns.root, layout, split, split_dir, ns.protocol, extra)

@@ -47,6 +47,7 @@ def test_retrieval_over_every_split_of_a_video_only_benchmark(checkpoint, roots,
     assert set(report["per_split"]) == {"1", "2", "3"} and all(set(m) == {"video"} for m in report["per_split"].values())
     split1 = json.loads((out / "split1" / "results.json").read_text())
     assert split1["num_queries"] == 3 and split1["num_gallery"] == 9
+    assert (split1["dataset"], split1["split"], split1["encoder_sha256"]) == ("ucf101", 1, report["encoder_sha256"])
     summary = report["summary"]["video"]
     assert summary["R@1"]["n"] == 3 and summary["R@20"]["mean"] == 100.0  # the gallery holds every class
     # each class has its own colour: even this barely trained encoder retrieves the class
