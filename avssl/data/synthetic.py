@@ -1,21 +1,26 @@
 """The embedded synthetic audiovisual dataset: real H.264 + AAC mp4 files.
 
-Each of the ``K`` classes is carried by temporal structure in each stream on its own:
+Each of the ``K`` classes is carried by each stream on its own, by cues that survive that
+stream's training augmentations, the way a real event does:
 
-* video: how the whole frame moves — a random texture (a sum of plane waves) covering the frame
-  drifts vertically, horizontally or diagonally, expands, contracts, rotates, flickers (contrast
-  reversal) or pulses in brightness. The motion fills the frame, so any crop of it shows the
-  class, and every class is its own mirror image (directions and centres are nuisances), so a
-  horizontal flip keeps it;
+* video: what the whole frame looks like and how it moves — a random texture (a sum of plane
+  waves) covering the frame whose *family* is the class's (horizontal stripes, vertical stripes,
+  both diagonals, a grid, coarse blobs, fine grain, two-wave interference, or any orientation),
+  moving with the class's motion (drifting vertically, horizontally or diagonally, expanding,
+  contracting, rotating, flickering or pulsing). Both cues fill the frame, so any crop shows the
+  class, and every family and motion is its own mirror image (orientations, directions and
+  centres are nuisances), so a horizontal flip keeps it. Motion alone (generator version 4) was
+  a class the video encoder did not learn from contrastive objectives at the demo's budget
+  (docs/studies/demo.md); a real event's appearance is what such encoders pick up first;
 * audio: the contour of a tone (rising / falling chirp, vibrato, fast / slow pulses,
   two-tone alternation, up-down sweep, stepped staircase).
 
-Class ``k`` uses motion ``k % 8`` and contour ``(k + k // 8) % 8``, so up to 64 classes have
-distinct (motion, contour) pairs.
+Class ``k`` uses motion and texture family ``k % 8`` and contour ``(k + k // 8) % 8``, so up to 64
+classes have distinct (video, contour) pairs.
 
-Everything else is nuisance and is **redrawn every segment** (0.5 s by default): the texture, its
-two colours, speed, direction, centre and pixel noise; the base pitch (two octaves), timbre
-(harmonic weights), loudness, contour rate and background noise. A nuisance held for a whole
+Everything else is nuisance and is **redrawn every segment** (0.5 s by default): the texture
+within its family, its two colours, speed, direction, centre and pixel noise; the base pitch (two
+octaves), timbre (harmonic weights), loudness, contour rate and background noise. A nuisance held for a whole
 video would be a fingerprint shared by two clips of that video, and contrastive learning would
 match it instead of the class; redrawn over time, the class is the only thing the two clips of a
 video have in common. The audio's and the video's segment boundaries are shifted independently,
@@ -46,7 +51,7 @@ MANIFEST = "manifest.csv"
 PARAMS = "synthetic.json"
 # Bumped whenever the generator's output changes, so a cached dataset of an older generator is never
 # taken for the current one (it is part of the stored parameters and of the default cache path).
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,36 @@ def _segments(t: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> t
 
 
 # --------------------------------------------------------------------------- video
-def _texture_waves(rng: np.random.Generator, count: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A random 2-D texture as a sum of ``count`` plane waves: wave vectors ``[K, 2]`` (cycles per
-    frame side, in every direction), phases ``[K]`` and amplitudes ``[K]``."""
-    angle = rng.uniform(0, 2 * math.pi, count)
+FAMILIES = ("horizontal", "vertical", "diagonals", "grid", "coarse", "fine", "sparse", "dense")  # sparse: no clutter
+
+
+def _texture_waves(
+    rng: np.random.Generator, family: str = "any", count: int = 4, clutter: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random 2-D texture as a sum of plane waves: ``count`` of the class's family (orientations
+    closed under a horizontal flip) plus ``clutter`` of any orientation (nuisance that hides the
+    family from features that do not look for it): wave vectors ``[K, 2]`` (cycles per frame
+    side), phases ``[K]`` and amplitudes ``[K]``."""
+    jitter = rng.normal(0, math.radians(8), count)
     freq = rng.uniform(1.5, 3.5, count)
-    return np.stack([freq * np.cos(angle), freq * np.sin(angle)], 1), rng.uniform(0, 1, count), rng.uniform(0.5, 1.0, count)
+    if family == "horizontal":
+        angle = math.pi / 2 + jitter
+    elif family == "vertical":
+        angle = jitter
+    elif family == "diagonals":
+        angle = rng.choice([math.pi / 4, 3 * math.pi / 4], count) + jitter
+    elif family == "grid":
+        angle = rng.choice([0.0, math.pi / 2], count) + jitter
+    elif family == "coarse":
+        angle, freq = rng.uniform(0, 2 * math.pi, count), rng.uniform(0.8, 1.4, count)
+    elif family == "fine":
+        angle, freq = rng.uniform(0, 2 * math.pi, count), rng.uniform(4.0, 5.5, count)
+    else:  # any orientation (also the "dense" family)
+        angle = rng.uniform(0, 2 * math.pi, count)
+    angle = np.concatenate([angle, rng.uniform(0, 2 * math.pi, clutter)])
+    freq = np.concatenate([freq, rng.uniform(1.5, 3.5, clutter)])
+    amp = np.concatenate([rng.uniform(0.5, 1.0, count), rng.uniform(0.3, 0.6, clutter)])
+    return np.stack([freq * np.cos(angle), freq * np.sin(angle)], 1), rng.uniform(0, 1, count + clutter), amp
 
 
 def _sample_texture(waves: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -154,7 +183,9 @@ def _render_video(motion: str, spec: SyntheticSpec, rng: np.random.Generator) ->
         }
         local = (t[at] - (k + 0.5) * spec.segment + shift)[:, None, None]  # time from the segment's middle
         x, y = _motion_coordinates(motion, u[None], v[None], local, nuisance)
-        texture = _sample_texture(_texture_waves(rng), x, y)  # [F, S, S]
+        family = FAMILIES[MOTIONS.index(motion)]
+        waves = _texture_waves(rng, family, count=2, clutter=0) if family == "sparse" else _texture_waves(rng, family)
+        texture = _sample_texture(waves, x, y)  # [F, S, S]
         rate = rng.uniform(1.0, 1.6)  # flicker / pulse cycles per second (below 8 frames per 1.28 s Nyquist)
         if motion == "flicker":  # contrast reversal
             texture = texture * np.cos(2 * math.pi * rate * local)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import probe
-from avssl.data.synthetic import MOTIONS, SyntheticSpec, _motion_coordinates, _sample_texture, _texture_waves, class_pattern, generate
+from avssl.data.synthetic import (
+    FAMILIES,
+    MOTIONS,
+    SyntheticSpec,
+    _motion_coordinates,
+    _sample_texture,
+    _texture_waves,
+    class_pattern,
+    generate,
+)
 from tests.conftest import TINY
 
 
@@ -75,3 +84,32 @@ def test_every_class_looks_the_same_mirrored(motion):
     clip = _sample_texture(waves, *_motion_coordinates(motion, u[None], v[None], t, nuisance))
     mirror = _sample_texture(mirror_waves, *_motion_coordinates(motion, u[None], v[None], t, mirrored))
     np.testing.assert_allclose(clip[..., ::-1], mirror, atol=1e-9)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_texture_family_is_its_own_mirror_image(family):
+    """A flip maps a wave vector (kx, ky) to (-kx, ky): drawn many times, a family's orientations
+    (mod 180 degrees) and frequencies are distributed the same before and after, so a flipped
+    texture is one the family draws as often."""
+    rng = np.random.default_rng(1)
+    k = np.concatenate([_texture_waves(rng, family)[0] for _ in range(3000)])
+    orientation = np.degrees(np.arctan2(k[:, 1], k[:, 0])) % 180
+    mirrored = np.degrees(np.arctan2(k[:, 1], -k[:, 0])) % 180
+    bins = np.linspace(0, 180, 13)
+    a, b = np.histogram(orientation, bins)[0] / len(k), np.histogram(mirrored, bins)[0] / len(k)
+    assert np.abs(a - b).max() < 0.02, (family, a.round(3), b.round(3))
+
+
+def test_texture_families_differ_in_orientation_or_scale():
+    """Each family's orientation histogram (mod 180 degrees, 12 bins) or frequency range differs
+    from every other's: the class is visible in one frame."""
+    rng = np.random.default_rng(2)
+    stats = {}
+    for family in FAMILIES:
+        k = np.concatenate([_texture_waves(rng, family)[0] for _ in range(500)])
+        hist = np.histogram(np.degrees(np.arctan2(k[:, 1], k[:, 0])) % 180, np.linspace(0, 180, 13))[0] / len(k)
+        stats[family] = (hist, np.median(np.hypot(k[:, 0], k[:, 1])))
+    for i, a in enumerate(FAMILIES):
+        for b in FAMILIES[i + 1 :]:
+            (ha, fa), (hb, fb) = stats[a], stats[b]
+            assert np.abs(ha - hb).sum() > 0.3 or abs(fa - fb) > 0.5 or {a, b} == {"sparse", "dense"}, (a, b)
