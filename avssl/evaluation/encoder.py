@@ -127,12 +127,10 @@ def _stream_projectors(ckpt: dict, backbone: TwoStreamBackbone, field_name: str,
     """The checkpoint's cross-modal / per-stream projectors, rebuilt from its hyper-parameters."""
     from avssl.methods.base import stream_projector
 
-    state = {k.removeprefix("stream_projectors."): v for k, v in ckpt["state_dict"].items() if k.startswith("stream_projectors.")}
     hp = ckpt["hyper_parameters"]
-    if not state and hp.get("stream_head", "mlp") != "none":
-        return None
     if not (hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0):
-        return None
+        return None  # trained without the terms: no projectors
+    state = {k.removeprefix("stream_projectors."): v for k, v in ckpt["state_dict"].items() if k.startswith("stream_projectors.")}
     dims = {"video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
     head, hidden, out = hp.get("stream_head", "mlp"), hp.get("stream_hidden_dim", 512), hp.get("stream_dim", 128)
     projectors = nn.ModuleDict({k: stream_projector(head, d, hidden, out) for k, d in dims.items()})

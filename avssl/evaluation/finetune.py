@@ -84,6 +84,11 @@ class FineTune(LinearProbe):
         self.mode = "finetune"  # names its results (keys, table, results.json) as fine-tuning, not a probe
         self.encoders.requires_grad_(True).train()  # Lightning keeps a submodule's mode: the loaded encoder is in eval mode
 
+    @staticmethod
+    def readouts_for(streams: tuple[str, ...]) -> tuple[str, ...]:
+        """One readout: the fused features for audio-visual data, else the stream's."""
+        return ("fused",) if len(streams) == 2 else tuple(streams)
+
     def make_head(self, dim: int) -> nn.Module:
         """Dropout + linear on the pooled features."""
         return nn.Sequential(nn.Dropout(self.hparams.dropout), nn.Linear(dim, self.hparams.num_classes))
@@ -92,10 +97,6 @@ class FineTune(LinearProbe):
         """As the probe's, keeping one readout: fused for audio-visual data, else the stream's;
         the encoder of a stream the data lacks is not trained (its parameters are frozen)."""
         super().attach(datamodule)
-        readout = "fused" if len(self.readouts) > 1 else self.readouts[0]
-        for key in [k for k in self.heads if k.split("/")[1] != readout]:
-            del self.heads[key]
-        self.readouts = (readout,)
         for encoder in self.encoders.values():
             for stream in ("video", "audio"):
                 getattr(encoder, stream).requires_grad_(stream in datamodule.streams)

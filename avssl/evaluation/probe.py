@@ -159,6 +159,12 @@ class LinearProbe(pl.LightningModule):
         self.dataset: dict = {}  # the evaluation data's layout and split, set by attach()
         self.num_train_videos = 0  # set by the workflow (decodable training videos)
 
+    @staticmethod
+    def readouts_for(streams: tuple[str, ...]) -> tuple[str, ...]:
+        """The readouts evaluated on data with ``streams``: every one for audio-visual data, the
+        stream's own for single-stream data."""
+        return READOUTS if len(streams) == 2 else tuple(streams)
+
     def make_head(self, dim: int) -> nn.Module:
         """The classifier of one readout: normalisation + linear."""
         return ProbeHead(dim, self.hparams.num_classes, self.hparams.normalize)
@@ -175,11 +181,9 @@ class LinearProbe(pl.LightningModule):
                 override=self.hparams.override_input_settings,
                 source=self.pretrained.path,
             )
-        streams = datamodule.streams
-        readouts = (*streams, "fused") if len(streams) == 2 else streams  # single-stream data: that encoder only
-        for key in [k for k in self.heads if k.split("/")[1] not in readouts]:
+        self.readouts = self.readouts_for(datamodule.streams)
+        for key in [k for k in self.heads if k.split("/")[1] not in self.readouts]:
             del self.heads[key]
-        self.readouts = tuple(r for r in READOUTS if r in readouts)
         self.views = datamodule.transform
         self.train_views = datamodule.transform.probe_views()  # shares the log-mel and audio modules
         self.eval_positions = list(datamodule.eval_positions)

@@ -130,6 +130,13 @@ def summarise(per_split: dict[int, dict[str, dict[str, float]]]) -> dict[str, di
     return out
 
 
+def _cell(value: dict | None) -> str:
+    """A summary entry: ``mean ± std (n=N)``, the value alone for one split, ``-`` when absent."""
+    if value is None:
+        return "-"
+    return f"{value['mean']:.1f}" if value["n"] == 1 else f"{value['mean']:.1f} ± {value['std']:.1f} (n={value['n']})"
+
+
 def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: str, sha256: str | None) -> str:
     """Markdown table: one row per readout, ``mean ± std`` of each metric over the splits."""
     metrics = list(dict.fromkeys(m for values in summary.values() for m in values))
@@ -140,11 +147,7 @@ def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: 
         "|" + "---|" * (1 + len(metrics)),
     ]
     for readout, values in summary.items():
-        cells = []
-        for m in metrics:
-            v = values.get(m)
-            cells.append("-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})")
-        lines.append(f"| {readout} | " + " | ".join(cells) + " |")
+        lines.append(f"| {readout} | " + " | ".join(_cell(values.get(m)) for m in metrics) + " |")
     lines.append(f"protocol {protocol}: {PROTOCOLS[protocol.split()[0]]}")
     return "\n".join([*lines, ""])
 
@@ -170,12 +173,7 @@ def transfer_report(runs: str | Path) -> str | None:
         for p in sorted(runs_of, key=lambda p: (p["dataset"], p["protocol"])):
             protocol = p["protocol"] + (f" ({p['probe_mode']})" if p.get("probe_mode") and p["probe_mode"] != p["protocol"] else "")
             for readout, values in p["summary"].items():
-                cells = []
-                for m in metrics:
-                    v = values.get(m)
-                    cells.append(
-                        "-" if v is None else f"{v['mean']:.1f}" if v["n"] == 1 else f"{v['mean']:.1f} ± {v['std']:.1f} (n={v['n']})"
-                    )
+                cells = [_cell(values.get(m)) for m in metrics]
                 splits = ",".join(map(str, p["splits"]))
                 lines.append(f"| {p['dataset']} | {protocol} | {splits} | {readout} | " + " | ".join(cells) + f" | {p['_path']} |")
         lines.append("")
