@@ -185,11 +185,9 @@ class AVClipDataset(Dataset):
         try:
             if "video" in self.streams:
                 sample["video"] = torch.from_numpy(decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames)))
-            if "audio" not in self.streams:
-                pass
-            elif info.has_audio:
+            if "audio" in self.streams and info.has_audio:
                 sample["audio"] = decoder.audio(starts, self.clip_seconds)
-            else:  # allow_missing_audio
+            elif "audio" in self.streams:  # allow_missing_audio: silence
                 sample["audio"] = np.zeros((len(starts), int(round(self.clip_seconds * self.sample_rate))), np.float32)
         except DecodeError as e:
             # A file that probed fine but does not decode: the sample is dropped (or replaced in
