@@ -219,8 +219,14 @@ def _report(args: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="avssl report", description=EXTRA_COMMANDS["report"])
     parser.add_argument("runs", help="directory with <table>/<cell>/results.json (avssl grid --out)")
     parser.add_argument("--out", help="output directory (default RUNS/report)")
+    parser.add_argument(
+        "--readout",
+        choices=["fused", "audio", "video"],
+        default="fused",
+        help="which linear readout to tabulate (default fused, the paper's; audio / video: report_<readout>.md)",
+    )
     ns = parser.parse_args(list(args))
-    path = write_report(ns.runs, ns.out)
+    path = write_report(ns.runs, ns.out, ns.readout)
     print(f"report: {path}")
 
 

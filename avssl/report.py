@@ -4,8 +4,10 @@ Collects every ``results.json`` under ``RUNS_DIR`` whose path names a paper cell
 (``.../<table>/<cell>/...``, as ``avssl grid`` writes them, one per seed and mode), takes the fused
 linear-probe top-1 of the pre-trained encoder and writes ``report.md``: for each evaluation mode
 found, one Markdown table per paper table in the paper's layout. Only the paper's protocol (mode
-``full``) is printed beside the paper's numbers ("ours (paper)"); a fast mode (``cached``,
-``knn``) gets its own, labelled section without them. With several seeds an entry is the mean ±
+``full``) of the fused readout is printed beside the paper's numbers ("ours (paper)"); a fast mode
+(``cached``, ``knn``) gets its own, labelled section without them. ``--readout audio|video``
+writes the same tables of one stream's own readout (``report_audio.md`` / ``report_video.md``),
+where each stream's learning can be told apart; the paper reports no such numbers. With several seeds an entry is the mean ±
 standard deviation over seeds and their number; tables with a control also get the paired
 difference of every cell from the control over the seeds both ran, with a 95 % confidence
 interval. ``figure3.png`` (the heat map with row / column means and the control in the corner, as
@@ -52,8 +54,16 @@ def _seed_of(path: Path, payload: dict) -> int:
     return int((payload.get("encoder_data") or {}).get("seed", 0))
 
 
-def collect(runs: str | Path) -> dict[str, dict[str, dict[str, dict[int, float]]]]:
-    """``mode -> table -> cell -> {seed: fused top-1}`` from every results.json under ``runs``."""
+READOUT_NAMES = {
+    "fused": "the fused representation",
+    "audio": "the audio encoder alone (audio-only readout)",
+    "video": "the video encoder alone (video-only readout)",
+}
+
+
+def collect(runs: str | Path, readout: str = "fused") -> dict[str, dict[str, dict[str, dict[int, float]]]]:
+    """``mode -> table -> cell -> {seed: top-1}`` of ``readout`` (``fused``, ``audio`` or
+    ``video``) from every results.json under ``runs``."""
     values: dict = {}
     for path in sorted(Path(runs).rglob("results.json")):
         where = _cell_of(path.parent)
@@ -63,7 +73,7 @@ def collect(runs: str | Path) -> dict[str, dict[str, dict[str, dict[int, float]]
         metrics = payload.get("metrics", {})
         modes = [payload["mode"]] if "mode" in payload else [m for m in MODES if f"pretrained/{m}/fused" in metrics]
         for mode in modes:
-            key = f"pretrained/{mode}/fused"
+            key = f"pretrained/{mode}/{readout}"
             if key in metrics:
                 table, cell = where
                 values.setdefault(mode, {}).setdefault(table, {}).setdefault(cell, {})[_seed_of(path, payload)] = float(
@@ -124,10 +134,10 @@ def figure3_matrix(values: dict) -> list[list[float | None]]:
     return rows
 
 
-def markdown(collected: dict) -> str:
+def markdown(collected: dict, readout: str = "fused") -> str:
     lines = ["# Results in the paper's layout", ""]
     lines += [
-        "Linear-probe top-1 % of the fused representation. With several seeds: mean ± standard deviation (n seeds).",
+        f"Linear-probe top-1 % of {READOUT_NAMES[readout]}. With several seeds: mean ± standard deviation (n seeds).",
         f"{MISSING} = not run / not printed in the paper. Modes found: {', '.join(m for m in MODES if m in collected) or 'none'}.",
         "",
     ]
@@ -137,7 +147,7 @@ def markdown(collected: dict) -> str:
     for mode in MODES:
         if mode not in collected:
             continue
-        with_paper = mode == "full"
+        with_paper = mode == "full" and readout == "fused"  # the paper reports the fused readout only
         lines += [f"# Mode `{mode}`: {PROTOCOLS[mode]}", ""]
         lines += ["Each entry: ours (paper)." if with_paper else "Not comparable with the paper's numbers, which are not shown here.", ""]
         lines += _tables(collected[mode], with_paper)
@@ -280,7 +290,14 @@ def figures(values: dict, out: Path, mode: str = "full") -> list[Path]:
     return paths
 
 
-def write_report(runs: str | Path, out: str | Path | None = None) -> Path:
+def write_report(runs: str | Path, out: str | Path | None = None, readout: str = "fused") -> Path:
+    """Write ``report.md`` (fused readout, with the figures and ``transfer.md``) or, for
+    ``readout`` ``audio`` / ``video``, ``report_<readout>.md`` into ``out`` (default
+    ``RUNS/report``); returns the Markdown file."""
+    if readout not in READOUT_NAMES:
+        from avssl.errors import ConfigError
+
+        raise ConfigError(f"report: --readout must be one of {list(READOUT_NAMES)}, got {readout!r}")
     runs = Path(runs)
     if not runs.is_dir():
         from avssl.errors import ConfigError
@@ -288,7 +305,11 @@ def write_report(runs: str | Path, out: str | Path | None = None) -> Path:
         raise ConfigError(f"report: runs directory {str(runs)!r} does not exist")
     out = Path(out) if out else runs / "report"
     out.mkdir(parents=True, exist_ok=True)
-    collected = collect(runs)
+    collected = collect(runs, readout)
+    if readout != "fused":
+        path = out / f"report_{readout}.md"
+        path.write_text(markdown(collected, readout))
+        return path
     (out / "report.md").write_text(markdown(collected))
     mode = next((m for m in MODES if m in collected), "full")
     figures(means(collected.get(mode, {})), out, mode)

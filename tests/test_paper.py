@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from avssl.cli import instantiate, main
+from avssl.errors import ConfigError
 from avssl.paper import CELLS, PAPER, write_configs
 from avssl.report import collect, figure3_matrix, means, paired_difference, write_report
 from tests.conftest import TINY_DATA_ARGS
@@ -157,6 +158,24 @@ def test_report_never_fills_missing_cells_and_keeps_modes_apart(tmp_path):
     assert matrix[0][0] == 51.0 and matrix[0][1] == 54.0 and matrix[0][4] is None  # RE row incomplete: no mean
     assert matrix[4][4] is None  # control not run
     assert "RE + TS" in report and "64.7" in report and "64.18" in report  # the quoted Figure 3 value and its conflict
+
+
+def test_report_of_one_streams_readout(tmp_path):
+    for seed, (fused, video) in enumerate([(62.0, 40.0), (64.0, 44.0)]):
+        path = tmp_path / "table3" / "re_video" / f"seed{seed}" / "linear_full" / "results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        metrics = {"pretrained/full/fused": {"top1": fused}, "pretrained/full/video": {"top1": video}}
+        path.write_text(json.dumps({"mode": "full", "metrics": metrics}))
+    assert collect(tmp_path, "video")["full"]["table3"]["re_video"] == {0: 40.0, 1: 44.0}
+    assert collect(tmp_path, "audio") == {}  # no audio readout in these results: nothing invented
+    path = write_report(tmp_path, readout="video")
+    assert path.name == "report_video.md"
+    report = path.read_text()
+    assert "video encoder alone" in report and "42.00 ± 2.83 (n=2)" in report
+    assert "(59.95)" not in report and "Not comparable" in report  # the paper has no per-stream numbers
+    assert not (tmp_path / "report" / "report.md").exists()
+    with pytest.raises(ConfigError, match="readout"):
+        write_report(tmp_path, readout="both")
 
 
 def test_paired_difference_and_its_confidence_interval():
