@@ -62,22 +62,6 @@ def readout(encoder: PretrainedEncoder, data, clips: int, seed: int) -> dict[str
     return top1
 
 
-@torch.no_grad()
-def with_data_statistics(backbone: TwoStreamBackbone, data) -> TwoStreamBackbone:
-    """A copy of ``backbone`` whose batch-norm statistics are re-estimated on the training split's
-    evaluation views (one pass, cumulative average), in eval mode."""
-    backbone = copy.deepcopy(backbone)
-    for module in backbone.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    backbone.train()
-    for batch in data.train_dataloader():
-        views = data.transform.eval_views(batch)
-        backbone.forward_streams(views["video"].flatten(0, 1), views["spec"].flatten(0, 1))
-    return backbone.eval()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="a pre-training checkpoint (its dataset and input settings are used)")
@@ -99,7 +83,9 @@ def main() -> None:
         rows = {
             "pre-trained": pretrained,
             "random-init, initial batch-norm statistics": encoder(random),
-            "random-init, statistics of the training clips": encoder(with_data_statistics(random, data)),
+            "random-init, statistics of the training clips": encoder(
+                copy.deepcopy(random).estimate_norm_statistics(data.transform.eval_views(batch) for batch in data.train_dataloader())
+            ),
         }
         for name, enc in rows.items():
             top1 = readout(enc, data, args.clips, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -70,3 +71,23 @@ class TwoStreamBackbone(nn.Module):
 
     def forward(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_streams(video, spec)["fused"]
+
+    @torch.no_grad()
+    def estimate_norm_statistics(self, views: Iterable[dict]) -> TwoStreamBackbone:
+        """Re-estimate every batch-norm layer's running statistics as the average over ``views``
+        (batches ``{"video": [B, N, ...], "spec": [B, N, ...]}`` as
+        :meth:`~avssl.augment.pipeline.AVTransform.eval_views` and ``train_views`` return them),
+        then switch to eval mode; returns ``self``. A freshly initialised encoder otherwise
+        normalises with the initial statistics (mean 0, variance 1), not the data's."""
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for module in norms:
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average over the batches
+        self.train()
+        for batch in views:
+            video, spec = batch.get("video"), batch.get("spec")
+            self.forward_streams(None if video is None else video.flatten(0, 1), None if spec is None else spec.flatten(0, 1))
+        for module, momentum in zip(norms, momenta, strict=True):
+            module.momentum = momentum
+        return self.eval()

@@ -1,3 +1,5 @@
+import copy
+
 import torch
 
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
@@ -38,3 +40,26 @@ def test_audio_encoder_max_pools_over_time():
     late[..., 128:136] = 5.0
     torch.testing.assert_close(m(early), m(late), atol=1e-4, rtol=1e-3)
     assert m(early).abs().sum() > 0
+
+
+def test_norm_statistics_are_re_estimated_on_the_views():
+    """The first batch norm of each stream sees the stem's output directly: its running mean after
+    two equal batches is the mean over both; the layers' momentum and eval mode are restored."""
+    torch.manual_seed(0)
+    backbone = TwoStreamBackbone(BackboneConfig(width=4, layers=[1, 1, 1, 1]))
+    views = [{"video": torch.randn(2, 2, 3, 4, 16, 16) + 3.0, "spec": torch.randn(2, 2, 1, 32, 24) - 2.0} for _ in range(2)]
+    fresh = copy.deepcopy(backbone)  # the initial statistics
+    stems = {"video": (backbone.video.stem[0], backbone.video.stem[1]), "audio": (backbone.audio.stem[0], backbone.audio.stem[1])}
+    with torch.no_grad():
+        expected = {
+            name: conv(torch.cat([v[key].flatten(0, 1) for v in views])).transpose(0, 1).flatten(1).mean(1)
+            for (name, (conv, _)), key in zip(stems.items(), ("video", "spec"), strict=True)
+        }
+    assert backbone.estimate_norm_statistics(views) is backbone and not backbone.training
+    for name, (_, norm) in stems.items():
+        assert norm.momentum == 0.1
+        assert torch.allclose(norm.running_mean, expected[name], atol=1e-5), name
+    other = [{"video": torch.randn(2, 2, 3, 4, 16, 16), "spec": torch.randn(2, 2, 1, 32, 24)}]
+    backbone.estimate_norm_statistics(other)  # reset, not accumulated with the first call's
+    fresh.estimate_norm_statistics(other)
+    assert torch.allclose(backbone.video.stem[1].running_mean, fresh.video.stem[1].running_mean)
