@@ -12,9 +12,9 @@ variance 1), not with statistics of the data. This script reads out, on the chec
 * the same random weights with batch-norm statistics re-estimated on the training clips
   (a cumulative average over one pass of the train split's evaluation views).
 
-All three through one readout: per-video features (mean over ``--clips`` clips), L2-normalised and
-standardised, a linear classifier trained with Adam (300 full-batch steps), test top-1 % per
-readout (fused, audio, video). The numbers are comparable with each other, not with
+All three through one readout (``stream_ssl.linear_top1``): per-video features (mean over
+``--clips`` clips), L2-normalised and standardised, a linear classifier trained with Adam (300
+full-batch steps), test top-1 % per readout (fused, audio, video). The numbers are comparable with each other, not with
 ``avssl test``'s (a different classifier). The difference between the last two rows is how much of
 "pre-trained minus random-init" is only the batch-norm statistics.
 """
@@ -27,39 +27,32 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from stream_ssl import linear_top1  # noqa: E402
 
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder  # noqa: E402
-from avssl.evaluation.features import encoder_datamodule, extract_features  # noqa: E402
+from avssl.evaluation.features import Features, encoder_datamodule, extract_features  # noqa: E402
 from avssl.models.backbone import TwoStreamBackbone  # noqa: E402
 
 READOUTS = ("fused", "audio", "video")
 
 
-def readout(encoder: PretrainedEncoder, data, clips: int, seed: int) -> dict[str, float]:
-    """Test top-1 % per readout of a linear classifier on the encoder's per-video features."""
+def encode(encoder: PretrainedEncoder, data, clips: int) -> dict[str, Features]:
+    """The encoder's per-video features of the train and test splits (mean over ``clips``)."""
     common = {"datamodule": data, "clips": clips, "batch_size": data.batch_size, "num_workers": data.num_workers, "device": "cpu"}
-    train = extract_features(encoder, split="train", **common)
-    test = extract_features(encoder, split="test", **common)
-    top1 = {}
-    for name in READOUTS:
-        x_train, x_test = F.normalize(getattr(train, name), dim=1), F.normalize(getattr(test, name), dim=1)
-        mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-        torch.manual_seed(seed)
-        classifier = nn.Linear(x_train.shape[1], int(train.labels.max()) + 1)
-        optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-2, weight_decay=1e-4)
-        for _ in range(300):
-            optimizer.zero_grad()
-            F.cross_entropy(classifier(x_train), train.labels).backward()
-            optimizer.step()
-        with torch.no_grad():
-            top1[name] = 100 * (classifier(x_test).argmax(1) == test.labels).float().mean().item()
-    return top1
+    return {split: extract_features(encoder, split=split, **common) for split in ("train", "test")}
+
+
+def readout(features: dict[str, Features], seed: int) -> dict[str, float]:
+    """Test top-1 % per readout of a linear classifier on per-video features."""
+    train, test = features["train"], features["test"]
+    return {
+        name: linear_top1(getattr(train, name)[:, None], train.labels, getattr(test, name)[:, None], test.labels, seed) for name in READOUTS
+    }
 
 
 def main() -> None:
@@ -77,18 +70,21 @@ def main() -> None:
         return PretrainedEncoder(backbone=backbone, path=args.ckpt, sha256="", architecture=pretrained.architecture, data=pretrained.data)
 
     print(f"{'encoder':<46} {'seed':>4} " + " ".join(f"{r:>7}" for r in READOUTS))
+    pretrained_features = encode(pretrained, data, args.clips)  # the same for every seed
     for seed in (int(s) for s in args.seeds.split(",")):
         torch.manual_seed(seed)
         random = TwoStreamBackbone(pretrained.architecture).eval()
         rows = {
-            "pre-trained": pretrained,
-            "random-init, initial batch-norm statistics": encoder(random),
-            "random-init, statistics of the training clips": encoder(
-                copy.deepcopy(random).estimate_norm_statistics(data.transform.eval_views(batch) for batch in data.train_dataloader())
+            "pre-trained": pretrained_features,
+            "random-init, initial batch-norm statistics": encode(encoder(random), data, args.clips),
+            "random-init, statistics of the training clips": encode(
+                encoder(copy.deepcopy(random).estimate_norm_statistics(data.transform.eval_views(b) for b in data.train_dataloader())),
+                data,
+                args.clips,
             ),
         }
-        for name, enc in rows.items():
-            top1 = readout(enc, data, args.clips, seed)
+        for name, features in rows.items():
+            top1 = readout(features, seed)
             print(f"{name:<46} {seed:>4} " + " ".join(f"{top1[r]:7.1f}" for r in READOUTS), flush=True)
 
 
