@@ -214,14 +214,14 @@ def _transfer(args: Sequence[str]) -> None:
 
 
 def _report(args: Sequence[str]) -> None:
-    from avssl.report import write_report
+    from avssl.report import READOUT_NAMES, write_report
 
     parser = argparse.ArgumentParser(prog="avssl report", description=EXTRA_COMMANDS["report"])
     parser.add_argument("runs", help="directory with <table>/<cell>/results.json (avssl grid --out)")
     parser.add_argument("--out", help="output directory (default RUNS/report)")
     parser.add_argument(
         "--readout",
-        choices=["fused", "audio", "video"],
+        choices=list(READOUT_NAMES),
         default="fused",
         help="which linear readout to tabulate (default fused, the paper's; audio / video: report_<readout>.md)",
     )

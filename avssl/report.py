@@ -7,10 +7,10 @@ found, one Markdown table per paper table in the paper's layout. Only the paper'
 ``full``) of the fused readout is printed beside the paper's numbers ("ours (paper)"); a fast mode
 (``cached``, ``knn``) gets its own, labelled section without them. ``--readout audio|video``
 writes the same tables of one stream's own readout (``report_audio.md`` / ``report_video.md``),
-where each stream's learning can be told apart; the paper reports no such numbers. With several seeds an entry is the mean ±
-standard deviation over seeds and their number; tables with a control also get the paired
-difference of every cell from the control over the seeds both ran, with a 95 % confidence
-interval. ``figure3.png`` (the heat map with row / column means and the control in the corner, as
+where each stream's learning can be told apart; the paper reports no such numbers. With several
+seeds an entry is the mean ± standard deviation over seeds and their number; tables with a
+control also get the paired difference of every cell from the control over the seeds both ran,
+with a 95 % confidence interval. ``figure3.png`` (the heat map with row / column means and the control in the corner, as
 in the paper) and ``table4.png`` (accuracy vs temporal resolution, with and without RE) show the
 paper's mode when present. A cell without results is shown as missing ("—"), never filled in; a
 mean over cells is shown only when all its entries exist.
@@ -27,6 +27,7 @@ import re
 import statistics
 from pathlib import Path
 
+from avssl.errors import ConfigError
 from avssl.evaluation.probe import MODES
 from avssl.evaluation.results import PROTOCOLS
 from avssl.evaluation.transfer import transfer_report
@@ -295,13 +296,9 @@ def write_report(runs: str | Path, out: str | Path | None = None, readout: str =
     ``readout`` ``audio`` / ``video``, ``report_<readout>.md`` into ``out`` (default
     ``RUNS/report``); returns the Markdown file."""
     if readout not in READOUT_NAMES:
-        from avssl.errors import ConfigError
-
         raise ConfigError(f"report: --readout must be one of {list(READOUT_NAMES)}, got {readout!r}")
     runs = Path(runs)
     if not runs.is_dir():
-        from avssl.errors import ConfigError
-
         raise ConfigError(f"report: runs directory {str(runs)!r} does not exist")
     out = Path(out) if out else runs / "report"
     out.mkdir(parents=True, exist_ok=True)
