@@ -45,7 +45,7 @@ PHASES = (0.0, 0.1, 0.2, 0.3, 0.4)
 def embed(model: SSLMethod, data, split: str) -> dict[str, torch.Tensor]:
     """Cross-modal embeddings of every clip of ``split`` at every phase, with video index, class, phase."""
     dataset = data.dataset(split, train=False)
-    last_start = min(info.duration for info in dataset.infos) - data.clip_kwargs["clip_seconds"]
+    last_start = min(info.duration for info in dataset.infos) - data.clip.clip_seconds
     out = {k: [] for k in ("audio", "video", "index", "label", "phase")}
     for p, phase in enumerate(PHASES):
         starts = np.arange(0.0, last_start - phase + 1e-9, 0.5) + phase

@@ -41,12 +41,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from avssl.data.dataset import AVClipDataset, EpochSampler, collate  # noqa: E402
+from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, collate  # noqa: E402
 from avssl.data.decode import VIDEO_BACKENDS, sidecar_path, single_threaded  # noqa: E402
-from avssl.data.folder import VideoRecord  # noqa: E402
+from avssl.data.layouts import VideoRecord  # noqa: E402
 from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
 
-CLIP = dict(clip_seconds=1.28, num_frames=8, num_clips=2, short_side=128, sample_rate=44100)
+CLIP = dict(clip_seconds=1.28, num_frames=8, short_side=128, sample_rate=44100)
+NUM_CLIPS = 2
 
 
 def write_video(path: Path, gop: int, seed: int) -> None:
@@ -156,7 +157,10 @@ def main() -> None:
 
     datasets = {
         (name, backend): AVClipDataset(
-            [VideoRecord(str(p), 0, p.stem) for p in sorted(d.glob("v*.mp4"))], train=True, video_backend=backend, **CLIP
+            [VideoRecord(str(p), 0, p.stem) for p in sorted(d.glob("v*.mp4"))],
+            ClipSpec(**CLIP, video_backend=backend),
+            train=True,
+            num_clips=NUM_CLIPS,
         )
         for name, d in sets.items()
         for backend in VIDEO_BACKENDS

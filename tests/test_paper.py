@@ -51,7 +51,7 @@ def test_every_cell_instantiates_its_model_and_data(table, cell, tiny_root):
             (t["name"], t["alpha"], t["streams"]) for t in temporal
         ]
     if "num_frames" in override.get("data", {}):
-        assert data.clip_kwargs["num_frames"] == override["data"]["num_frames"]
+        assert data.clip.num_frames == override["data"]["num_frames"]
     if "model" in override:
         assert override["model"]["class_path"].endswith(type(model).__name__)
 

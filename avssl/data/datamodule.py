@@ -15,16 +15,13 @@ from torch.utils.data import DataLoader
 
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
-from avssl.data.ave import is_ave_root, load_ave
-from avssl.data.dataset import STREAMS, AVClipDataset, EpochSampler, TimeoutNamingLoader, collate, decoded
-from avssl.data.decode import VIDEO_BACKENDS
-from avssl.data.folder import VideoRecord, read_manifest, scan_folder
-from avssl.data.synthetic import MANIFEST, SyntheticSpec, generate
-from avssl.data.transfer_sets import LAYOUTS, NUM_SPLITS, TransferSet, detect_layout, read_transfer_set
+from avssl.data import layouts
+from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
+from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
+from avssl.data.synthetic import SyntheticSpec, generate
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-READ_AS = ("ave", *LAYOUTS, "manifest", "folder")  # data.layout values besides auto
 
 
 def plain(value):
@@ -58,15 +55,15 @@ class AVDataModule(pl.LightningDataModule):
     """Audio-visual clips for pre-training and evaluation.
 
     Args:
-        root: the AVE download (a directory with ``Annotations.txt`` and the split files, see
-            :mod:`avssl.data.ave`), a transfer benchmark in its official layout (UCF101, HMDB51,
-            ESC-50, VGGSound; see :mod:`avssl.data.transfer_sets`), a directory with a
-            ``manifest.csv`` (``path,label[,split]``) or a folder of videos (unlabeled, all
-            train). ``None`` uses the embedded synthetic dataset, built on first use under
-            ``synthetic_root``.
+        root: a dataset directory in any layout of :mod:`avssl.data.layouts`: the AVE download
+            (``Annotations.txt`` and the split files), a transfer benchmark in its official layout
+            (UCF101, HMDB51, ESC-50, VGGSound), a synthetic set written by ``avssl synth``, a
+            directory with a ``manifest.csv`` (``path,label[,split]``) or a folder of videos
+            (unlabeled, all train). ``None`` uses the embedded synthetic dataset, built on first
+            use under ``synthetic_root``.
         layout: how to read ``root``: ``auto`` (recognised from its files, in the order above) or
-            one of ``ave``, ``ucf101``, ``hmdb51``, ``esc50``, ``vggsound``, ``manifest``,
-            ``folder``.
+            a layout's name (``ave``, ``ucf101``, ``hmdb51``, ``esc50``, ``vggsound``,
+            ``synthetic``, ``manifest``, ``folder``).
         split: the official split of a transfer benchmark (UCF101 / HMDB51: 1-3; ESC-50: the
             test fold, 1-5).
         streams: the streams to decode, ``[video, audio]``, ``[video]`` or ``[audio]``; default:
@@ -133,28 +130,32 @@ class AVDataModule(pl.LightningDataModule):
         # Saved in every checkpoint (plain types only: checkpoints load with weights_only=True), so
         # an evaluation can apply the settings the encoder was trained with.
         self.save_hyperparameters(plain({k: v for k, v in locals().items() if k not in ("self", "__class__")}))
-        if video_backend not in VIDEO_BACKENDS:
-            raise ConfigError(f"data.video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
+        # what a clip is, validated once (the datasets of every split share it)
+        self._clip = ClipSpec(
+            clip_seconds=clip_seconds,
+            num_frames=num_frames,
+            short_side=short_side,
+            sample_rate=sample_rate,
+            video_backend=video_backend,
+            streams=tuple(streams) if streams is not None else STREAMS,
+            allow_missing_audio=allow_missing_audio,
+        )
         for name, value, low in (
             ("batch_size", batch_size, 1),
-            ("num_frames", num_frames, 1),
             ("num_clips", num_clips, 2),
             ("eval_clips", eval_clips, 1),
             ("eval_crops", eval_crops, 1),
+            ("num_workers", num_workers, 0),
         ):
-            if value < low:
-                raise ConfigError(f"data.{name} must be >= {low}, got {value}")
-        for name, value, low in (("sample_rate", sample_rate, 1), ("short_side", short_side, 2), ("num_workers", num_workers, 0)):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
         if min_gap < 0:
             raise ConfigError(f"data.min_gap must be >= 0, got {min_gap}")
-        for name, value in (("clip_seconds", clip_seconds), ("timeout", timeout)):
-            if not value > 0:
-                raise ConfigError(f"data.{name} must be > 0, got {value}")
-        if round(clip_seconds * sample_rate) < spectrogram.n_fft:
+        if not timeout > 0:
+            raise ConfigError(f"data.timeout must be > 0, got {timeout}")
+        if self._clip.num_samples < spectrogram.n_fft:
             raise ConfigError(
-                f"data.sample_rate: a {clip_seconds} s clip at {sample_rate} Hz has {round(clip_seconds * sample_rate)} samples, "
+                f"data.sample_rate: a {clip_seconds} s clip at {sample_rate} Hz has {self._clip.num_samples} samples, "
                 f"fewer than one spectrogram window (data.spectrogram.n_fft {spectrogram.n_fft})"
             )
         for name, side in (("crop_size", augment.crop_size), ("eval_crop_size", augment.eval_crop_size)):
@@ -165,30 +166,20 @@ class AVDataModule(pl.LightningDataModule):
                 )
         if root is not None and not Path(root).is_dir():
             raise ConfigError(f"data.root: directory {root!r} does not exist")
-        if layout not in ("auto", *READ_AS):
-            raise ConfigError(f"data.layout must be auto or one of {', '.join(READ_AS)}, got {layout!r}")
-        if streams is not None and (not streams or any(x not in STREAMS for x in streams) or len(set(streams)) != len(streams)):
-            raise ConfigError(f"data.streams must be a non-empty subset of {list(STREAMS)}, got {streams}")
+        if layout != "auto":
+            layouts.get(layout)
         self.root, self.split = root, split
-        self.layout = (layout if layout != "auto" else self._detect()) if root is not None else "synthetic"
-        if self.layout in NUM_SPLITS and not 1 <= split <= NUM_SPLITS[self.layout]:
-            raise ConfigError(f"data.split: {self.layout} has splits 1..{NUM_SPLITS[self.layout]}, got {split}")
-        self._streams = tuple(streams) if streams is not None else None
-        self.transfer_set: TransferSet | None = None
-        self.drop_cross_split_duplicates = drop_cross_split_duplicates
-        self.allow_missing_audio = allow_missing_audio
-        self._records: list[VideoRecord] | None = None
-        self._class_names: list[str] | None = None
         self.synthetic = synthetic
         self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
+        if root is None:  # the embedded set, built under synthetic_root by prepare_data
+            self._layout = layouts.get("synthetic")
+        else:
+            self._layout = layouts.get(layout) if layout != "auto" else layouts.detect(root)
+        self._layout.check_split(split)
+        self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
+        self._streams = tuple(streams) if streams is not None else None
+        self.catalog: Catalog | None = None
         self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
-        self.clip_kwargs = dict(
-            clip_seconds=clip_seconds,
-            num_frames=num_frames,
-            short_side=short_side,
-            sample_rate=sample_rate,
-            video_backend=video_backend,
-        )
         self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
         self.min_gap = min_gap
@@ -196,41 +187,41 @@ class AVDataModule(pl.LightningDataModule):
         self.datasets: dict[str, AVClipDataset] = {}
 
     # ------------------------------------------------------------------ index
-    def _detect(self) -> str:
-        """The layout of ``root`` recognised from its files."""
-        if is_ave_root(self.root):
-            return "ave"
-        found = detect_layout(self.root)
-        if found is not None:
-            return found
-        return "manifest" if (Path(self.root) / MANIFEST).exists() else "folder"
+    @property
+    def layout(self) -> str:
+        """The name of the layout ``root`` is read as (:mod:`avssl.data.layouts`)."""
+        return self._layout.name
+
+    @property
+    def data_root(self) -> Path:
+        """The directory read: ``root``, or the synthetic set's."""
+        return Path(self.root) if self.root is not None else self.synthetic_root
+
+    @property
+    def official_split(self) -> int | None:
+        """``data.split`` when the layout has official splits, else ``None``."""
+        return self.split if self._layout.num_splits is not None else None
 
     @property
     def streams(self) -> tuple[str, ...]:
         """The streams decoded: ``data.streams``, else the ones the data has."""
         if self._streams is not None:
             return tuple(x for x in STREAMS if x in self._streams)
-        if self.layout in LAYOUTS:
-            self.all_records()
-            return self.transfer_set.streams
+        if self._layout.num_splits is not None:  # the benchmarks' catalogs say which streams they have
+            return self.read_catalog().streams
         return STREAMS
 
     @property
-    def manifest(self) -> Path | None:
-        if self.root is None:
-            return self.synthetic_root / MANIFEST
-        path = Path(self.root) / MANIFEST
-        return path if path.exists() else None
+    def clip(self) -> ClipSpec:
+        """What a clip is: the clip settings with the streams decoded."""
+        return dataclasses.replace(self._clip, streams=self.streams)
 
     @property
     def num_classes(self) -> int:
-        """Number of classes (0 for an unlabeled folder): from the spec or the manifest labels."""
-        if self.root is None:
+        """Number of classes (0 for an unlabeled folder): from the spec or the catalog."""
+        if self.root is None:  # known before the set is built (the model's head is linked to it)
             return self.synthetic.num_classes
-        records = self.all_records()
-        if self._class_names is not None:
-            return len(self._class_names)
-        return max((r.label for r in records), default=-1) + 1
+        return self.read_catalog().num_classes
 
     def prepare_data(self) -> None:
         """Build the synthetic dataset on first use (rank 0 only, as Lightning calls it)."""
@@ -241,30 +232,22 @@ class AVDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str] | None:
         """Category names by class index (AVE and the transfer benchmarks), else ``None``."""
-        self.all_records()
-        return self._class_names
+        return self.read_catalog().classes
+
+    def read_catalog(self) -> Catalog:
+        """The catalog of every split (read once; the layout logs its report then)."""
+        if self.catalog is None:
+            self.catalog = self._layout.read(self.data_root, self.read_options)
+        return self.catalog
 
     def all_records(self) -> list[VideoRecord]:
-        """Every record of every split (parsed once; the dataset's report is logged then)."""
-        if self._records is None:
-            if self.layout == "ave":
-                self._records, report = load_ave(self.root, drop_cross_split_duplicates=self.drop_cross_split_duplicates)
-                self._class_names = report.classes
-            elif self.layout in LAYOUTS:
-                self.transfer_set = read_transfer_set(self.root, self.layout, self.split)
-                self._records, self._class_names = self.transfer_set.records, self.transfer_set.classes
-            elif self.layout in ("manifest", "synthetic"):
-                if self.manifest is None:
-                    raise ConfigError(f"data.layout manifest: no {MANIFEST} in {self.root}")
-                self._records = read_manifest(self.manifest)
-            else:
-                self._records = scan_folder(self.root)
-        return self._records
+        """Every record of every split."""
+        return self.read_catalog().records
 
     def records(self, split: str) -> list[VideoRecord]:
         chosen = [r for r in self.all_records() if r.split == split]
         if split == "train" and not chosen:
-            where = self.manifest if self.manifest is not None else self.root
+            where = self.data_root / MANIFEST if self.layout in ("manifest", "synthetic") else self.data_root
             raise ConfigError(f"data.root: no training videos found in {where}")
         return chosen
 
@@ -273,26 +256,23 @@ class AVDataModule(pl.LightningDataModule):
         key = f"{split}-{train}-{num_clips}"
         if key not in self.datasets:
             clips = num_clips or (self.num_clips if train else self.eval_clips)
-            self.datasets[key] = AVClipDataset(
-                self.records(split),
-                train=train,
-                num_clips=clips,
-                gap_power=self.gap_power,
-                min_gap=self.min_gap,
-                seed=self.seed,
-                allow_missing_audio=self.allow_missing_audio,
-                streams=self.streams,
-                **self.clip_kwargs,
-            )
+            self.datasets[key] = self.clip_dataset(self.records(split), train=train, num_clips=clips)
             dataset = self.datasets[key]
             if len(dataset) == 0 and (split != "val" or dataset.skipped):
                 raise ConfigError(f"data.root: no decodable videos in the {split} split (skipped: {dict(dataset.skipped)})")
             longest = max((dataset.duration(i) for i in range(len(dataset))), default=float("inf"))
-            if longest < dataset.clip_seconds:
+            if longest < dataset.clip.clip_seconds:
                 raise ConfigError(
-                    f"data.clip_seconds: {dataset.clip_seconds} s is longer than every video of the {split} split (longest {longest:.2f} s)"
+                    f"data.clip_seconds: {dataset.clip.clip_seconds} s is longer than every video of the {split} split (longest {longest:.2f} s)"
                 )
         return self.datasets[key]
+
+    def clip_dataset(self, records: list[VideoRecord], *, train: bool, num_clips: int) -> AVClipDataset:
+        """Clips of ``records`` as this data module cuts them (pre-training positives with
+        ``train=True``, uniformly spaced evaluation clips otherwise)."""
+        return AVClipDataset(
+            records, self.clip, train=train, num_clips=num_clips, gap_power=self.gap_power, min_gap=self.min_gap, seed=self.seed
+        )
 
     # ------------------------------------------------------------------ loaders
     def loader(self, dataset: AVClipDataset, *, shuffle: bool, drop_last: bool = False) -> DataLoader:

@@ -54,6 +54,7 @@ import tempfile
 import weakref
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,71 +62,100 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
-from avssl.data.folder import VideoRecord
+from avssl.data.layouts import VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
+from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 STREAMS = ("video", "audio")
 SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 
-class AVClipDataset(Dataset):
-    """Clips of the videos in ``records``.
+@dataclass(frozen=True)
+class ClipSpec:
+    """What one decoded clip is, shared by every dataset of a data module (validated once).
 
     Args:
-        records: the videos (see :mod:`avssl.data.folder`).
-        train: ``True`` samples ``num_clips`` positives with the CVRL gap distribution;
-            ``False`` takes ``num_clips`` uniformly spaced clips (deterministic).
         clip_seconds: clip length (the paper's 1.28 s).
         num_frames: frames per clip ``T``, spread evenly over the clip.
-        num_clips: clips per video ``N``.
         short_side: frames are resized in the decoder so their short side has this many pixels
             (aspect ratio kept, nothing cropped).
         sample_rate: audio rate after resampling (Hz).
-        gap_power: ``p`` of the CVRL gap density; ``None`` for uniform gaps.
-        min_gap: least gap (seconds) between the first and the last positive's starts.
-        seed: base seed of clip sampling.
-        allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
-            ``False`` skips them.
-        retries: training only: how many following videos may stand in for one that fails to
-            decode, keeping the batch size fixed.
         video_backend: ``"decord"`` (default; PyAV for files decord cannot read) or ``"pyav"``
             (see :mod:`avssl.data.decode`).
         streams: the streams to decode, ``("video", "audio")`` (default), ``("video",)`` or
             ``("audio",)``: a sample holds only those (a single-stream dataset never carries a
             zero-filled stand-in for the other); audio-only data may be audio files.
+        allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
+            ``False`` skips them.
+    """
+
+    clip_seconds: float = 1.28
+    num_frames: int = 8
+    short_side: int = 128
+    sample_rate: int = 44100
+    video_backend: str = "decord"
+    streams: tuple[str, ...] = STREAMS
+    allow_missing_audio: bool = False
+
+    def __post_init__(self) -> None:
+        streams = tuple(self.streams)
+        if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
+            raise ConfigError(f"data.streams must be a non-empty subset of {list(STREAMS)}, got {list(streams)}")
+        object.__setattr__(self, "streams", tuple(s for s in STREAMS if s in streams))  # batch order
+        if self.video_backend not in VIDEO_BACKENDS:
+            raise ConfigError(f"data.video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {self.video_backend!r}")
+        for name, low in (("num_frames", 1), ("sample_rate", 1), ("short_side", 2)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"data.{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.clip_seconds > 0:
+            raise ConfigError(f"data.clip_seconds must be > 0, got {self.clip_seconds}")
+
+    @property
+    def num_samples(self) -> int:
+        """Audio samples per clip."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+
+class AVClipDataset(Dataset):
+    """Clips of the videos in ``records``.
+
+    Args:
+        records: the videos (see :mod:`avssl.data.layouts`).
+        clip: what a clip is (length, frames, resolution, audio rate, backend, streams).
+        train: ``True`` samples ``num_clips`` positives with the CVRL gap distribution;
+            ``False`` takes ``num_clips`` uniformly spaced clips (deterministic).
+        num_clips: clips per video ``N``.
+        gap_power: ``p`` of the CVRL gap density; ``None`` for uniform gaps.
+        min_gap: least gap (seconds) between the first and the last positive's starts.
+        seed: base seed of clip sampling.
+        retries: training only: how many following videos may stand in for one that fails to
+            decode, keeping the batch size fixed.
     """
 
     def __init__(
         self,
         records: Sequence[VideoRecord],
+        clip: ClipSpec = ClipSpec(),
         *,
         train: bool,
-        clip_seconds: float = 1.28,
-        num_frames: int = 8,
         num_clips: int = 2,
-        short_side: int = 128,
-        sample_rate: int = 44100,
         gap_power: float | None = 1.0,
         min_gap: float = 0.0,
         seed: int = 0,
-        allow_missing_audio: bool = False,
         retries: int = 3,
-        video_backend: str = "decord",
-        streams: Sequence[str] = STREAMS,
     ):
-        streams = tuple(streams)
-        if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
-            raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got {streams}")
-        self.streams = tuple(s for s in STREAMS if s in streams)
-        if video_backend not in VIDEO_BACKENDS:
-            raise ValueError(f"video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {video_backend!r}")
-        if num_frames < 1 or num_clips < 1:
-            raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames}, {num_clips}")
-        self.train, self.clip_seconds, self.num_frames, self.num_clips = train, clip_seconds, num_frames, num_clips
-        self.short_side, self.sample_rate, self.gap_power, self.seed = short_side, sample_rate, gap_power, seed
-        self.min_gap = min_gap
-        self.allow_missing_audio, self.retries, self.video_backend = allow_missing_audio, retries, video_backend
+        if num_clips < 1:
+            raise ConfigError(f"num_clips must be >= 1, got {num_clips}")
+        self.clip, self.streams = clip, clip.streams
+        self.train, self.num_clips, self.gap_power, self.min_gap, self.seed, self.retries = (
+            train,
+            num_clips,
+            gap_power,
+            min_gap,
+            seed,
+            retries,
+        )
         self.in_flight_dir = tempfile.mkdtemp(prefix="avssl-decoding-")  # what each worker is decoding now
         weakref.finalize(self, shutil.rmtree, self.in_flight_dir, True)  # main process only: copies in workers do not own it
         self.skipped: Counter[str] = Counter()
@@ -135,7 +165,7 @@ class AVClipDataset(Dataset):
         for record in records:
             try:
                 info = probe(record.path, video="video" in self.streams)
-                if "audio" in self.streams and not info.has_audio and not allow_missing_audio:
+                if "audio" in self.streams and not info.has_audio and not clip.allow_missing_audio:
                     raise DecodeError(record.path, "no_audio_stream")
             except DecodeError as e:
                 self._skip(record.path, e.reason)
@@ -162,9 +192,9 @@ class AVClipDataset(Dataset):
         """Clip starts in file time (the record's offset added)."""
         duration, offset = self.duration(index), self.records[index].offset
         if not self.train:
-            return offset + uniform_starts(duration, self.clip_seconds, self.num_clips)
+            return offset + uniform_starts(duration, self.clip.clip_seconds, self.num_clips)
         rng = np.random.default_rng([self.seed, epoch, index])
-        return offset + sample_train_starts(rng, duration, self.clip_seconds, self.num_clips, self.gap_power, self.min_gap)
+        return offset + sample_train_starts(rng, duration, self.clip.clip_seconds, self.num_clips, self.gap_power, self.min_gap)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
@@ -179,16 +209,17 @@ class AVClipDataset(Dataset):
     def _load(self, epoch: int, index: int) -> dict[str, Any] | None:
         record, info = self.records[index], self.infos[index]
         starts = self.clip_starts(epoch, index)
-        decoder = ClipDecoder(record.path, info, short_side=self.short_side, sample_rate=self.sample_rate, backend=self.video_backend)
+        clip = self.clip
+        decoder = ClipDecoder(record.path, info, short_side=clip.short_side, sample_rate=clip.sample_rate, backend=clip.video_backend)
         self._mark_in_flight(record.path)
         sample: dict[str, Any] = {}
         try:
             if "video" in self.streams:
-                sample["video"] = torch.from_numpy(decoder.video(decoder.frame_times(starts, self.clip_seconds, self.num_frames)))
+                sample["video"] = torch.from_numpy(decoder.video(decoder.frame_times(starts, clip.clip_seconds, clip.num_frames)))
             if "audio" in self.streams and info.has_audio:
-                sample["audio"] = decoder.audio(starts, self.clip_seconds)
+                sample["audio"] = decoder.audio(starts, clip.clip_seconds)
             elif "audio" in self.streams:  # allow_missing_audio: silence
-                sample["audio"] = np.zeros((len(starts), int(round(self.clip_seconds * self.sample_rate))), np.float32)
+                sample["audio"] = np.zeros((len(starts), clip.num_samples), np.float32)
         except DecodeError as e:
             # A file that probed fine but does not decode: the sample is dropped (or replaced in
             # training) and counted in the batch, so the run reports it.
@@ -211,7 +242,7 @@ class AVClipDataset(Dataset):
             "silent_audio": "audio" in self.streams and not info.has_audio,
             "padded_audio": decoder.audio_padded,
             "nonfinite_audio": nonfinite,
-            "short_video": self.duration(index) < self.clip_seconds,
+            "short_video": self.duration(index) < clip.clip_seconds,
             "truncated_video": decoder.truncated,
         }
 

@@ -47,7 +47,7 @@ from av.video.reformatter import VideoReformatter
 from tqdm.auto import tqdm
 
 from avssl.data.decode import PREPARE_REPORT, TRUNCATION_SLACK, DecodeError, MediaInfo, audio_samples, display_rgb, probe, resized_shape
-from avssl.data.folder import VIDEO_EXTENSIONS
+from avssl.data.layouts import VIDEO_EXTENSIONS
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)

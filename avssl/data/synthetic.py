@@ -43,12 +43,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from avssl.data.layouts.base import MANIFEST, SYNTHETIC_PARAMS
+
 log = logging.getLogger(__name__)
 
 MOTIONS = ("drift_vertical", "drift_horizontal", "drift_diagonal", "expand", "contract", "rotate", "flicker", "pulse")
 CONTOURS = ("rise", "fall", "vibrato", "fast_pulses", "slow_pulses", "two_tone", "up_down", "staircase")
-MANIFEST = "manifest.csv"
-PARAMS = "synthetic.json"
 # Bumped whenever the generator's output changes, so a cached dataset of an older generator is never
 # taken for the current one (it is part of the stored parameters and of the default cache path).
 GENERATOR_VERSION = 6
@@ -303,7 +303,7 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     """
     root = Path(root)
     manifest = root / MANIFEST
-    params_file = root / PARAMS
+    params_file = root / SYNTHETIC_PARAMS
     if manifest.exists() and params_file.exists():
         stored = json.loads(params_file.read_text())
         if stored != spec.params():

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import AVClipDataset, decoded
-from avssl.data.folder import VideoRecord
+from avssl.data.dataset import decoded
+from avssl.data.layouts import VideoRecord
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 
@@ -112,14 +112,7 @@ def extract_features(
             raise ConfigError(f"extract_features: no such video file(s): {missing[:5]}")
     else:
         records = datamodule.records(split)
-    dataset = AVClipDataset(
-        records,
-        train=False,
-        num_clips=clips or datamodule.eval_clips,
-        allow_missing_audio=datamodule.allow_missing_audio,
-        streams=datamodule.streams,
-        **datamodule.clip_kwargs,
-    )
+    dataset = datamodule.clip_dataset(records, train=False, num_clips=clips or datamodule.eval_clips)
     skipped = dict(dataset.skipped_files)
     backbone = encoder.backbone.to(device).eval()
     transform = datamodule.transform.to(device)

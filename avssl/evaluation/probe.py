@@ -36,7 +36,6 @@ from torch import nn
 from avssl.augment.pipeline import AVTransform
 from avssl.data.datamodule import batch_generator, plain
 from avssl.data.dataset import decoded
-from avssl.data.transfer_sets import NUM_SPLITS
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, input_overrides, leaves, load_encoder
 from avssl.evaluation.knn import knn_predict
@@ -189,7 +188,7 @@ class LinearProbe(pl.LightningModule):
         self.eval_positions = list(datamodule.eval_positions)
         self.batch_size = datamodule.batch_size  # per device, as in pre-training
         self.evaluation_data = dict(datamodule.hparams)
-        self.dataset = {"layout": datamodule.layout, "split": datamodule.split if datamodule.layout in NUM_SPLITS else None}
+        self.dataset = {"layout": datamodule.layout, "split": datamodule.official_split}
 
     def set_bank(self, features: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
         """The kNN mode's training features (``"{encoder}/{readout}" -> [N, D]``) and labels."""

@@ -4,7 +4,7 @@
     avssl transfer finetune  --ckpt CKPT --root HMDB51/ --split all
     avssl transfer retrieval --ckpt CKPT --root HMDB51/ [--split all]
 
-The benchmark is read from ``--root`` in its official layout (:mod:`avssl.data.transfer_sets`);
+The benchmark is read from ``--root`` in its official layout (:mod:`avssl.data.layouts`);
 a single-stream benchmark (UCF101 and HMDB51 video-only, ESC-50 audio-only) is evaluated on the
 encoder it has. Protocols:
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from avssl.data.transfer_sets import NUM_SPLITS, detect_layout
+from avssl.data import layouts
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import load_encoder
 from avssl.evaluation.features import encoder_datamodule, extract_features
@@ -206,15 +206,16 @@ def run_transfer(args: Sequence[str]) -> Path:
     ns, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     if not Path(ns.root).is_dir():
         raise ConfigError(f"--root: directory {ns.root!r} does not exist")
-    layout = ns.layout if ns.layout != "auto" else detect_layout(ns.root)
-    if layout not in NUM_SPLITS:
-        raise ConfigError(f"--root: {ns.root} is not in an official layout avssl reads ({', '.join(NUM_SPLITS)}); see --layout")
+    official = layouts.with_official_splits()
+    layout = ns.layout if ns.layout != "auto" else layouts.detect(ns.root).name
+    if layout not in official:
+        raise ConfigError(f"--root: {ns.root} is not in an official layout avssl reads ({', '.join(official)}); see --layout")
     if ns.split == "all":
-        splits = list(range(1, NUM_SPLITS[layout] + 1))
-    elif ns.split.isdigit() and 1 <= int(ns.split) <= NUM_SPLITS[layout]:
+        splits = list(range(1, official[layout] + 1))
+    elif ns.split.isdigit() and 1 <= int(ns.split) <= official[layout]:
         splits = [int(ns.split)]
     else:
-        raise ConfigError(f"--split: {layout} has splits 1..{NUM_SPLITS[layout]} (or 'all'), got {ns.split!r}")
+        raise ConfigError(f"--split: {layout} has splits 1..{official[layout]} (or 'all'), got {ns.split!r}")
     if ns.protocol == "retrieval" and not ns.ckpt:
         raise ConfigError("--ckpt: retrieval measures a pre-trained encoder; give its checkpoint")
     if extra and ns.protocol == "retrieval":

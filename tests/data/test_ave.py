@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from avssl.augment.pipeline import AugmentConfig
-from avssl.data.ave import AVE_CLASSES, is_ave_root, load_ave, parse_annotation_file
 from avssl.data.datamodule import AVDataModule
+from avssl.data.layouts.ave import AVE_CLASSES, is_ave_root, load_ave, parse_annotation_file
 from avssl.errors import ConfigError
 
 HEADER = "Category&VideoID&Quality&StartTime&EndTime\n"

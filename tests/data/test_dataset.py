@@ -4,17 +4,19 @@ import torch
 
 from avssl.augment.pipeline import AugmentConfig
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import AVClipDataset, EpochSampler, collate
-from avssl.data.folder import VideoRecord, read_manifest
+from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, collate
+from avssl.data.layouts import VideoRecord
+from avssl.data.layouts.manifest import read_manifest
 from avssl.data.synthetic import write_av_mp4
 from avssl.errors import ConfigError
 from tests.conftest import TINY
 
 KW = dict(num_frames=4, short_side=32, sample_rate=8000)
+CLIP = ClipSpec(**KW)
 
 
 def test_sample_layout(tiny_root):
-    ds = AVClipDataset(read_manifest(tiny_root / "manifest.csv"), train=True, **KW)
+    ds = AVClipDataset(read_manifest(tiny_root / "manifest.csv"), CLIP, train=True)
     s = ds[(0, 3)]
     assert s["video"].shape == (2, 4, 32, 32, 3) and s["video"].dtype == torch.uint8
     assert s["audio"].shape == (2, round(1.28 * 8000)) and s["audio"].dtype == torch.float32
@@ -26,30 +28,30 @@ def test_sample_layout(tiny_root):
 
 def test_video_backends_give_the_same_samples(tiny_root):
     records = read_manifest(tiny_root / "manifest.csv")[:4]
-    decord_ds = AVClipDataset(records, train=True, **KW)
-    pyav_ds = AVClipDataset(records, train=True, video_backend="pyav", **KW)
+    decord_ds = AVClipDataset(records, CLIP, train=True)
+    pyav_ds = AVClipDataset(records, ClipSpec(**KW, video_backend="pyav"), train=True)
     for i in range(4):
         a, b = decord_ds[(1, i)], pyav_ds[(1, i)]
         assert a["video"].shape == b["video"].shape and b["video"].dtype == torch.uint8
         assert (a["video"].float() - b["video"].float()).abs().mean() < 4  # YUV->RGB / resize rounding only
         torch.testing.assert_close(a["audio"], b["audio"])
     with pytest.raises(ValueError, match="video_backend"):
-        AVClipDataset(records, train=True, video_backend="opencv", **KW)
+        AVClipDataset(records, ClipSpec(**KW, video_backend="opencv"), train=True)
 
 
 def test_clip_starts_depend_on_seed_epoch_and_index_only(tiny_root):
     records = read_manifest(tiny_root / "manifest.csv")
-    ds = AVClipDataset(records, train=True, **KW)
+    ds = AVClipDataset(records, CLIP, train=True)
     np.testing.assert_array_equal(ds.clip_starts(0, 1), ds.clip_starts(0, 1))
     assert not np.array_equal(ds.clip_starts(0, 1), ds.clip_starts(1, 1))
-    other_seed = AVClipDataset(records, train=True, seed=5, **KW)
+    other_seed = AVClipDataset(records, CLIP, train=True, seed=5)
     assert not np.array_equal(ds.clip_starts(0, 1), other_seed.clip_starts(0, 1))
     starts = ds.clip_starts(0, 1)
     assert np.all(starts >= 0) and np.all(starts + 1.28 <= TINY.duration + 1e-6)
 
 
 def test_worker_count_does_not_change_the_clips(tiny_root):
-    ds = AVClipDataset(read_manifest(tiny_root / "manifest.csv")[:6], train=True, **KW)
+    ds = AVClipDataset(read_manifest(tiny_root / "manifest.csv")[:6], CLIP, train=True)
 
     def starts(workers):
         sampler = EpochSampler(len(ds), shuffle=True, seed=0)
@@ -71,7 +73,7 @@ def test_bad_files_are_skipped_and_counted(tiny_root, tmp_path):
         VideoRecord(str(empty), 0, "empty"),
         VideoRecord(str(silent), 0, "silent"),
     ]
-    ds = AVClipDataset(good + bad, train=True, **KW)
+    ds = AVClipDataset(good + bad, CLIP, train=True)
     assert len(ds) == 2
     assert dict(ds.skipped) == {"missing": 1, "unreadable": 1, "no_audio_stream": 1}
     assert {p for p, _ in ds.skipped_files} == {r.path for r in bad}

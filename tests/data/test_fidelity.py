@@ -305,12 +305,12 @@ def test_a_wav_sharing_a_videos_name_is_not_its_audio(tmp_path):
 
 
 def test_the_dataset_counts_truncated_windows(tmp_path):
-    from avssl.data.dataset import AVClipDataset, collate
-    from avssl.data.folder import VideoRecord
+    from avssl.data.dataset import AVClipDataset, ClipSpec, collate
+    from avssl.data.layouts import VideoRecord
 
     path = truncated_mkv(tmp_path)
     dataset = AVClipDataset(
-        [VideoRecord(str(path), 0, "cut")], train=False, num_clips=4, clip_seconds=0.64, sample_rate=RATE, short_side=32
+        [VideoRecord(str(path), 0, "cut")], ClipSpec(clip_seconds=0.64, sample_rate=RATE, short_side=32), train=False, num_clips=4
     )
     batch = collate([dataset[0]])
     assert batch["num_truncated_video"] == 1 and batch["num_failed"] == 0

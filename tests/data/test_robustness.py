@@ -11,13 +11,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from avssl.data.dataset import AVClipDataset, EpochSampler, TimeoutNamingLoader, collate
+from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate
 from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, probe
-from avssl.data.folder import VideoRecord
+from avssl.data.layouts import VideoRecord
 from avssl.data.prepare import PrepareConfig, prepare_file
 from tests.data.media import index_frame, read_index, sequential_times, write_media
 
 KW = dict(clip_seconds=1.28, num_frames=4, short_side=32, sample_rate=16000)
+CLIP = ClipSpec(**KW)
 RNG = np.random.default_rng(0)
 
 
@@ -48,7 +49,7 @@ def test_every_bad_file_is_skipped_counted_and_listed(tmp_path, good):
     audio_only = write_media(tmp_path / "audio_only.mp4", None, audio=tone(3, 16000))
     silent = write_media(tmp_path / "silent.mp4", frames(75), audio=None)
     records = [rec(good), rec(tmp_path / "missing.mp4"), rec(empty), rec(truncated), rec(audio_only), rec(silent)]
-    ds = AVClipDataset(records, train=True, **KW)
+    ds = AVClipDataset(records, CLIP, train=True)
     assert len(ds) == 1
     assert dict(ds.skipped) == {"missing": 1, "unreadable": 2, "no_video_stream": 1, "no_audio_stream": 1}
     assert {p for p, _ in ds.skipped_files} == {r.path for r in records[1:]}
@@ -56,7 +57,7 @@ def test_every_bad_file_is_skipped_counted_and_listed(tmp_path, good):
 
 def test_missing_audio_can_become_counted_silence(tmp_path):
     silent = write_media(tmp_path / "silent.mp4", frames(75), audio=None)
-    ds = AVClipDataset([rec(silent)], train=False, allow_missing_audio=True, num_clips=2, **{k: v for k, v in KW.items()})
+    ds = AVClipDataset([rec(silent)], ClipSpec(**KW, allow_missing_audio=True), train=False, num_clips=2)
     sample = ds[(0, 0)]
     assert sample["audio"].shape == (2, round(1.28 * 16000)) and sample["audio"].abs().sum() == 0
     batch = collate([sample])
@@ -74,7 +75,7 @@ def test_short_audio_is_zero_padded_and_counted(tmp_path):
 
 def test_video_shorter_than_a_clip_still_gives_clips(tmp_path):
     path = write_media(tmp_path / "short.mp4", frames(20), audio=tone(0.8, 16000))  # 0.8 s < 1.28 s
-    ds = AVClipDataset([rec(path)], train=True, **KW)
+    ds = AVClipDataset([rec(path)], CLIP, train=True)
     sample = ds[(0, 0)]
     assert sample["video"].shape == (2, 4, 32, 32, 3) and sample["short_video"] and sample["padded_audio"]
     assert torch.equal(sample["start"], torch.zeros(2, dtype=torch.float64))
@@ -85,7 +86,7 @@ def test_non_finite_audio_is_zeroed_and_counted(tmp_path):
     audio[0, 100:200] = np.nan
     audio[0, 300] = np.inf
     path = write_media(tmp_path / "nan.mkv", frames(75), audio=audio, audio_codec="pcm_f32le")
-    ds = AVClipDataset([rec(path)], train=False, num_clips=3, **{k: v for k, v in KW.items()})
+    ds = AVClipDataset([rec(path)], CLIP, train=False, num_clips=3)
     sample = ds[(0, 0)]
     assert sample["nonfinite_audio"] and torch.isfinite(sample["audio"]).all()
     assert collate([sample])["num_nonfinite_audio"] == 1
@@ -101,10 +102,10 @@ def test_runtime_decode_failure_keeps_the_training_batch_full(tmp_path, good, mo
         return real(self, times)
 
     monkeypatch.setattr(ClipDecoder, "video", flaky)
-    train = AVClipDataset([rec(good), rec(other)], train=True, **KW)
+    train = AVClipDataset([rec(good), rec(other)], CLIP, train=True)
     batch = collate([train[(0, 0)], train[(0, 1)]])
     assert batch["video"].shape[0] == 2 and batch["num_failed"] == 1 and batch["index"].tolist() == [1, 1]
-    test = AVClipDataset([rec(good), rec(other)], train=False, num_clips=1, **KW)
+    test = AVClipDataset([rec(good), rec(other)], CLIP, train=False, num_clips=1)
     batch = collate([test[(0, 0)], test[(0, 1)]])
     assert batch["video"].shape[0] == 1 and batch["num_failed"] == 1  # evaluation never duplicates a video
 
@@ -212,14 +213,14 @@ def test_hung_decode_fails_naming_the_file(tmp_path, good, monkeypatch):
         return real(self, times)
 
     monkeypatch.setattr(ClipDecoder, "video", hang)  # inherited by the forked worker
-    ds = AVClipDataset([rec(good)], train=False, num_clips=1, **KW)
+    ds = AVClipDataset([rec(good)], CLIP, train=False, num_clips=1)
     loader = TimeoutNamingLoader(ds, batch_size=1, sampler=EpochSampler(1, shuffle=False), num_workers=1, collate_fn=collate, timeout=3)
     with pytest.raises(RuntimeError, match=r"timed out after 3 s .*good\.mp4"):
         next(iter(loader))
 
 
 def test_dataset_pickles_and_works_with_spawned_workers(good):
-    ds = AVClipDataset([rec(good)], train=True, **KW)
+    ds = AVClipDataset([rec(good)], CLIP, train=True)
     clone = pickle.loads(pickle.dumps(ds))
     assert torch.equal(clone[(0, 0)]["video"], ds[(0, 0)]["video"])
     loader = DataLoader(
@@ -233,7 +234,7 @@ def test_dataset_pickles_and_works_with_spawned_workers(good):
 def test_forked_workers_decode_after_the_parent_did(good, backend):
     """The parent decodes first (its decoder caches exist), then forked workers decode: nothing
     inherited through fork may be used in the child (a cached swscale context deadlocked)."""
-    ds = AVClipDataset([rec(good)] * 4, train=True, video_backend=backend, **KW)
+    ds = AVClipDataset([rec(good)] * 4, ClipSpec(**KW, video_backend=backend), train=True)
     expected = ds[(0, 0)]["video"]
     loader = DataLoader(
         ds,

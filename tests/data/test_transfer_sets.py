@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 import avssl
-from avssl.data.transfer_sets import detect_layout, read_transfer_set
+from avssl.data import layouts
+from avssl.data.layouts import ReadOptions
 from avssl.errors import ConfigError
 from tests.data import transfer_trees as trees
 
@@ -22,13 +23,17 @@ def roots(tmp_path_factory):
     return {name: getattr(trees, name)(base / name) for name in ("ucf101", "hmdb51", "esc50", "vggsound")}
 
 
+def read_transfer_set(root, layout, split):
+    return layouts.read(root, layout, ReadOptions(split=split))
+
+
 def by_split(found):
     return {s: sorted((r.video_id, r.label) for r in found.records if r.split == s) for s in ("train", "test")}
 
 
 def test_layouts_are_recognised_from_their_files(roots, tmp_path):
-    assert {name: detect_layout(root) for name, root in roots.items()} == {n: n for n in roots}
-    assert detect_layout(tmp_path) is None
+    assert {name: layouts.detect(root).name for name, root in roots.items()} == {n: n for n in roots}
+    assert layouts.detect(tmp_path).name == "folder"  # any other directory: a folder of videos
 
 
 @pytest.mark.parametrize("split", [1, 2, 3])

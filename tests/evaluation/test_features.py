@@ -7,7 +7,7 @@ import torch
 
 import avssl
 from avssl.data.dataset import AVClipDataset, collate
-from avssl.data.folder import VideoRecord
+from avssl.data.layouts import VideoRecord
 from avssl.errors import ConfigError
 
 
@@ -24,11 +24,11 @@ def test_features_of_a_list_of_files_match_the_encoder_on_the_same_clips(checkpo
     assert list(features.skipped) == [str(broken)] and (features.labels == -1).all()
     # the same clips through the encoder by hand: the checkpoint's input settings (4 frames, 16 kHz)
     data = avssl.encoder_datamodule(encoder)
-    assert data.clip_kwargs["num_frames"] == 4 and data.clip_kwargs["sample_rate"] == 16000
+    assert data.clip.num_frames == 4 and data.clip.sample_rate == 16000
     again = avssl.extract_features(checkpoint, [videos[1]], clips=2)  # a path works too
     torch.testing.assert_close(again.fused[0], features.fused[1], rtol=1e-4, atol=1e-5)
     # reference: the two uniformly spaced clips of video 1, centre crops, through the backbone
-    dataset = AVClipDataset([VideoRecord(str(videos[1]), -1, "v", "test")], train=False, num_clips=2, **data.clip_kwargs)
+    dataset = AVClipDataset([VideoRecord(str(videos[1]), -1, "v", "test")], data.clip, train=False, num_clips=2)
     views = data.transform.eval_views(collate([dataset[0]]), [0.5])
     with torch.no_grad():
         clip_features = encoder.backbone(views["video"][0], views["spec"][0])  # [2, D]

@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avssl.data.folder import VideoRecord
+from avssl.data.layouts.base import Catalog, Layout, ReadOptions, VideoRecord
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -193,3 +193,16 @@ def is_ave_root(root: str | Path) -> bool:
     """An AVE download: ``Annotations.txt`` and ``trainSet.txt`` in the root."""
     root = Path(root)
     return (root / ANNOTATIONS).is_file() and (root / SPLIT_FILES["train"]).is_file()
+
+
+class AVE(Layout):
+    """The AVE download: its three official splits at once (``data.split`` does not apply)."""
+
+    name = "ave"
+
+    def detect(self, root: Path) -> bool:
+        return is_ave_root(root)
+
+    def read(self, root: Path, options: ReadOptions) -> Catalog:
+        records, report = load_ave(root, drop_cross_split_duplicates=options.drop_cross_split_duplicates)
+        return Catalog(self.name, None, records, report.classes, missing=list(report.missing))

@@ -1,6 +1,6 @@
-"""Folder / CSV datasets (no decoding): a list of :class:`VideoRecord`.
+"""A manifest CSV or a plain folder of videos (no decoding).
 
-A manifest CSV has the header ``path,label[,split]``; ``path`` is relative to the manifest's
+A manifest has the header ``path,label[,split]``; ``path`` is relative to the manifest's
 directory (or absolute), ``label`` an integer class or empty for unlabeled videos, ``split`` one of
 ``train`` / ``val`` / ``test``. Without a manifest, every video file under the root is an
 unlabeled training video.
@@ -9,24 +9,10 @@ unlabeled training video.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
-SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One video (or audio file) of a dataset; clips are drawn from ``[offset, offset + length)``
-    of the file (the whole file by default)."""
-
-    path: str
-    label: int  # -1 when unknown
-    video_id: str
-    split: str = "train"
-    offset: float = 0.0  # seconds into the file where the sample starts
-    length: float | None = None  # seconds of the sample (None: to the end of the file)
+from avssl.data.layouts.base import MANIFEST, SPLITS, VIDEO_EXTENSIONS, Catalog, Layout, ReadOptions, VideoRecord
+from avssl.errors import ConfigError
 
 
 def read_manifest(manifest: str | Path) -> list[VideoRecord]:
@@ -37,17 +23,17 @@ def read_manifest(manifest: str | Path) -> list[VideoRecord]:
     with open(manifest, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise ValueError(f"{manifest}: expected a header 'path,label[,split]', got {reader.fieldnames}")
+            raise ConfigError(f"{manifest}: expected a header 'path,label[,split]', got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             path = Path(row["path"])
             label_text = (row.get("label") or "").strip()
             try:
                 label = int(label_text) if label_text else -1
             except ValueError:
-                raise ValueError(f"{manifest}:{line}: field 'label' must be an integer or empty, got {label_text!r}") from None
+                raise ConfigError(f"{manifest}:{line}: field 'label' must be an integer or empty, got {label_text!r}") from None
             split = (row.get("split") or "train").strip()
             if split not in SPLITS:
-                raise ValueError(f"{manifest}:{line}: field 'split' must be one of {SPLITS}, got {split!r}")
+                raise ConfigError(f"{manifest}:{line}: field 'split' must be one of {SPLITS}, got {split!r}")
             full = path if path.is_absolute() else base / path
             records.append(VideoRecord(str(full), label, path.stem, split))
     return records
@@ -58,3 +44,29 @@ def scan_folder(root: str | Path) -> list[VideoRecord]:
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
     return [VideoRecord(str(p), -1, str(p.relative_to(root).with_suffix("")), "train") for p in files]
+
+
+class Manifest(Layout):
+    """A directory with a ``manifest.csv``."""
+
+    name = "manifest"
+
+    def detect(self, root: Path) -> bool:
+        return (root / MANIFEST).is_file()
+
+    def read(self, root: Path, options: ReadOptions) -> Catalog:
+        if not self.detect(root):
+            raise ConfigError(f"data.layout {self.name}: no {MANIFEST} in {root}")
+        return Catalog(self.name, None, read_manifest(root / MANIFEST))
+
+
+class Folder(Layout):
+    """Any directory: every video file under it, unlabeled, all train (detected last)."""
+
+    name = "folder"
+
+    def detect(self, root: Path) -> bool:
+        return root.is_dir()
+
+    def read(self, root: Path, options: ReadOptions) -> Catalog:
+        return Catalog(self.name, None, scan_folder(root))
