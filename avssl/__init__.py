@@ -1,39 +1,43 @@
-"""avssl: self-supervised audiovisual representation learning with spatio-temporal augmentations."""
+"""avssl: self-supervised audiovisual representation learning with spatio-temporal augmentations.
+
+The public API is imported on first use (``avssl.SimCLR`` imports the methods then), so
+``import avssl`` and the command line's ``--help`` start without loading torch.
+"""
+
+from __future__ import annotations
+
+from avssl.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
-from avssl.augment.pipeline import AugmentConfig, AVTransform  # noqa: E402
-from avssl.augment.temporal import TemporalAug  # noqa: E402
-from avssl.data.datamodule import AVDataModule  # noqa: E402
-from avssl.data.synthetic import SyntheticSpec  # noqa: E402
-from avssl.evaluation import FineTune, LinearProbe, encoder_datamodule, extract_features, linear_evaluation, load_encoder  # noqa: E402
-from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss  # noqa: E402
-from avssl.methods import BYOL, MoCoV3, SimCLR, SimSiam, SSLMethod, Supervised  # noqa: E402
-from avssl.models.backbone import BackboneConfig, TwoStreamBackbone  # noqa: E402
+# name -> the module that defines it
+_EXPORTS = {
+    "AVDataModule": "avssl.data.datamodule",
+    "AVTransform": "avssl.augment.pipeline",
+    "AugmentConfig": "avssl.augment.pipeline",
+    "BYOL": "avssl.methods",
+    "BackboneConfig": "avssl.models.backbone",
+    "FineTune": "avssl.evaluation",
+    "LinearProbe": "avssl.evaluation",
+    "MoCoV3": "avssl.methods",
+    "SSLMethod": "avssl.methods",
+    "SimCLR": "avssl.methods",
+    "SimSiam": "avssl.methods",
+    "Supervised": "avssl.methods",
+    "SyntheticSpec": "avssl.data.synthetic",
+    "TemporalAug": "avssl.augment.temporal",
+    "TwoStreamBackbone": "avssl.models.backbone",
+    "byol_loss": "avssl.losses",
+    "cross_modal_nce": "avssl.losses",
+    "encoder_datamodule": "avssl.evaluation",
+    "extract_features": "avssl.evaluation",
+    "info_nce": "avssl.losses",
+    "linear_evaluation": "avssl.evaluation",
+    "load_encoder": "avssl.evaluation",
+    "moco_loss": "avssl.losses",
+    "simsiam_loss": "avssl.losses",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "BackboneConfig",
-    "BYOL",
-    "MoCoV3",
-    "SimSiam",
-    "Supervised",
-    "byol_loss",
-    "cross_modal_nce",
-    "encoder_datamodule",
-    "extract_features",
-    "moco_loss",
-    "simsiam_loss",
-    "AVDataModule",
-    "AVTransform",
-    "AugmentConfig",
-    "FineTune",
-    "LinearProbe",
-    "SSLMethod",
-    "SimCLR",
-    "SyntheticSpec",
-    "TemporalAug",
-    "TwoStreamBackbone",
-    "info_nce",
-    "linear_evaluation",
-    "load_encoder",
-]
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

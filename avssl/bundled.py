@@ -41,3 +41,29 @@ def describe(name: str) -> str:
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
+
+
+# ---------------------------------------------------------------------------- avssl configs
+def add_arguments(parser) -> None:
+    parser.add_argument("name", nargs="?", help="a bundled config to print (e.g. simclr, paper/table2/control)")
+
+
+def run(ns) -> None:
+    """List the bundled configs (the paper's cells by directory), or print one."""
+    import sys
+
+    if ns.name is None:  # the paper's cells by directory (each file: avssl configs paper/<table>/<cell>)
+        rows, cells = [], {}
+        for name in bundled_configs():
+            if name.startswith("paper/"):
+                cells.setdefault(name.rsplit("/", 1)[0], []).append(name)
+            else:
+                rows.append((name, describe(name)))
+        rows += [(f"{d}/", f"{len(names)} cells of the paper's {d.split('/')[1]}, for avssl grid") for d, names in cells.items()]
+        width = max(len(n) for n, _ in rows)
+        print("\n".join(f"{n:<{width}}  {text}" for n, text in rows))
+        return
+    path = resolve(ns.name)
+    if not path.is_file():
+        raise ConfigError(f"avssl configs: {ns.name} is a directory of configs; name one of its files")
+    sys.stdout.write(path.read_text())

@@ -1,5 +1,8 @@
-"""The ``avssl`` command: LightningCLI (fit / validate / test / predict) plus ``synth``.
+"""The ``avssl`` command: one table of commands (:data:`COMMANDS`).
 
+The trainer commands (fit / validate / test / predict) run LightningCLI; every other command is
+a module with ``add_arguments(parser)`` and ``run(namespace)``, imported only when that command
+runs, so ``avssl --help``, ``avssl configs`` and each command's ``--help`` start without torch.
 Tests call :func:`main` with a list of arguments. Mistakes a user can fix (a missing data root,
 a bad value) end with one ``avssl: error: ...`` line and exit status 2, not a traceback.
 """
@@ -7,9 +10,11 @@ a bad value) end with one ``avssl: error: ...`` line and exit status 2, not a tr
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from avssl.bundled import PRETRAIN_BASE
@@ -17,20 +22,49 @@ from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EXTRA_COMMANDS = {
-    "configs": "list the bundled configs, or print one (avssl configs simclr > my.yaml)",
-    "synth": "write the synthetic audiovisual dataset to a directory",
-    "prepare": "re-encode a dataset once into a training-friendly copy (SRC DST)",
-    "grid": "run table cells (configs/paper/<table>): pre-train, then linear evaluation",
-    "report": "tables and figures in the paper's layout from a runs directory",
-    "transfer": "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",
+
+@dataclass(frozen=True)
+class Command:
+    """One ``avssl`` command: its one-line help and, unless it is a trainer command, the module
+    holding its ``add_arguments`` / ``run``; ``passthrough`` commands hand the arguments after
+    ``--`` to the runs they start (``namespace.extra``)."""
+
+    help: str
+    module: str | None = None
+    passthrough: bool = False
+
+
+COMMANDS = {
+    "fit": Command("pre-train a method (configs/<method>.yaml) or fit a model"),
+    "validate": Command("run the validation loop"),
+    "test": Command("linear evaluation of a pre-trained encoder (configs/linear.yaml)"),
+    "predict": Command("run the predict loop"),
+    "configs": Command("list the bundled configs, or print one (avssl configs simclr > my.yaml)", "avssl.bundled"),
+    "synth": Command("write the synthetic audiovisual dataset to a directory", "avssl.data.synthetic"),
+    "prepare": Command("re-encode a dataset once into a training-friendly copy (SRC DST)", "avssl.data.prepared"),
+    "grid": Command("run table cells (configs/paper/<table>): pre-train, then linear evaluation", "avssl.workflows.grid"),
+    "report": Command("tables and figures in the paper's layout from a runs directory", "avssl.report"),
+    "transfer": Command(
+        "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",
+        "avssl.workflows.transfer",
+        passthrough=True,
+    ),
 }
-TRAINER_COMMANDS = {
-    "fit": "pre-train a method (configs/<method>.yaml) or fit a model",
-    "validate": "run the validation loop",
-    "test": "linear evaluation of a pre-trained encoder (configs/linear.yaml)",
-    "predict": "run the predict loop",
-}
+
+
+def run_command(name: str, args: Sequence[str]) -> int:
+    """Parse ``args`` with the command's own parser and run it; returns the exit status."""
+    command = COMMANDS[name]
+    module = importlib.import_module(command.module)
+    parser = argparse.ArgumentParser(prog=f"avssl {name}", description=command.help)
+    module.add_arguments(parser)
+    args = list(args)
+    cut = args.index("--") if command.passthrough and "--" in args else len(args)
+    ns = parser.parse_args(args[:cut])
+    if command.passthrough:
+        ns.extra = args[cut + 1 :]
+    code = module.run(ns)  # an exit status, or None (or a result for Python callers) when it succeeded
+    return code if isinstance(code, int) else 0
 
 
 def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
@@ -103,11 +137,11 @@ def name_logger_after_method(config) -> None:
 
 def apply_encoder_settings(config, explicit) -> None:
     """For a linear probe with ``model.init_args.encoder_ckpt``: set the data settings the encoder
-    was pre-trained with (input settings and dataset, :mod:`avssl.evaluation.encoder`) in
-    ``config``, refusing explicit input settings that conflict with them."""
+    was pre-trained with (its input and dataset, :func:`avssl.evaluation.encoder.encoder_settings`)
+    in ``config`` where the user set none; the probe checks the rest against the encoder."""
     from jsonargparse import Namespace
 
-    from avssl.evaluation.encoder import input_overrides, leaves, read_checkpoint
+    from avssl.evaluation.encoder import encoder_settings, leaves, read_checkpoint
     from avssl.evaluation.probe import LinearProbe
 
     model = config.model
@@ -118,15 +152,13 @@ def apply_encoder_settings(config, explicit) -> None:
     if not (isinstance(cls, type) and issubclass(cls, LinearProbe)) or not model.init_args.encoder_ckpt:
         return
     path = model.init_args.encoder_ckpt
-    encoder_data = read_checkpoint(path).get("datamodule_hyper_parameters") or {}
-    if not encoder_data:
+    checkpoint = read_checkpoint(path)
+    if not checkpoint.get("datamodule_hyper_parameters"):
         log.warning("%s carries no data settings (an older checkpoint): the evaluation uses the configured ones as they are", path)
         return
     given = explicit.get("data") if isinstance(explicit, Namespace) else None
     given = leaves(given.as_dict() if isinstance(given, Namespace) else {})
-    trained = leaves(encoder_data)
-    chosen = input_overrides(trained, given, override=bool(model.init_args.override_input_settings), source=str(path))
-    for key, value in chosen.items():
+    for key, value in encoder_settings(checkpoint, given).items():
         config[f"data.{key}"] = value
 
 
@@ -154,105 +186,6 @@ def instantiate(args: Sequence[str]):
     return cli.model, cli.datamodule, cli.trainer
 
 
-def _configs(args: Sequence[str]) -> None:
-    from avssl.bundled import bundled_configs, describe, resolve
-
-    parser = argparse.ArgumentParser(prog="avssl configs", description=EXTRA_COMMANDS["configs"])
-    parser.add_argument("name", nargs="?", help="a bundled config to print (e.g. simclr, paper/table2/control)")
-    ns = parser.parse_args(args)
-    if ns.name is None:  # the paper's cells by directory (each file: avssl configs paper/<table>/<cell>)
-        rows, cells = [], {}
-        for name in bundled_configs():
-            if name.startswith("paper/"):
-                cells.setdefault(name.rsplit("/", 1)[0], []).append(name)
-            else:
-                rows.append((name, describe(name)))
-        rows += [(f"{d}/", f"{len(names)} cells of the paper's {d.split('/')[1]}, for avssl grid") for d, names in cells.items()]
-        width = max(len(n) for n, _ in rows)
-        print("\n".join(f"{n:<{width}}  {text}" for n, text in rows))
-        return
-    path = resolve(ns.name)
-    if not path.is_file():
-        raise ConfigError(f"avssl configs: {ns.name} is a directory of configs; name one of its files")
-    sys.stdout.write(path.read_text())
-
-
-def _synth(args: Sequence[str]) -> None:
-    from avssl.data.synthetic import SyntheticSpec, generate
-
-    parser = argparse.ArgumentParser(prog="avssl synth", description=EXTRA_COMMANDS["synth"])
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--classes", type=int, default=SyntheticSpec.num_classes)
-    parser.add_argument("--videos-per-class", type=int, default=SyntheticSpec.videos_per_class)
-    parser.add_argument("--duration", type=float, default=SyntheticSpec.duration, help="seconds per video")
-    parser.add_argument("--size", type=int, default=SyntheticSpec.size, help="frame side in pixels")
-    parser.add_argument("--sample-rate", type=int, default=SyntheticSpec.sample_rate)
-    parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
-    ns = parser.parse_args(list(args))
-    spec = SyntheticSpec(
-        num_classes=ns.classes,
-        videos_per_class=ns.videos_per_class,
-        duration=ns.duration,
-        size=ns.size,
-        sample_rate=ns.sample_rate,
-        seed=ns.seed,
-    )
-    manifest = generate(ns.out, spec)
-    print(f"synthetic dataset: {manifest}")
-
-
-def _grid(args: Sequence[str]) -> int:
-    from avssl.grid import run_grid
-
-    return run_grid(list(args))
-
-
-def _transfer(args: Sequence[str]) -> None:
-    from avssl.evaluation.transfer import run_transfer
-
-    run_transfer(list(args))
-
-
-def _report(args: Sequence[str]) -> None:
-    from avssl.report import READOUT_NAMES, write_report
-
-    parser = argparse.ArgumentParser(prog="avssl report", description=EXTRA_COMMANDS["report"])
-    parser.add_argument("runs", help="directory with <table>/<cell>/results.json (avssl grid --out)")
-    parser.add_argument("--out", help="output directory (default RUNS/report)")
-    parser.add_argument(
-        "--readout",
-        choices=list(READOUT_NAMES),
-        default="fused",
-        help="which linear readout to tabulate (default fused, the paper's; audio / video: report_<readout>.md)",
-    )
-    ns = parser.parse_args(list(args))
-    path = write_report(ns.runs, ns.out, ns.readout)
-    print(f"report: {path}")
-
-
-def _prepare(args: Sequence[str]) -> None:
-    from avssl.data.prepare import PrepareConfig, prepare
-
-    defaults = PrepareConfig()
-    parser = argparse.ArgumentParser(prog="avssl prepare", description=EXTRA_COMMANDS["prepare"])
-    parser.add_argument("src", help="dataset root: AVE download, folder with manifest.csv, or a folder of videos")
-    parser.add_argument("dst", help="output root (created); re-running resumes")
-    parser.add_argument("--short-side", type=int, default=defaults.short_side, help="short side of the frames in pixels")
-    parser.add_argument("--fps", type=int, default=defaults.fps, help="constant output frame rate")
-    parser.add_argument("--gop", type=int, default=defaults.gop, help="frames between keyframes")
-    parser.add_argument("--audio-rate", type=int, default=defaults.audio_rate, help="sample rate of the mono WAV sidecar")
-    parser.add_argument("--crf", type=int, default=defaults.crf, help="x264 quality (lower is better)")
-    parser.add_argument("--bframes", type=int, default=defaults.bframes, help="non-reference B-frames between P-frames (0: none)")
-    parser.add_argument("--workers", type=int, default=4, help="parallel processes")
-    ns = parser.parse_args(list(args))
-    cfg = PrepareConfig(short_side=ns.short_side, fps=ns.fps, gop=ns.gop, audio_rate=ns.audio_rate, crf=ns.crf, bframes=ns.bframes)
-    report = prepare(ns.src, ns.dst, cfg, workers=ns.workers)
-    print(
-        f"prepared {report['prepared']}, already done {report['already_done']}, skipped {len(report['skipped'])} "
-        f"{report['skipped_by_reason']}; report: {Path(ns.dst) / 'prepare_report.json'}"
-    )
-
-
 class _CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is now (notebooks and test runners replace it)."""
 
@@ -276,8 +209,8 @@ def _log_to_stderr() -> None:
 
 
 def _usage() -> str:
-    lines = [f"usage: avssl {{{','.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}}} ...", "", "commands:"]
-    lines += [f"  {name:<9} {text}" for name, text in {**TRAINER_COMMANDS, **EXTRA_COMMANDS}.items()]
+    lines = [f"usage: avssl {{{','.join(COMMANDS)}}} ...", "", "commands:"]
+    lines += [f"  {name:<9} {command.help}" for name, command in COMMANDS.items()]
     lines += ["", "`avssl COMMAND --help` lists the options of a command; the documentation (docs/, or `make docs`) has the guides."]
     return "\n".join(lines)
 
@@ -290,12 +223,13 @@ def main(args: Sequence[str] | None = None) -> None:
         print(_usage())
         return
     try:
-        if args[0] in EXTRA_COMMANDS:
-            commands = {"configs": _configs, "synth": _synth, "prepare": _prepare, "grid": _grid, "report": _report, "transfer": _transfer}
-            code = commands[args[0]](args[1:])
+        if args[0] not in COMMANDS:
+            raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join(COMMANDS)}")
+        if COMMANDS[args[0]].module is not None:
+            code = run_command(args[0], args[1:])
             if code:
                 raise SystemExit(code)
-        elif args[0] in TRAINER_COMMANDS:
+        else:
             base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" and args[1:3] != ["--config", str(PRETRAIN_BASE)] else []
             resolved = [args[0], *config_files([*base, *args[1:]])]  # base: pre-training's shared trainer
             # LightningCLI reads the resolved arguments from sys.argv, and so do the processes that
@@ -305,8 +239,6 @@ def main(args: Sequence[str] | None = None) -> None:
                 _lightning_cli(None)
             finally:
                 sys.argv = argv
-        else:
-            raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join([*TRAINER_COMMANDS, *EXTRA_COMMANDS])}")
     except Exception as e:
         user_error = _config_error(e)
         if user_error is None:

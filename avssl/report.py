@@ -16,7 +16,7 @@ paper's mode when present. A cell without results is shown as missing ("—"), n
 mean over cells is shown only when all its entries exist.
 
 ``avssl transfer`` results (``transfer.json``) found under ``RUNS_DIR`` are gathered into
-``transfer.md``: one table per checkpoint (:func:`avssl.evaluation.transfer.transfer_report`).
+``transfer.md``: one table per checkpoint (:func:`avssl.workflows.transfer.transfer_report`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import statistics
 from pathlib import Path
 
 from avssl.errors import ConfigError
-from avssl.evaluation.probe import MODES
-from avssl.evaluation.results import PROTOCOLS
-from avssl.evaluation.transfer import transfer_report
+from avssl.evaluation.protocols import EVALUATION_PROTOCOLS, PROBE_MODES
 from avssl.paper import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
+from avssl.workflows.transfer import transfer_report
 
 ORDER = list(TEMPORAL)  # RE, FD, TM, TS
 MISSING = "—"
@@ -72,7 +71,7 @@ def collect(runs: str | Path, readout: str = "fused") -> dict[str, dict[str, dic
             continue
         payload = json.loads(path.read_text())
         metrics = payload.get("metrics", {})
-        modes = [payload["mode"]] if "mode" in payload else [m for m in MODES if f"pretrained/{m}/fused" in metrics]
+        modes = [payload["mode"]] if "mode" in payload else [m for m in PROBE_MODES if f"pretrained/{m}/fused" in metrics]
         for mode in modes:
             key = f"pretrained/{mode}/{readout}"
             if key in metrics:
@@ -139,17 +138,17 @@ def markdown(collected: dict, readout: str = "fused") -> str:
     lines = ["# Results in the paper's layout", ""]
     lines += [
         f"Linear-probe top-1 % of {READOUT_NAMES[readout]}. With several seeds: mean ± standard deviation (n seeds).",
-        f"{MISSING} = not run / not printed in the paper. Modes found: {', '.join(m for m in MODES if m in collected) or 'none'}.",
+        f"{MISSING} = not run / not printed in the paper. Modes found: {', '.join(m for m in PROBE_MODES if m in collected) or 'none'}.",
         "",
     ]
     lines += ["Where the paper's numbers come from when they are not table entries:", ""]
     lines += [f"- {table} / {cell}: {text}" for (table, cell), text in NOTES.items()]
     lines += [""]
-    for mode in MODES:
+    for mode in PROBE_MODES:
         if mode not in collected:
             continue
         with_paper = mode == "full" and readout == "fused"  # the paper reports the fused readout only
-        lines += [f"# Mode `{mode}`: {PROTOCOLS[mode]}", ""]
+        lines += [f"# Mode `{mode}`: {EVALUATION_PROTOCOLS[mode]}", ""]
         lines += ["Each entry: ours (paper)." if with_paper else "Not comparable with the paper's numbers, which are not shown here.", ""]
         lines += _tables(collected[mode], with_paper)
         lines += _paired(collected[mode])
@@ -308,10 +307,26 @@ def write_report(runs: str | Path, out: str | Path | None = None, readout: str =
         path.write_text(markdown(collected, readout))
         return path
     (out / "report.md").write_text(markdown(collected))
-    mode = next((m for m in MODES if m in collected), "full")
+    mode = next((m for m in PROBE_MODES if m in collected), "full")
     figures(means(collected.get(mode, {})), out, mode)
     transfer = transfer_report(runs)
     if transfer is not None:
         (out / "transfer.md").write_text(transfer)
         print(f"transfer report: {out / 'transfer.md'}")
     return out / "report.md"
+
+
+# ---------------------------------------------------------------------------- avssl report
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", help="directory with <table>/<cell>/results.json (avssl grid --out)")
+    parser.add_argument("--out", help="output directory (default RUNS/report)")
+    parser.add_argument(
+        "--readout",
+        choices=list(READOUT_NAMES),
+        default="fused",
+        help="which linear readout to tabulate (default fused, the paper's; audio / video: report_<readout>.md)",
+    )
+
+
+def run(ns) -> None:
+    print(f"report: {write_report(ns.runs, ns.out, ns.readout)}")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from avssl.cli import main
+from avssl.spec import InputSpec
 from tests.conftest import TINY_DATA_ARGS
 
 DEMO = ["--config", "configs/simclr.yaml", "--config", "configs/demo.yaml"]
@@ -41,7 +42,7 @@ def test_fit_builds_a_missing_synthetic_dataset(tmp_path, caplog):
     assert (root / "manifest.csv").exists()
 
 
-def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys):
+def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys, monkeypatch):
     ckpt_dir = tmp_path / "ckpt"
     main(
         [
@@ -56,6 +57,11 @@ def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys):
     )
     ckpt = ckpt_dir / "last.ckpt"
     assert ckpt.exists()
+    saved = torch.load(ckpt, weights_only=True)  # the encoder's input, beside its architecture
+    assert saved["input_spec"] == InputSpec.from_data_settings(saved["datamodule_hyper_parameters"]).to_dict()
+    assert saved["input_spec"]["num_frames"] == saved["datamodule_hyper_parameters"]["num_frames"]
+    reads, load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(str(f)) or load(f, *a, **k))
     out_dir = tmp_path / "linear"
     main(
         [
@@ -69,6 +75,7 @@ def test_pretrain_then_linear_test_writes_results(tiny_root, tmp_path, capsys):
             f"--trainer.logger.init_args.save_dir={tmp_path}",
         ]
     )
+    assert reads.count(str(ckpt.resolve())) == 1  # one read of the encoder for settings and weights
     out = capsys.readouterr().out
     assert "| pretrained | cached |" in out and "fast mode, not the paper's protocol" in out  # the demo's fast mode, labelled
     results = json.loads((out_dir / "results.json").read_text())
@@ -164,8 +171,9 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, tiny_root, capsys):
 
 
 def test_synth_command(tmp_path, capsys):
-    main(["synth", "--out", str(tmp_path / "s"), "--classes", "2", "--videos-per-class", "1", "--duration", "1.0", "--size", "32"])
+    main(["synth", "--out", str(tmp_path / "s"), "--num-classes", "2", "--videos-per-class", "1", "--duration", "1.0", "--size", "32"])
     assert (tmp_path / "s" / "manifest.csv").exists()
+    assert json.loads((tmp_path / "s" / "synthetic.json").read_text())["num_classes"] == 2
     assert "synthetic dataset" in capsys.readouterr().out
 
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from avssl.cli import main
-from avssl.data.datamodule import plain
 from avssl.errors import ConfigError
+from avssl.guards import NonFiniteLossError
 from avssl.methods import SimCLR
-from avssl.methods.base import NonFiniteLossError
 from avssl.models.backbone import BackboneConfig
 from avssl.reliability import AtomicCheckpointIO
+from avssl.utils.plain import plain
 from tests.conftest import TINY_DATA_ARGS
 
 DEMO = ["--config", "configs/simclr.yaml", "--config", "configs/demo.yaml"]

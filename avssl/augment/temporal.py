@@ -36,7 +36,7 @@ import torch
 from avssl.augment.functional import compose_indices, resample_indices
 from avssl.errors import ConfigError
 
-STREAMS = ("audio", "video", "both")
+PLACEMENTS = ("audio", "video", "both")  # which streams a temporal augmentation applies to
 NAMES = ("FD", "TM", "TS", "RE")
 FADE_SHAPES = ("linear", "logarithmic", "exponential", "quarter_sine", "half_sine")
 MASK_FILLS = ("noise", "constant")
@@ -160,8 +160,8 @@ class TemporalAug:
             value = getattr(self, field)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"temporal augmentation {self.name}: {field} must be in [0, 1], got {value}")
-        if self.streams not in STREAMS:
-            raise ConfigError(f"temporal augmentation {self.name}: streams must be one of {STREAMS}, got {self.streams!r}")
+        if self.streams not in PLACEMENTS:
+            raise ConfigError(f"temporal augmentation {self.name}: streams must be one of {PLACEMENTS}, got {self.streams!r}")
         if self.mask_fill not in MASK_FILLS:
             raise ConfigError(f"temporal augmentation {self.name}: mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
 

@@ -20,19 +20,10 @@ from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNam
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
 from avssl.data.synthetic import SyntheticSpec, generate
 from avssl.errors import ConfigError
+from avssl.spec import InputSpec
+from avssl.utils.plain import plain
 
 log = logging.getLogger(__name__)
-
-
-def plain(value):
-    """``value`` with dataclasses turned into dicts, recursively (for checkpoints and JSON)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(plain(v) for v in value)
-    return value
 
 
 def batch_generator(trainer: pl.Trainer, seed: int, device: torch.device) -> torch.Generator:
@@ -94,8 +85,10 @@ class AVDataModule(pl.LightningDataModule):
         seed: base seed of clip sampling, shuffling and augmentation.
         timeout: seconds a worker may take for one batch before the loader fails with an error
             naming the files being decoded (with ``num_workers > 0``).
-        video_backend: ``decord`` (default) or ``pyav`` (faster on the benchmark machine and able
-            to skip the frames no clip shows; see :mod:`avssl.data.decode`).
+        video_backend: ``decord`` (default) or ``pyav`` (able to skip the frames no clip shows;
+            see :mod:`avssl.data.decode` and the data guide's loader table).
+        prefetch_factor: batches each worker loads ahead (``null``: PyTorch's default, 2); raise it
+            when a fast GPU waits on data between slow batches (docs/guides/gpu.md).
     """
 
     def __init__(
@@ -125,6 +118,7 @@ class AVDataModule(pl.LightningDataModule):
         seed: int = 0,
         timeout: float = 300.0,
         video_backend: str = "decord",
+        prefetch_factor: int | None = None,
     ):
         super().__init__()
         # Saved in every checkpoint (plain types only: checkpoints load with weights_only=True), so
@@ -153,6 +147,8 @@ class AVDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.min_gap must be >= 0, got {min_gap}")
         if not timeout > 0:
             raise ConfigError(f"data.timeout must be > 0, got {timeout}")
+        if prefetch_factor is not None and prefetch_factor < 1:
+            raise ConfigError(f"data.prefetch_factor must be >= 1 (or null: PyTorch's default), got {prefetch_factor}")
         if self._clip.num_samples < spectrogram.n_fft:
             raise ConfigError(
                 f"data.sample_rate: a {clip_seconds} s clip at {sample_rate} Hz has {self._clip.num_samples} samples, "
@@ -179,7 +175,7 @@ class AVDataModule(pl.LightningDataModule):
         self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
         self._streams = tuple(streams) if streams is not None else None
         self.catalog: Catalog | None = None
-        self.batch_size, self.num_workers, self.timeout = batch_size, num_workers, timeout
+        self.batch_size, self.num_workers, self.timeout, self.prefetch_factor = batch_size, num_workers, timeout, prefetch_factor
         self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
         self.min_gap = min_gap
@@ -215,6 +211,11 @@ class AVDataModule(pl.LightningDataModule):
     def clip(self) -> ClipSpec:
         """What a clip is: the clip settings with the streams decoded."""
         return dataclasses.replace(self._clip, streams=self.streams)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The encoder input these settings give (saved in pre-training checkpoints)."""
+        return InputSpec.from_data_settings(dict(self.hparams))
 
     @property
     def num_classes(self) -> int:
@@ -287,6 +288,7 @@ class AVDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             timeout=self.timeout if workers > 0 else 0,
             persistent_workers=workers > 0,  # epochs travel in the sampler keys
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

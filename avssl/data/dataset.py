@@ -62,12 +62,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
-from avssl.data.layouts import VideoRecord
+from avssl.data.layouts import STREAMS, VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-STREAMS = ("video", "audio")
 SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 

@@ -46,31 +46,24 @@ import torchaudio.functional as AF
 from av.video.reformatter import VideoReformatter
 from tqdm.auto import tqdm
 
-from avssl.data.decode import PREPARE_REPORT, TRUNCATION_SLACK, DecodeError, MediaInfo, audio_samples, display_rgb, probe, resized_shape
+from avssl.data.decode import (
+    TIME_TOLERANCE,
+    TRUNCATION_SLACK,
+    DecodeError,
+    MediaInfo,
+    audio_samples,
+    display_rgb,
+    frame_time,
+    probe,
+    resized_shape,
+)
 from avssl.data.layouts import VIDEO_EXTENSIONS
+from avssl.data.prepared import PREPARE_REPORT, PrepareConfig
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-REPORT = PREPARE_REPORT
 TMP_DIR = ".avssl-prepare-tmp"  # DST's directory for outputs being written
 COPIED = (".txt", ".csv", ".json")
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    short_side: int = 256
-    fps: int = 25
-    gop: int = 16
-    audio_rate: int = 44100
-    crf: int = 23
-    bframes: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("short_side", "fps", "gop", "audio_rate"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"prepare: --{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.bframes < 0:
-            raise ConfigError(f"prepare: --bframes must be >= 0, got {self.bframes}")
 
 
 def prepare_file(
@@ -145,7 +138,7 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
     reformatter = VideoReformatter()
     with av.open(src) as source, av.open(str(path), mode="w") as target:
         stream = source.streams.video[0]
-        tb = stream.time_base
+        tb = float(stream.time_base)
         out = target.add_stream("libx264", rate=cfg.fps)
         out.width, out.height, out.pix_fmt = out_w, out_h, "yuv420p"
         out.options = {
@@ -161,9 +154,9 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
         }
         k, last, t = 0, None, 0.0
         for frame in source.decode(stream):
-            t = (float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0)) - info.start
+            t = frame_time(frame, tb, info.start)
             # output frame k (time k / fps) shows the last source frame starting at or before it
-            while last is not None and k / cfg.fps + 1e-4 < t:
+            while last is not None and k / cfg.fps + TIME_TOLERANCE < t:
                 _encode(target, out, last, k)
                 k += 1
             last = display_rgb(frame, info.rotation, out_h, out_w, reformatter)
@@ -172,7 +165,7 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
         interval = 1.0 / info.fps if info.fps > 0 else 0.0
         if t + interval + TRUNCATION_SLACK < info.duration:
             raise DecodeError(src, "truncated", f"frames end at {t + interval:.2f} s of the {info.duration:.2f} s its header gives")
-        while k / cfg.fps < info.duration - 1e-4:
+        while k / cfg.fps < info.duration - TIME_TOLERANCE:
             _encode(target, out, last, k)
             k += 1
         for packet in out.encode():
@@ -259,7 +252,7 @@ def _copy_metadata(src: Path, dst: Path, rel: Path, outputs: dict[Path, Path | N
 def _check_settings(dst: Path, settings: dict) -> None:
     """Refuse to resume into a ``dst`` prepared with other settings (its finished files would be kept)."""
     try:
-        previous = json.loads((dst / REPORT).read_text()).get("settings")
+        previous = json.loads((dst / PREPARE_REPORT).read_text()).get("settings")
     except (OSError, ValueError, AttributeError):
         return
     if previous is not None and previous != settings:
@@ -284,7 +277,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     shutil.rmtree(tmp_dir, ignore_errors=True)  # partial outputs of an interrupted run
     tmp_dir.mkdir()
     # settings first, so a re-run after an interruption cannot mix files of two settings
-    (dst / REPORT).write_text(json.dumps({"source": str(src), "settings": settings, "in_progress": True}, indent=2))
+    (dst / PREPARE_REPORT).write_text(json.dumps({"source": str(src), "settings": settings, "in_progress": True}, indent=2))
     outputs = {v.rel: v.output for v in videos}
     for rel in others:
         _copy_metadata(src, dst, rel, outputs)
@@ -333,13 +326,13 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         "metadata_copied": [str(r) for r in others],
         "files": dict(sorted(files.items())),
     }
-    (dst / REPORT).write_text(json.dumps(report, indent=2))
+    (dst / PREPARE_REPORT).write_text(json.dumps(report, indent=2))
     log.info(
         "prepare: %d prepared, %d already done, %d skipped %s -> %s",
         report["prepared"],
         len(done),
         len(skipped),
         report["skipped_by_reason"],
-        dst / REPORT,
+        dst / PREPARE_REPORT,
     )
     return report

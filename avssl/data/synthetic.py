@@ -9,9 +9,8 @@ stream's training augmentations, the way a real event does:
   moving with the class's motion (drifting vertically, horizontally or diagonally, expanding,
   contracting, rotating, flickering or pulsing). Both cues fill the frame, so any crop shows the
   class, and every family and motion is its own mirror image (orientations, directions and
-  centres are nuisances), so a horizontal flip keeps it. Motion alone (generator version 4) was
-  a class the video encoder did not learn from contrastive objectives at the demo's budget
-  (docs/studies/demo.md); a real event's appearance is what such encoders pick up first;
+  centres are nuisances), so a horizontal flip keeps it (docs/studies/demo.md says why the
+  class has an appearance as well as a motion);
 * audio: the contour of a tone (rising / falling chirp, vibrato, fast / slow pulses,
   two-tone alternation, up-down sweep, stepped staircase).
 
@@ -44,6 +43,7 @@ import av
 import numpy as np
 
 from avssl.data.layouts.base import MANIFEST, SYNTHETIC_PARAMS
+from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,20 @@ GENERATOR_VERSION = 6
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Parameters of a synthetic dataset; together with ``seed`` they determine every byte."""
+    """Parameters of a synthetic dataset; together with ``seed`` they determine every byte.
+
+    Args:
+        num_classes: classes (each a motion and an audio contour).
+        videos_per_class: videos of each class.
+        duration: seconds per video.
+        fps: frames per second.
+        size: frame side in pixels.
+        sample_rate: audio sample rate in Hz.
+        segment: seconds between redraws of the nuisance factors.
+        val_fraction: share of each class's videos in the val split.
+        test_fraction: share of each class's videos in the test split.
+        seed: generation seed.
+    """
 
     num_classes: int = 8
     videos_per_class: int = 24
@@ -71,11 +84,11 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= len(MOTIONS) * len(CONTOURS):
-            raise ValueError(f"num_classes must be in [2, {len(MOTIONS) * len(CONTOURS)}], got {self.num_classes}")
+            raise ConfigError(f"num_classes must be in [2, {len(MOTIONS) * len(CONTOURS)}], got {self.num_classes}")
         if self.videos_per_class < 1:
-            raise ValueError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
+            raise ConfigError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
         if self.duration <= 0 or self.fps <= 0 or self.size < 16 or self.sample_rate < 4000:
-            raise ValueError(f"invalid synthetic spec: {self}")
+            raise ConfigError(f"invalid synthetic spec: {self}")
 
     def params(self) -> dict:
         """The stored parameters: the spec and the generator version that wrote the files."""
@@ -307,7 +320,9 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     if manifest.exists() and params_file.exists():
         stored = json.loads(params_file.read_text())
         if stored != spec.params():
-            raise ValueError(f"{root} holds a synthetic dataset built with {stored}, not {spec.params()}; choose another root or delete it")
+            raise ConfigError(
+                f"{root} holds a synthetic dataset built with {stored}, not {spec.params()}; choose another root or delete it"
+            )
         return manifest
     root.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -339,3 +354,17 @@ def _progress(items, total: int, enabled: bool):
     except ImportError:  # pragma: no cover - tqdm comes with pytorch-lightning
         return items
     return tqdm(items, total=total, desc="synthetic dataset", unit="video")
+
+
+# ---------------------------------------------------------------------------- avssl synth
+def add_arguments(parser) -> None:
+    from avssl.arguments import add_dataclass_arguments
+
+    parser.add_argument("--out", required=True, help="output directory")
+    add_dataclass_arguments(parser, SyntheticSpec)
+
+
+def run(ns) -> None:
+    from avssl.arguments import dataclass_from
+
+    print(f"synthetic dataset: {generate(ns.out, dataclass_from(ns, SyntheticSpec))}")

@@ -1,18 +1,19 @@
-"""Evaluation of pre-trained encoders: the linear probe (paper section 3.4), kNN, fine-tuning and transfer protocols."""
+"""Evaluation of pre-trained encoders: the linear probe (paper section 3.4), kNN, fine-tuning and retrieval."""
 
-from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
-from avssl.evaluation.features import Features, encoder_datamodule, extract_features
-from avssl.evaluation.finetune import FineTune
-from avssl.evaluation.probe import LinearProbe
-from avssl.evaluation.protocol import linear_evaluation
+from __future__ import annotations
 
-__all__ = [
-    "FineTune",
-    "Features",
-    "LinearProbe",
-    "PretrainedEncoder",
-    "encoder_datamodule",
-    "extract_features",
-    "linear_evaluation",
-    "load_encoder",
-]
+from avssl.lazy import lazy_exports
+
+_EXPORTS = {
+    "FineTune": "avssl.evaluation.finetune",
+    "Features": "avssl.evaluation.features",
+    "LinearProbe": "avssl.evaluation.probe",
+    "PretrainedEncoder": "avssl.evaluation.encoder",
+    "encoder_datamodule": "avssl.evaluation.features",
+    "extract_features": "avssl.evaluation.features",
+    "linear_evaluation": "avssl.workflows.linear",
+    "load_encoder": "avssl.evaluation.encoder",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -1,23 +1,24 @@
-"""A frozen pre-trained encoder and the input settings it was trained with.
+"""A frozen pre-trained encoder and what it was trained on.
 
 A pre-training checkpoint holds the backbone's weights and architecture (the method's
-hyper-parameters) and the data module's settings (``datamodule_hyper_parameters``). An evaluation
-must feed the encoder what it was trained on, so :func:`input_overrides` turns those settings into
-the evaluation's data settings:
+hyper-parameters), the encoder's input (:class:`~avssl.spec.InputSpec`) and the data module's
+settings (``datamodule_hyper_parameters``). An evaluation must feed the encoder what it was trained
+on: :func:`encoder_settings` gives the data settings an evaluation takes from the checkpoint:
 
-* :data:`INPUT_SETTINGS` define the encoder's input (frames per clip, clip length, audio rate,
-  spectrogram, pixel normalisation). They are taken from the checkpoint; an explicit different
-  value is an error naming the field and both values, unless ``override`` is set (then the
-  explicit value is used and logged).
-* :data:`DATASET_SETTINGS` say which data and at which decode resolution: taken from the
-  checkpoint unless given explicitly (an explicit value wins and is logged when it differs). The
-  decode short side belongs here because the test protocol sets its own resolution (the paper's
-  256 x 256 test crops need frames decoded at a short side of 256, whatever the pre-training
-  decoded at; CVRL trains at 224 and tests at 256 the same way).
+* the input (frames per clip, clip length, audio rate, spectrogram, pixel normalisation): taken
+  from the checkpoint; an explicit different value is refused by
+  :meth:`~avssl.spec.InputSpec.check` when the probe attaches the data, unless
+  ``override_input_settings`` is set (then the explicit value is used and logged);
+* :data:`DATASET_SETTINGS` (which data, at which decode resolution): taken from the checkpoint
+  unless given explicitly (an explicit value wins and is logged when it differs). The decode short
+  side belongs here because the test protocol sets its own resolution (the paper's 256 x 256 test
+  crops need frames decoded at a short side of 256, whatever the pre-training decoded at; CVRL
+  trains at 224 and tests at 256 the same way).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -28,11 +29,12 @@ import torch
 from torch import nn
 
 from avssl.errors import ConfigError
+from avssl.guards import refuse_nonfinite
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.spec import InputSpec, same_setting
 
 log = logging.getLogger(__name__)
 
-INPUT_SETTINGS = ("num_frames", "clip_seconds", "sample_rate", "spectrogram", "augment.mean", "augment.std")
 DATASET_SETTINGS = ("root", "synthetic", "synthetic_root", "drop_cross_split_duplicates", "short_side")
 
 
@@ -47,6 +49,7 @@ class PretrainedEncoder:
         architecture: the backbone's architecture (from the checkpoint).
         data: the data module's settings during pre-training (empty for checkpoints written
             before they were saved).
+        input: the encoder's input (``None`` for checkpoints without data settings).
         method: the pre-training method's class path, if recorded.
         stream_projectors: the audio and video projectors of the cross-modal / per-stream terms
             (``{"audio": ..., "video": ...}``, frozen), when the checkpoint has them; else ``None``.
@@ -57,6 +60,7 @@ class PretrainedEncoder:
     sha256: str
     architecture: BackboneConfig
     data: dict[str, Any] = field(default_factory=dict)
+    input: InputSpec | None = None
     method: str | None = None
     stream_projectors: nn.ModuleDict | None = None
 
@@ -70,10 +74,18 @@ def file_sha256(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path, field_name: str = "model.encoder_ckpt") -> dict:
-    """A Lightning checkpoint loaded with ``weights_only=True`` (no pickled code runs)."""
+    """A Lightning checkpoint loaded with ``weights_only=True`` (no pickled code runs). The last
+    file read is kept, so ``avssl test`` reads its encoder once (for the data settings, then the
+    weights); a changed file is read again."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{field_name}: checkpoint {str(path)!r} does not exist")
+    stat = path.stat()
+    return _load_checkpoint(str(path.resolve()), stat.st_mtime_ns, stat.st_size, field_name)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_checkpoint(path: str, mtime_ns: int, size: int, field_name: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a zip/pickle file, or a payload weights_only refuses
@@ -110,6 +122,7 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
             f"{field_name}: {path} does not match the backbone {arch}: missing {missing[:5]} "
             f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}), wrong shapes {wrong_shape[:5]}"
         )
+    refuse_nonfinite(ckpt["state_dict"], f"{field_name}: {path}")
     backbone.load_state_dict(state)
     backbone.requires_grad_(False).eval()
     return PretrainedEncoder(
@@ -119,6 +132,7 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
         sha256=file_sha256(path),
         architecture=arch,
         data=dict(ckpt.get("datamodule_hyper_parameters") or {}),
+        input=InputSpec.from_checkpoint(ckpt),
         method=hp.get("_class_path"),
     )
 
@@ -152,41 +166,22 @@ def leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as settings (lists and tuples alike, dataclass-like namespaces as dicts)."""
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool) and not isinstance(b, bool):
-        return float(a) == float(b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return a == b
-
-
-def input_overrides(encoder_data: dict, explicit: dict[str, Any], *, override: bool, source: str) -> dict[str, Any]:
-    """The data settings an evaluation of an encoder pre-trained with ``encoder_data`` must use.
-
-    Both arguments map dotted leaf keys (``num_frames``, ``spectrogram.hop_length``,
-    ``augment.mean``, ...) to values; ``explicit`` holds only what the user set. Returns the keys
-    to set (the checkpoint's value where the user set none). Raises :class:`ConfigError` for an
-    explicit input setting that conflicts with the checkpoint, unless ``override``."""
-    chosen: dict[str, Any] = {}
-    for key, trained in encoder_data.items():
-        setting = next((s for s in (*INPUT_SETTINGS, *DATASET_SETTINGS) if key == s or key.startswith(s + ".")), None)
-        if setting is None:
-            continue  # the evaluation protocol's own (crops, clips, batch, augmentation)
+def encoder_settings(checkpoint: dict, explicit: dict[str, Any]) -> dict[str, Any]:
+    """The data settings (dotted keys) an evaluation of the checkpoint's encoder takes from it:
+    its input and :data:`DATASET_SETTINGS`, except those in ``explicit`` (what the user set). An
+    explicit input setting is checked against the encoder later (:meth:`InputSpec.check`); an
+    explicit dataset setting that differs is logged."""
+    spec = InputSpec.from_checkpoint(checkpoint)
+    if spec is None:
+        return {}
+    data = leaves(checkpoint.get("datamodule_hyper_parameters") or {})
+    dataset = {k: v for k, v in data.items() if any(k == s or k.startswith(s + ".") for s in DATASET_SETTINGS)}
+    chosen = {}
+    for key, trained in {**spec.settings(), **dataset}.items():
         if key not in explicit:
             chosen[key] = trained
-            continue
-        given = explicit[key]
-        if _same(given, trained):
-            continue
-        if setting in INPUT_SETTINGS and not override:
-            raise ConfigError(
-                f"data.{key}: {given!r} conflicts with the encoder's pre-training value {trained!r} ({source}); "
-                f"drop the setting to evaluate with {trained!r}, or set model.init_args.override_input_settings=true"
-            )
-        log.warning("data.%s = %r as set, not the encoder's pre-training %r (%s)", key, given, trained, source)
+        elif key in dataset and not same_setting(explicit[key], trained):
+            log.warning("data.%s = %r as set, not the encoder's pre-training %r", key, explicit[key], trained)
     if chosen:
         log.info("data settings from the encoder checkpoint: %s", ", ".join(f"{k}={v!r}" for k, v in chosen.items()))
     return chosen

@@ -28,8 +28,7 @@ from avssl.data.dataset import decoded
 from avssl.data.layouts import VideoRecord
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
-
-STREAMS = ("fused", "audio", "video")
+from avssl.evaluation.results import READOUTS
 
 
 @dataclass
@@ -55,7 +54,7 @@ class Features:
 
     def streams(self) -> dict[str, torch.Tensor]:
         """The readouts present: ``{"fused" | "audio" | "video": [N, D]}``."""
-        return {k: v for k, v in ((k, getattr(self, k)) for k in STREAMS) if v is not None}
+        return {k: v for k, v in ((k, getattr(self, k)) for k in READOUTS) if v is not None}
 
 
 def encoder_datamodule(encoder: PretrainedEncoder, **settings: Any) -> AVDataModule:
@@ -116,7 +115,7 @@ def extract_features(
     skipped = dict(dataset.skipped_files)
     backbone = encoder.backbone.to(device).eval()
     transform = datamodule.transform.to(device)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in STREAMS}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in READOUTS}
     rows, labels = [], []
     for batch in datamodule.loader(dataset, shuffle=False):
         if not decoded(batch):  # every video of the batch failed to decode (named below)
@@ -124,16 +123,17 @@ def extract_features(
         rows += batch["index"].tolist()
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         views = transform.eval_views(batch, [0.5])
-        b, n = batch["start"].shape[:2]
-        inputs = [views[k].flatten(0, 1) if k in views else None for k in ("video", "spec")]
-        for key, value in backbone.forward_streams(*inputs).items():
-            parts[key].append(value.view(b, n, -1).mean(1).cpu())
+        for key, value in backbone.encode_views(views).items():
+            parts[key].append(value.mean(1).cpu())  # a video's feature: the mean over its clips
         labels.append(batch["label"].cpu())
     failed = set(range(len(dataset))) - set(rows)  # a failed decode is named, never zero-filled
     skipped.update({dataset.records[i].path: "decode_failed" for i in sorted(failed)})
     ids = [dataset.records[i].video_id for i in rows]
     if not ids:
         raise ConfigError(f"extract_features: no video could be decoded ({skipped})")
+    broken = [k for k, v in parts.items() if v and not bool(torch.isfinite(torch.cat(v)).all())]
+    if broken:
+        raise ConfigError(f"extract_features: the {'/'.join(broken)} features of {encoder.path} are not finite (NaN / inf)")
     return Features(
         **{k: torch.cat(v) if v else None for k, v in parts.items()},
         video_ids=ids,

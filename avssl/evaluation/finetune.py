@@ -3,7 +3,7 @@
     avssl test --config finetune.yaml --model.encoder_ckpt CKPT --data.root data/UCF101 --data.split 1
     avssl transfer finetune --ckpt CKPT --root data/UCF101 --split all
 
-The workflow is the linear probe's (:mod:`avssl.evaluation.protocol`): ``Trainer.fit`` on one
+The workflow is the linear probe's (:mod:`avssl.workflows.linear`): ``Trainer.fit`` on one
 augmented clip per training video per epoch (the data's domain-specific augmentations: random
 resized crop, flip, colour; no temporal ones), then ``Trainer.test`` with each test video's
 prediction the mean softmax over ``data.eval_clips`` clips x ``data.eval_crops`` crops. What

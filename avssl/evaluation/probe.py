@@ -1,7 +1,7 @@
 """The linear probe: a LightningModule that trains linear classifiers on a frozen encoder.
 
 Trained by ``Trainer.fit`` and scored by ``Trainer.test`` (driven by
-:func:`avssl.evaluation.protocol.linear_evaluation`, which ``avssl test`` runs), so progress bars,
+:func:`avssl.workflows.linear.linear_evaluation`, which ``avssl test`` runs), so progress bars,
 logging, checkpoints, resume and DDP come from Lightning. One module holds every classifier of a
 run: one per encoder (the pre-trained one, and with ``baselines`` the same architecture randomly
 initialised) and readout (``fused``, ``audio``, ``video`` features). Their losses are summed;
@@ -34,19 +34,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from avssl.augment.pipeline import AVTransform
-from avssl.data.datamodule import batch_generator, plain
+from avssl.data.datamodule import batch_generator
 from avssl.data.dataset import decoded
 from avssl.errors import ConfigError
-from avssl.evaluation.encoder import PretrainedEncoder, input_overrides, leaves, load_encoder
+from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
+from avssl.evaluation.protocols import PROBE_MODES
 from avssl.evaluation.results import READOUTS, evaluation_results, format_table, write_results
+from avssl.guards import FiniteGuard, NonFiniteLossError, logging_step
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.utils.dist import world_size
+from avssl.utils.plain import plain
 from avssl.utils.schedules import warmup_cosine
 
 log = logging.getLogger(__name__)
-MODES = ("full", "cached", "knn")
 NORMALIZATIONS = ("l2", "bn")
 
 
@@ -117,8 +119,8 @@ class LinearProbe(pl.LightningModule):
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"model.num_classes: linear evaluation needs labelled data with >= 2 classes, got {num_classes}")
-        if mode not in MODES:
-            raise ConfigError(f"model.mode must be one of {list(MODES)}, got {mode!r}")
+        if mode not in PROBE_MODES:
+            raise ConfigError(f"model.mode must be one of {list(PROBE_MODES)}, got {mode!r}")
         if normalize not in NORMALIZATIONS:
             raise ConfigError(f"model.normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
         if knn_k < 1:
@@ -157,6 +159,7 @@ class LinearProbe(pl.LightningModule):
         self.readouts: tuple[str, ...] = READOUTS  # narrowed by attach() for single-stream data
         self.dataset: dict = {}  # the evaluation data's layout and split, set by attach()
         self.num_train_videos = 0  # set by the workflow (decodable training videos)
+        self.finite = FiniteGuard("probe loss", "the encoder's features or the probe's learning rate (model.base_lr) are not usable")
 
     @staticmethod
     def readouts_for(streams: tuple[str, ...]) -> tuple[str, ...]:
@@ -173,13 +176,8 @@ class LinearProbe(pl.LightningModule):
         """Take the views (the data module's transform, its test crop positions and settings).
         The data's input settings must be the encoder's (``avssl test`` sets them from the
         checkpoint): a conflict is a :class:`ConfigError` unless ``override_input_settings``."""
-        if self.pretrained is not None and self.pretrained.data:
-            input_overrides(
-                leaves(self.pretrained.data),
-                leaves(dict(datamodule.hparams)),
-                override=self.hparams.override_input_settings,
-                source=self.pretrained.path,
-            )
+        if self.pretrained is not None and self.pretrained.input is not None:
+            self.pretrained.input.check(datamodule.input_spec, override=self.hparams.override_input_settings, source=self.pretrained.path)
         self.readouts = self.readouts_for(datamodule.streams)
         for key in [k for k in self.heads if k.split("/")[1] not in self.readouts]:
             del self.heads[key]
@@ -225,13 +223,10 @@ class LinearProbe(pl.LightningModule):
         """``"{encoder}/{readout}" -> [B, V, D]`` features of the batch's views ``[B, V, ...]``
         (without gradient unless the encoder trains and this is a training step); single-stream
         data gives that stream's readout only."""
-        b, v = (batch["video"] if "video" in batch else batch["spec"]).shape[:2]
-        inputs = [batch[k].flatten(0, 1) if k in batch else None for k in ("video", "spec")]
         out = {}
         with torch.set_grad_enabled(self.trains_encoder and self.training and torch.is_grad_enabled()):
             for name, encoder in self.encoders.items():
-                for readout, value in encoder.forward_streams(*inputs).items():
-                    out[f"{name}/{readout}"] = value.view(b, v, -1)
+                out.update({f"{name}/{readout}": value for readout, value in encoder.encode_views(batch).items()})
         return out
 
     # ------------------------------------------------------------------ training
@@ -247,8 +242,14 @@ class LinearProbe(pl.LightningModule):
             for key, head in self.heads.items()
         }
         loss = torch.stack(list(losses.values())).sum()
-        self.log("probe/loss", loss.detach() / len(losses), prog_bar=True, batch_size=labels.shape[0])
+        self.log("probe/loss", loss.detach() / len(losses), batch_size=labels.shape[0])  # shown by LoggingStepProgressBar
+        self.finite.record(loss, self.global_step, batch.get("video_id", []))
+        if logging_step(self._trainer):
+            self.finite.check()
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.finite.check()
 
     def configure_optimizers(self):
         """SGD (lr = base_lr x global batch / 256, momentum 0.9, no weight decay), cosine per step."""
@@ -291,6 +292,9 @@ class LinearProbe(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         index, labels, probs = self.store.collect()  # one row per video, every rank
+        broken = sorted(key for key, p in probs.items() if not torch.isfinite(p).all())
+        if broken:  # never a results.json from NaN predictions (they would score as chance)
+            raise NonFiniteLossError(f"non-finite test predictions of {broken}: no result written (the encoder's features are not finite)")
         results = evaluation_results(probs, labels, self.hparams.num_classes, chance=self.hparams.baselines, readouts=self.readouts)
         for key, value in results.items():
             self.log_dict({f"test/{key}/{m}": v for m, v in value.items()}, sync_dist=False)

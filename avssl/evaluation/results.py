@@ -18,17 +18,10 @@ from pathlib import Path
 import torch
 
 from avssl.evaluation.multiview import topk_accuracy
+from avssl.evaluation.protocols import EVALUATION_PROTOCOLS
 
 log = logging.getLogger(__name__)
 READOUTS = ("fused", "audio", "video")
-PROTOCOLS = {
-    "full": "paper (section 3.4): linear classifier trained on augmented clips (domain-specific augmentations only), "
-    "tested on clips x crops with the mean softmax",
-    "cached": "fast mode, not the paper's protocol: linear classifier on features of un-augmented clips cached once",
-    "knn": "fast mode, not the paper's protocol: weighted cosine kNN on features of un-augmented clips cached once",
-    "finetune": "fine-tuning (AVID-CMA's schedule): encoder and dropout + linear classifier trained end to end on augmented clips, "
-    "tested on clips x crops with the mean softmax",
-}
 
 
 def evaluation_results(
@@ -60,7 +53,7 @@ def format_table(results: dict[str, dict[str, float]], mode: str | None = None) 
     title = "Fine-tuning (test split, %)" if mode == "finetune" else "Linear evaluation (test split, %)"
     lines = ["", title, header, rule, *rows]
     if mode is not None:
-        lines.append(f"mode {mode}: {PROTOCOLS[mode]}")
+        lines.append(f"mode {mode}: {EVALUATION_PROTOCOLS[mode]}")
     return "\n".join([*lines, ""])
 
 
@@ -72,7 +65,7 @@ def write_results(probe, results: dict, *, num_videos: int) -> Path:
     encoder = probe.pretrained
     payload = {
         "mode": probe.mode,
-        "protocol": PROTOCOLS[probe.mode],
+        "protocol": EVALUATION_PROTOCOLS[probe.mode],
         "dataset": probe.dataset.get("layout"),
         "split": probe.dataset.get("split"),
         "metrics": results,

@@ -18,19 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avssl.data.datamodule import plain
 from avssl.errors import ConfigError
+from avssl.guards import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.losses import cross_modal_nce, info_nce
 from avssl.methods.probe import OnlineLinearProbe
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.heads import mlp
+from avssl.spec import CHECKPOINT_KEY as INPUT_KEY
 from avssl.utils.dist import gather_with_grad, world_size
+from avssl.utils.plain import plain
 from avssl.utils.schedules import warmup_cosine
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN / inf loss (names the step and the batch's videos)."""
-
 
 SYNC_BN_ON_CPU = (
     "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); set it to false on CPU"
@@ -75,10 +72,13 @@ class SSLMethod(pl.LightningModule):
         stream_hidden_dim: their hidden width.
         stream_head: the projectors: ``mlp`` (2 layers with BatchNorm, the default), ``linear``, or
             ``none`` (the terms compare the encoders' pooled features directly; both encoders have
-            the same width). Measured on the demo's video stream: with a class-perfect partner the
-            video encoder learns the class without a projector and not through the MLP
-            (``benchmarks/stream_ssl.py``, docs/studies/demo.md).
+            the same width; docs/studies/demo.md compares them).
         stream_temperature: temperature of both terms' InfoNCE.
+        compile: ``torch.compile`` the video and audio encoders in place (state-dict keys
+            unchanged) when the fit starts; heads, losses and augmentation stay eager
+            (docs/guides/gpu.md).
+        channels_last: run the video encoder in ``channels_last_3d`` and the audio encoder in
+            ``channels_last`` memory format, inputs included (faster convolutions on recent GPUs).
     """
 
     def __init__(
@@ -97,6 +97,8 @@ class SSLMethod(pl.LightningModule):
         stream_hidden_dim: int = 512,
         stream_head: str = "mlp",
         stream_temperature: float = 0.1,
+        compile: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
         backbone = BackboneConfig(**backbone) if isinstance(backbone, dict) else backbone  # from a checkpoint's hparams
@@ -106,13 +108,24 @@ class SSLMethod(pl.LightningModule):
                 raise ConfigError(f"model.{name} must be >= 0, got {weight}")
         self.backbone = TwoStreamBackbone(backbone)
         self.probe = OnlineLinearProbe(self.backbone.out_dim, num_classes) if num_classes > 0 else None
-        self._pending_check: tuple | None = None
+        self.finite = FiniteGuard(
+            "training loss", "resume from the last checkpoint (e.g. with a lower model.base_lr or without mixed precision)"
+        )
         self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
         if cross_modal_weight > 0 or stream_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
             self.stream_projectors = nn.ModuleDict(
                 {k: stream_projector(stream_head, d, stream_hidden_dim, stream_dim) for k, d in dims.items()}
             )
+
+    def configure_model(self) -> None:
+        """Lightning calls this once before the fit: the memory format and compilation options."""
+        if self.hparams.channels_last:
+            self.backbone.use_channels_last()
+        if self.hparams.compile and not getattr(self, "_compiled", False):
+            for encoder in (self.backbone.video, self.backbone.audio):
+                encoder.compile()  # in place: the modules (and the checkpoint's keys) stay the same
+            self._compiled = True
 
     # ------------------------------------------------------------------ hooks for subclasses
     def ssl_loss(self, features: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,50 +187,28 @@ class SSLMethod(pl.LightningModule):
             probe_loss, probe_logs = self.probe(features[:, 0], batch["label"])
             loss = loss + probe_loss
             logs.update({"train/online_loss": probe_logs["loss"], "train/online_top1": probe_logs["top1"]})
-        self.log_dict(logs, prog_bar=True, batch_size=features.shape[0], sync_dist=False)
-        self.check_finite(loss, batch)
+        # not prog_bar: Lightning reads progress-bar metrics back to the host every step
+        # (LoggingStepProgressBar shows them on the logging steps instead)
+        self.log_dict(logs, batch_size=features.shape[0], sync_dist=False)
+        self.finite.record(loss, self.global_step, batch.get("video_id", []))
+        if logging_step(self._trainer):  # the host reads the flag when Lightning reads the metrics
+            self.finite.check()
         return loss
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed run refuses NaN / inf weights, naming the tensors (training on would only spread them)."""
+        refuse_nonfinite(checkpoint.get("state_dict", {}), "ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Hyper-parameters in plain types (the backbone's settings as a dict): checkpoints load
-        with ``weights_only=True``."""
+        with ``weights_only=True``; the data's :class:`~avssl.spec.InputSpec` beside them."""
         checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))
-
-    # ------------------------------------------------------------------ non-finite losses
-    def check_finite(self, loss: torch.Tensor, batch: dict) -> None:
-        """Stop on a NaN / inf loss with an error naming the step and the video ids.
-
-        On CPU the check is immediate (before the update). On a GPU the flag is copied to the host
-        asynchronously and checked at the next step (no host sync in the step): the failing step's
-        update is then already applied, so resume from the last checkpoint (docs/guides/reliability.md)."""
-        self.raise_if_nonfinite()
-        finite = torch.isfinite(loss.detach())
-        pending = (self.global_step, list(batch.get("video_id", [])))
-        if finite.device.type == "cpu":
-            self._pending_check = (*pending, finite, None)
-            self.raise_if_nonfinite()
-            return
-        host = torch.empty((), dtype=torch.bool, pin_memory=True)
-        host.copy_(finite, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self._pending_check = (*pending, host, event)
-
-    def raise_if_nonfinite(self) -> None:
-        if self._pending_check is None:
-            return
-        step, video_ids, flag, event = self._pending_check
-        self._pending_check = None
-        if event is not None:
-            event.synchronize()
-        if not bool(flag):
-            raise NonFiniteLossError(
-                f"non-finite training loss at step {step}, batch of videos {video_ids}; "
-                "resume from the last checkpoint (e.g. with a lower model.base_lr or without mixed precision)"
-            )
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "input_spec"):
+            checkpoint[INPUT_KEY] = datamodule.input_spec.to_dict()  # what an evaluation must feed the encoder
 
     def on_train_epoch_end(self) -> None:
-        self.raise_if_nonfinite()
+        self.finite.check()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if "video" not in batch or self.probe is None:

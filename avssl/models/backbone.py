@@ -54,6 +54,14 @@ class TwoStreamBackbone(nn.Module):
         self.video = VideoResNet3d(width=config.width, layers=config.layers, stem_temporal_stride=config.stem_temporal_stride)
         self.audio = AudioResNet2d(width=config.width, layers=config.layers)
         self.out_dim = self.video.out_dim + self.audio.out_dim
+        self.channels_last = False  # see use_channels_last()
+
+    def use_channels_last(self) -> TwoStreamBackbone:
+        """Video encoder (and its input) in ``channels_last_3d``, audio in ``channels_last``."""
+        self.video.to(memory_format=torch.channels_last_3d)
+        self.audio.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
 
     def forward_streams(self, video: torch.Tensor | None, spec: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Per-stream and fused features: ``{"video": [B, Dv], "audio": [B, Da], "fused": [B, Dv + Da]}``.
@@ -62,15 +70,23 @@ class TwoStreamBackbone(nn.Module):
             raise ValueError("forward_streams needs video, audio or both")
         out = {}
         if video is not None:
-            out["video"] = self.video(video)
+            out["video"] = self.video(video.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else video)
         if spec is not None:
-            out["audio"] = self.audio(spec)
+            out["audio"] = self.audio(spec.contiguous(memory_format=torch.channels_last) if self.channels_last else spec)
         if len(out) == 2:
             out["fused"] = torch.cat([out["video"], out["audio"]], dim=1)
         return out
 
     def forward(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_streams(video, spec)["fused"]
+
+    def encode_views(self, views: dict) -> dict[str, torch.Tensor]:
+        """``{readout: [B, N, D]}`` of a batch of views ``{"video": [B, N, 3, T, h, w], "spec":
+        [B, N, 1, n_mels, frames]}`` (single-stream data: either key alone), as
+        :meth:`~avssl.augment.pipeline.AVTransform.eval_views` and ``train_views`` return them."""
+        b, n = (views["video"] if "video" in views else views["spec"]).shape[:2]
+        out = self.forward_streams(*(views[k].flatten(0, 1) if k in views else None for k in ("video", "spec")))
+        return {readout: value.view(b, n, -1) for readout, value in out.items()}
 
     @torch.no_grad()
     def estimate_norm_statistics(self, views: Iterable[dict]) -> TwoStreamBackbone:
@@ -86,8 +102,7 @@ class TwoStreamBackbone(nn.Module):
             module.momentum = None  # a cumulative average over the batches
         self.train()
         for batch in views:
-            video, spec = batch.get("video"), batch.get("spec")
-            self.forward_streams(None if video is None else video.flatten(0, 1), None if spec is None else spec.flatten(0, 1))
+            self.encode_views(batch)
         for module, momentum in zip(norms, momenta, strict=True):
             module.momentum = momentum
         return self.eval()

@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 import avssl
+from avssl.cli import run_command
 from avssl.errors import ConfigError
-from avssl.evaluation.transfer import run_transfer
 from tests.data import transfer_trees as trees
 
 
@@ -83,10 +83,11 @@ def test_invalid_fine_tuning_options():
 
 def test_transfer_finetune_runs_the_bundled_config(checkpoint, ucf, tmp_path):
     out = tmp_path / "ft"
-    run_transfer(
+    run_command(
+        "transfer",
         ["finetune", "--root", str(ucf), "--ckpt", str(checkpoint), "--split", "2", "--out", str(out), "--"]
         + ["--config", "finetune.yaml", "--trainer.max_epochs=1", "--data.batch_size=4", "--data.num_workers=0"]
-        + ["--data.short_side=40", "--data.augment.crop_size=32", "--data.augment.eval_crop_size=32", "--data.eval_clips=2"]
+        + ["--data.short_side=40", "--data.augment.crop_size=32", "--data.augment.eval_crop_size=32", "--data.eval_clips=2"],
     )
     report = json.loads((out / "transfer.json").read_text())
     assert report["protocol"] == "finetune" and report["probe_mode"] == "finetune" and report["splits"] == [2]

@@ -4,6 +4,7 @@ Lightning's loops, the paper's optimiser, resume, DDP, and the encoder's data se
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,14 +20,16 @@ from torch.utils.data import DataLoader
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
-from avssl.data.datamodule import AVDataModule, plain
+from avssl.data.datamodule import AVDataModule
 from avssl.errors import ConfigError
 from avssl.evaluation import LinearProbe, linear_evaluation
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax, topk_accuracy
-from avssl.evaluation.protocol import FeatureDataset
 from avssl.evaluation.results import format_table
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.spec import InputSpec
+from avssl.utils.plain import plain
+from avssl.workflows.linear import FeatureDataset
 from tests.conftest import TINY
 
 ARCH = BackboneConfig(width=4, layers=(1, 1, 1, 1))
@@ -324,6 +327,16 @@ def test_evaluation_takes_the_encoders_input_settings_and_dataset(tiny_root, tmp
     assert list(used["augment"]["mean"]) == [0.5, 0.4, 0.3] and list(used["augment"]["std"]) == [0.2, 0.3, 0.25]
     assert used["synthetic"] == plain(asdict(TINY)) and used["synthetic_root"] == str(tiny_root)  # the dataset it was trained on
     assert used["short_side"] == 40 and used["eval_clips"] == 4  # the protocol's own settings stay the configs'
+
+
+def test_the_checkpoints_input_spec_is_what_the_evaluation_feeds_the_encoder(tiny_root, tmp_path):
+    ckpt = pretrained_with(tmp_path, tiny_root, num_frames=4, sample_rate=8000)
+    saved = torch.load(ckpt, weights_only=True)
+    spec = InputSpec.from_data_settings(saved["datamodule_hyper_parameters"])
+    saved["input_spec"] = dataclasses.replace(spec, num_frames=2).to_dict()  # the spec wins over the data settings
+    torch.save(saved, ckpt)
+    used = run_test(tmp_path, ckpt)
+    assert used["num_frames"] == 2 and used["sample_rate"] == 8000
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import torch
 
 import avssl
 from avssl.cli import main
-from avssl.evaluation.transfer import recall_at_k, summarise
+from avssl.evaluation.retrieval import recall_at_k
+from avssl.workflows.transfer import summarise
 from tests.conftest import TINY
 from tests.data import transfer_trees as trees
 
@@ -108,7 +109,7 @@ def test_avssl_report_gathers_transfer_results_into_one_table_per_checkpoint(tmp
 def test_cross_modal_retrieval_finds_each_videos_own_other_stream():
     from torch import nn
 
-    from avssl.evaluation.transfer import cross_modal_retrieval
+    from avssl.evaluation.retrieval import cross_modal_retrieval
 
     projectors = nn.ModuleDict({"audio": nn.Identity(), "video": nn.Identity()})
     audio = torch.eye(4) + 0.1

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from avssl.bundled import resolve
 from avssl.errors import ConfigError
-from avssl.evaluation.probe import MODES
+from avssl.evaluation.protocols import PROBE_MODES
 from avssl.paper import cell_of
-from avssl.reliability import SUMMARY
+from avssl.workflows.runner import ENCODER_FLAG, run_avssl
 
 
 def cell_files(targets: list[str]) -> list[Path]:
@@ -57,6 +55,8 @@ class Run:
         return self.directory / "checkpoints" / "last.ckpt"
 
     def fit_finished(self) -> bool:
+        from avssl.reliability import SUMMARY  # imports Lightning: only when a grid runs
+
         summary = self.directory / "checkpoints" / SUMMARY
         return summary.exists() and json.loads(summary.read_text()).get("status") == "finished"
 
@@ -90,7 +90,7 @@ def plan(cell: Path, seed: int, ns: argparse.Namespace) -> Run:
             "test",
             *(f"--config={c}" for c in ns.linear),
             f"--seed_everything={seed}",
-            f"--model.encoder_ckpt={run / 'checkpoints' / 'last.ckpt'}",
+            f"{ENCODER_FLAG}={run / 'checkpoints' / 'last.ckpt'}",
             f"--model.init_args.mode={mode}",
             f"--model.init_args.seed={seed}",
             f"--model.init_args.output_dir={out}",
@@ -111,8 +111,7 @@ def _parse_list(text: str, kind, name: str) -> list:
     return values
 
 
-def run_grid(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="avssl grid", description="run table cells: pre-train, then linear evaluation")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cells", nargs="+", help="cell files or directories of them (configs/paper/<table>)")
     parser.add_argument("--out", default="runs/grid", help="runs go to OUT/<table>/<cell>/seed<S>")
     parser.add_argument("--base", default="configs/simclr.yaml", help="config every cell is composed after")
@@ -124,17 +123,19 @@ def run_grid(argv: list[str]) -> int:
     parser.add_argument("--data-root", help="override data.root (e.g. the AVE directory)")
     parser.add_argument("--devices", help="override trainer.devices")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
-    ns = parser.parse_args(argv)
+
+
+def run(ns: argparse.Namespace) -> int:
     ns.linear = ns.linear or ["configs/linear.yaml"]
     ns.seeds = _parse_list(ns.seeds, int, "seeds")
     ns.modes = _parse_list(ns.modes, str, "modes")
-    unknown = [m for m in ns.modes if m not in MODES]
+    unknown = [m for m in ns.modes if m not in PROBE_MODES]
     if unknown:
-        raise ConfigError(f"grid: --modes must be among {list(MODES)}, got {unknown}")
-    runs = [plan(cell, seed, ns) for cell in cell_files(ns.cells) for seed in ns.seeds]
+        raise ConfigError(f"grid: --modes must be among {list(PROBE_MODES)}, got {unknown}")
+    planned = [plan(cell, seed, ns) for cell in cell_files(ns.cells) for seed in ns.seeds]
     failed = 0
-    for i, run in enumerate(runs, 1):
-        label = f"[{i}/{len(runs)}] {run.directory}"
+    for i, run in enumerate(planned, 1):
+        label = f"[{i}/{len(planned)}] {run.directory}"
         if ns.dry_run:
             print(f"# {label}")
             for args in (run.fit, *run.tests.values()):
@@ -149,9 +150,7 @@ def run_grid(argv: list[str]) -> int:
         steps = [] if run.fit_finished() else [("fit", run.fit, run.directory / "fit.log")]
         steps += [(f"test ({mode})", run.tests[mode], run.directory / f"linear_{mode}" / "test.log") for mode in todo]
         for step, args, log_path in steps:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "w") as log:
-                code = subprocess.run([sys.executable, "-m", "avssl", *args], stdout=log, stderr=subprocess.STDOUT).returncode
+            code = run_avssl(args, log_file=log_path)
             if code != 0:
                 print(f"{label}: {step} failed (exit {code}), see {log_path}", flush=True)
                 failed += 1

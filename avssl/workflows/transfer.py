@@ -14,14 +14,9 @@ encoder it has. Protocols:
   (2015), as AVID-CMA and XDC report it (mean accuracy over folds).
 * ``finetune``: the encoder trained end to end with a classifier (:mod:`avssl.evaluation.finetune`,
   ``configs/finetune.yaml``: AVID-CMA's schedule), one ``avssl test`` run per split;
-* ``retrieval``: nearest-neighbour video retrieval (Xu et al., CVPR 2019, VCOP): every test video
-  queries the training videos by cosine similarity of frozen features; recall@k is the fraction
-  of queries with a video of their class among the k nearest. Features are video-level: the mean
-  over ``--clips`` uniformly spaced centre-cropped clips, as CoCLR (Han et al., NeurIPS 2020)
-  does (VCOP queries with single clips). On audio-visual data, a checkpoint pre-trained with the
-  cross-modal term also gets audio -> video and video -> audio retrieval among the test videos
-  through its projectors (instance-level recall@k, as CAV-MAE, Gong et al., ICLR 2023, reports
-  it).
+* ``retrieval``: nearest-neighbour video retrieval with video-level features of ``--clips``
+  uniformly spaced clips, and cross-modal retrieval through a checkpoint's projectors
+  (:mod:`avssl.evaluation.retrieval`).
 
 ``--split all`` runs every official split and reports each metric's mean ± standard deviation
 over them. Everything lands in ``--out``: one directory per split and ``transfer.json`` (dataset,
@@ -36,69 +31,15 @@ import datetime as dt
 import json
 import logging
 import statistics
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from avssl.data import layouts
 from avssl.errors import ConfigError
-from avssl.evaluation.encoder import load_encoder
-from avssl.evaluation.features import encoder_datamodule, extract_features
+from avssl.evaluation.protocols import TRANSFER_PROTOCOLS
+from avssl.workflows.runner import ENCODER_FLAG, run_avssl
 
 log = logging.getLogger(__name__)
-PROTOCOLS = {
-    "linear": "linear probe on the frozen encoder (avssl test), top-1 / top-5 % on the test split",
-    "knn": "weighted cosine kNN on cached frozen features (avssl test, mode knn), top-1 / top-5 %",
-    "finetune": "encoder fine-tuned end to end with a classifier (avssl test --config finetune.yaml), top-1 / top-5 %",
-    "retrieval": "test videos query training videos by cosine similarity of frozen video-level features; recall@k %",
-}
-RECALL_AT = (1, 5, 10, 20)
-
-
-def recall_at_k(
-    query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor, ks: Sequence[int] = RECALL_AT
-) -> dict[str, float]:
-    """``{"R@k": %}``: the share of queries with at least one gallery item of their label among
-    their ``k`` nearest by cosine similarity (``k`` capped at the gallery size)."""
-    similarity = F.normalize(query.float(), dim=1) @ F.normalize(gallery.float(), dim=1).t()  # [Q, G]
-    order = similarity.topk(min(max(ks), gallery.shape[0]), dim=1).indices  # [Q, K]
-    hits = gallery_labels[order] == query_labels[:, None]  # [Q, K]
-    return {f"R@{k}": 100.0 * hits[:, :k].any(dim=1).float().mean().item() for k in ks}
-
-
-def retrieval(encoder, root: str, layout: str, split: int, *, clips: int, batch_size: int, num_workers: int) -> dict[str, dict]:
-    """Recall@k of every readout the data has (``video``, ``audio``, ``fused``) for one split."""
-    data = encoder_datamodule(encoder, root=root, layout=layout, split=split, batch_size=batch_size, num_workers=num_workers)
-    train = extract_features(encoder, datamodule=data, split="train", clips=clips, batch_size=batch_size, num_workers=num_workers)
-    test = extract_features(encoder, datamodule=data, split="test", clips=clips, batch_size=batch_size, num_workers=num_workers)
-    for name, part in (("train", train), ("test", test)):
-        if part.skipped:
-            log.warning("retrieval: %d %s files could not be decoded and are left out: %s", len(part.skipped), name, part.skipped)
-    gallery, queries = train.streams(), test.streams()
-    metrics = {readout: recall_at_k(queries[readout], test.labels, gallery[readout], train.labels) for readout in queries}
-    if encoder.stream_projectors is not None and test.audio is not None and test.video is not None:
-        metrics.update(cross_modal_retrieval(encoder.stream_projectors, test.audio, test.video))
-    return {
-        "metrics": metrics,
-        "num_queries": len(test.video_ids),
-        "num_gallery": len(train.video_ids),
-        "skipped": {**train.skipped, **test.skipped},
-    }
-
-
-@torch.no_grad()
-def cross_modal_retrieval(projectors, audio: torch.Tensor, video: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Audio -> video and video -> audio retrieval among the held-out videos: each video's audio
-    embedding queries every video embedding (and the reverse) by cosine similarity, through the
-    checkpoint's cross-modal projectors applied to the video-level features; a hit is the query's
-    own video among the k nearest (recall@k, instance level, as CAV-MAE reports it)."""
-    za, zv = projectors["audio"](audio), projectors["video"](video)
-    ids = torch.arange(len(audio))
-    return {"audio->video": recall_at_k(za, ids, zv, ids), "video->audio": recall_at_k(zv, ids, za, ids)}
 
 
 def run_avssl_test(ckpt: str | None, root: str, layout: str, split: int, out: Path, protocol: str, extra: Sequence[str]) -> dict:
@@ -109,13 +50,12 @@ def run_avssl_test(ckpt: str | None, root: str, layout: str, split: int, out: Pa
     args = [*configs, *extra, f"--data.root={root}", f"--data.layout={layout}", f"--data.split={split}"]
     args += [f"--model.init_args.output_dir={out}", f"--trainer.logger.init_args.save_dir={out}"]
     if ckpt is not None:
-        args.append(f"--model.init_args.encoder_ckpt={ckpt}")
+        args.append(f"{ENCODER_FLAG}={ckpt}")
     if protocol == "knn":
         args.append("--model.init_args.mode=knn")
-    log.info("avssl test %s", " ".join(args))
-    done = subprocess.run([sys.executable, "-m", "avssl", "test", *args])
-    if done.returncode != 0:
-        raise ConfigError(f"avssl transfer: the {protocol} run on split {split} failed (exit {done.returncode}); its output is above")
+    code = run_avssl(["test", *args])
+    if code != 0:
+        raise ConfigError(f"avssl transfer: the {protocol} run on split {split} failed (exit {code}); its output is above")
     return json.loads((out / "results.json").read_text())
 
 
@@ -148,7 +88,7 @@ def format_summary(summary: dict, *, dataset: str, splits: list[int], protocol: 
     ]
     for readout, values in summary.items():
         lines.append(f"| {readout} | " + " | ".join(_cell(values.get(m)) for m in metrics) + " |")
-    lines.append(f"protocol {protocol}: {PROTOCOLS[protocol.split()[0]]}")
+    lines.append(f"protocol {protocol}: {TRANSFER_PROTOCOLS[protocol.split()[0]]}")
     return "\n".join([*lines, ""])
 
 
@@ -189,10 +129,10 @@ def _linear_metrics(results: dict) -> dict[str, dict[str, float]]:
     return {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{encoder}/")}
 
 
-def run_transfer(args: Sequence[str]) -> Path:
-    """``avssl transfer PROTOCOL --root DIR ...``; returns the path of ``transfer.json``."""
-    parser = argparse.ArgumentParser(prog="avssl transfer", description=__doc__.splitlines()[0])
-    parser.add_argument("protocol", choices=tuple(PROTOCOLS), help="; ".join(f"{k}: {v}" for k, v in PROTOCOLS.items()))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``avssl transfer``'s options; ``avssl test`` options may follow ``--`` (``ns.extra``)."""
+    protocols = "; ".join(f"{k}: {v}" for k, v in TRANSFER_PROTOCOLS.items()).replace("%", "%%")  # argparse formats help with %
+    parser.add_argument("protocol", choices=tuple(TRANSFER_PROTOCOLS), help=protocols)
     parser.add_argument("--root", required=True, help="the benchmark in its official layout (UCF101, HMDB51, ESC-50, VGGSound)")
     parser.add_argument("--layout", default="auto", help="auto (recognised from the files) or ucf101, hmdb51, esc50, vggsound")
     parser.add_argument("--split", default="1", help="official split (ESC-50: test fold) or 'all' for mean ± std over every split")
@@ -201,9 +141,14 @@ def run_transfer(args: Sequence[str]) -> Path:
     parser.add_argument("--clips", type=int, default=10, help="retrieval: uniformly spaced clips per video, features averaged")
     parser.add_argument("--batch-size", type=int, default=16, help="retrieval: videos per forward pass")
     parser.add_argument("--num-workers", type=int, default=4, help="retrieval: decoding processes")
-    argv = list(args)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    ns, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
+
+
+def run(ns: argparse.Namespace) -> Path:
+    """Every requested split of ``ns.protocol``; writes ``transfer.json`` and prints the summary."""
+    from avssl.evaluation.encoder import load_encoder  # torch: only once a transfer runs
+    from avssl.evaluation.retrieval import retrieval
+
+    extra = list(ns.extra)
     if not Path(ns.root).is_dir():
         raise ConfigError(f"--root: directory {ns.root!r} does not exist")
     official = layouts.with_official_splits()
@@ -228,7 +173,7 @@ def run_transfer(args: Sequence[str]) -> Path:
         split_dir.mkdir(parents=True, exist_ok=True)
         if ns.protocol == "retrieval":
             result = retrieval(encoder, ns.root, layout, split, clips=ns.clips, batch_size=ns.batch_size, num_workers=ns.num_workers)
-            described = {"dataset": layout, "split": split, "protocol": PROTOCOLS["retrieval"], "clips": ns.clips}
+            described = {"dataset": layout, "split": split, "protocol": TRANSFER_PROTOCOLS["retrieval"], "clips": ns.clips}
             described |= {"encoder_ckpt": ns.ckpt, "encoder_sha256": encoder.sha256, **result}
             (split_dir / "results.json").write_text(json.dumps(described, indent=2))
             per_split[split] = result["metrics"]
@@ -246,7 +191,7 @@ def run_transfer(args: Sequence[str]) -> Path:
         "splits": splits,
         "protocol": ns.protocol,
         "probe_mode": sorted(modes)[0] if len(modes) == 1 else None,
-        "protocol_description": PROTOCOLS[ns.protocol],
+        "protocol_description": TRANSFER_PROTOCOLS[ns.protocol],
         "encoder_ckpt": ns.ckpt,
         "encoder_sha256": sha,
         "per_split": {str(k): v for k, v in per_split.items()},

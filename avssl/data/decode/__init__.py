@@ -1,0 +1,129 @@
+"""Decoding of clip windows: uint8 frames and float32 mono audio, split by stream kind.
+
+* :mod:`~avssl.data.decode.probe`: what a file is (:func:`probe`, :class:`MediaInfo`), the one
+  presentation timeline, display geometry and prepared copies' sidecars;
+* :mod:`~avssl.data.decode.video_decord` and :mod:`~avssl.data.decode.video_pyav`: the two video
+  backends;
+* :mod:`~avssl.data.decode.audio`: audio windows from the stream or a sidecar.
+
+:class:`ClipDecoder` puts them together for one file. Video, ``backend="decord"`` (the default):
+decord, with PyAV as the fallback for files decord cannot read (e.g. AV1) or decodes to a wrong
+shape, and for the codecs of :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in
+open-GOP streams). ``backend="pyav"``: PyAV only. Both decode on one thread (loader workers provide
+the parallelism); on one thread PyAV is on par with decord 0.6.0 on raw files and faster on prepared
+copies and small files (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in
+docs/benchmarks.md and docs/guides/data.md).
+
+Truncated files: a file whose frames end before the duration its header claims (a cut download)
+decodes the frames it has; a window reaching more than :data:`TRUNCATION_SLACK` seconds past the
+last decodable frame sets :attr:`ClipDecoder.truncated`, which the dataset counts.
+
+The public entry points are :func:`probe` (metadata, read in the main process when the index is
+built) and :class:`ClipDecoder` (opened lazily inside each DataLoader worker).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from avssl.data.decode.audio import AudioReader, audio_samples
+from avssl.data.decode.probe import (
+    TIME_TOLERANCE,
+    TRUNCATION_SLACK,
+    DecodeError,
+    MediaInfo,
+    SharedContainer,
+    clip_frame_times,
+    frame_time,
+    probe,
+    resized_shape,
+    sidecar_path,
+    single_threaded,
+)
+from avssl.data.decode.video_decord import DecordVideo
+from avssl.data.decode.video_pyav import PyAVVideo, display_rgb
+
+__all__ = [
+    "PYAV_ONLY_CODECS",
+    "TIME_TOLERANCE",
+    "TRUNCATION_SLACK",
+    "VIDEO_BACKENDS",
+    "ClipDecoder",
+    "DecodeError",
+    "MediaInfo",
+    "audio_samples",
+    "clip_frame_times",
+    "display_rgb",
+    "frame_time",
+    "probe",
+    "resized_shape",
+    "sidecar_path",
+    "single_threaded",
+]
+
+log = logging.getLogger(__name__)
+VIDEO_BACKENDS = ("decord", "pyav")
+# decord 0.6.0 returns frames several positions off after seeking in open-GOP HEVC (x265's default):
+# such files are decoded by PyAV under either backend (tests/data/test_fidelity.py).
+PYAV_ONLY_CODECS = ("hevc",)
+
+
+class ClipDecoder:
+    """Decodes clip windows of one file. Create it inside the worker that uses it."""
+
+    frame_times = staticmethod(clip_frame_times)
+
+    def __init__(self, path: str, info: MediaInfo, *, short_side: int | None, sample_rate: int, backend: str = "decord"):
+        if backend not in VIDEO_BACKENDS:
+            raise ValueError(f"video backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
+        self.path, self.info, self.backend = path, info, backend
+        self.height, self.width = resized_shape(info.height, info.width, short_side)
+        self._container = SharedContainer(path)
+        self._pyav = PyAVVideo(path, info, self.height, self.width, self._container)
+        self._decord = (
+            DecordVideo(path, info, self.height, self.width) if backend == "decord" and info.codec not in PYAV_ONLY_CODECS else None
+        )
+        self._audio = AudioReader(path, info, sample_rate, self._container)
+
+    @property
+    def truncated(self) -> bool:
+        """Some window ran past the last decodable frame."""
+        return self._pyav.truncated or (self._decord is not None and self._decord.truncated)
+
+    @property
+    def audio_padded(self) -> bool:
+        """Some audio window ran past the end of the audio."""
+        return self._audio.padded
+
+    def __enter__(self) -> ClipDecoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the decoder handles (also released when the object is collected)."""
+        self._container.close()
+        if self._decord is not None:
+            self._decord.close()
+
+    def video(self, times: np.ndarray) -> np.ndarray:
+        """uint8 ``[*times.shape, H, W, 3]`` of the frames showing at ``times`` (seconds)."""
+        frames = None
+        if self._decord is not None:
+            try:
+                frames = self._decord.frames(times)
+            except DecodeError:
+                raise
+            except Exception as e:  # decord raises its own error types for files it cannot parse
+                log.debug("decord failed on %s (%s); using PyAV", self.path, e)
+        if frames is None:
+            frames = self._pyav.frames(times)
+        return frames.reshape(*times.shape, self.height, self.width, 3)
+
+    def audio(self, starts: np.ndarray, clip_seconds: float) -> np.ndarray:
+        """float32 ``[N, round(clip_seconds * rate)]`` mono windows in [-1, 1] (clipped after
+        resampling); zeros where the track has no samples."""
+        return self._audio.windows(starts, clip_seconds)
