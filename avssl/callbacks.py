@@ -1,4 +1,5 @@
-"""Training callbacks: augmentation previews in TensorBoard (paper Figure 1)."""
+"""Training callbacks: augmentation previews in TensorBoard (paper Figure 1), and a progress bar
+that reads the logged metrics only when Lightning writes them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
@@ -88,3 +90,26 @@ class AugmentationPreview(pl.Callback):
         rate = transform.audio_aug.sample_rate
         for i, wave in enumerate(views["wave"][:, 0]):
             writer.add_audio(f"augment/{name}/audio_{i}", wave.clamp(-1, 1).unsqueeze(0).cpu(), step, sample_rate=rate)
+
+
+class LoggingStepProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, refreshed every ``trainer.log_every_n_steps`` steps, showing the
+    logged training metrics (``train/*``, ``probe/*``, without the prefix).
+
+    Metrics logged with ``prog_bar=True`` are read back to the host by Lightning after every step
+    (a host synchronisation per metric and step on a GPU); avssl logs them for the loggers only,
+    and this bar reads them when it refreshes, on the logging steps, as the loggers' writes do."""
+
+    PREFIXES = ("train/", "probe/")
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._refresh_rate = max(1, trainer.log_every_n_steps)
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        shown = {
+            key.split("/", 1)[1]: float(value)
+            for key, value in trainer.logged_metrics.items()
+            if key.startswith(self.PREFIXES) and torch.is_tensor(value) and value.numel() == 1
+        }
+        return {**super().get_metrics(trainer, pl_module), **shown}

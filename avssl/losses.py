@@ -3,12 +3,33 @@
 Each is a transcription of its paper's formula, batched; tests compare them with a naive loop and
 with closed forms (``tests/test_losses.py``). Gathering across processes is the caller's job
 (:func:`avssl.utils.dist.gather_with_grad`), so every function here is single-process math.
+Every loss runs in float32 whatever the autocast around it (:func:`in_float32`): under bf16 the
+similarity matmuls would lose ~1e-3 of the loss.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+
+def in_float32(loss):
+    """``loss`` with its half-precision tensor arguments cast to float32 (float64 stays) and
+    autocast disabled inside (gradients flow back through the casts to the lower-precision embeddings)."""
+
+    def cast(value):
+        return value.float() if torch.is_tensor(value) and value.dtype in (torch.float16, torch.bfloat16) else value
+
+    @functools.wraps(loss)
+    def wrapper(*args, **kwargs):
+        args, kwargs = [cast(a) for a in args], {k: cast(v) for k, v in kwargs.items()}
+        device = next((a.device.type for a in (*args, *kwargs.values()) if torch.is_tensor(a)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return loss(*args, **kwargs)
+
+    return wrapper
 
 
 def _check_pair(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -16,6 +37,7 @@ def _check_pair(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"{name} expects two [N, D] tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
+@in_float32
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """NT-Xent / InfoNCE (paper eq. 1, SimCLR).
 
@@ -32,6 +54,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
     return F.cross_entropy(sim, positive)
 
 
+@in_float32
 def moco_loss(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -82,6 +105,7 @@ def moco_loss(
     return F.cross_entropy(logits / temperature, labels) * (2 * temperature)
 
 
+@in_float32
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """BYOL regression loss ``2 - 2 cos(p, z)`` (normalised MSE), mean over the batch.
 
@@ -91,6 +115,7 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * F.cosine_similarity(p, z, dim=1)).mean()
 
 
+@in_float32
 def simsiam_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """SimSiam ``D(p, z) = -cos(p, stopgrad(z))``, mean over the batch.
 
@@ -99,6 +124,7 @@ def simsiam_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=1).mean()
 
 
+@in_float32
 def cross_modal_nce(za: torch.Tensor, zv: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Audio-video InfoNCE with cross-modal negatives only (AVID / CAV-MAE style).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
@@ -17,6 +18,7 @@ from torch import nn
 from torchaudio.functional import melscale_fbanks
 
 from avssl.errors import ConfigError
+from avssl.utils.device import to_device
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,26 @@ class AudioAugConfig:
             raise ConfigError(f"augment.audio.pitch_semitones must be (low, high), got {self.pitch_semitones}")
 
 
+def overlap_add_istft(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, length: int) -> torch.Tensor:
+    """``torch.istft(spec, n_fft, hop_length, window=window, length=length)`` (centred, one-sided,
+    not normalised) by inverse FFT and overlap-add with ``fold``, without ATen's window-overlap
+    (NOLA) check, which reads a value back to the host (a device synchronisation per call). The
+    squared-window envelope is clamped at ``1e-11``, the threshold of that check: for the Hann
+    windows and hops used here it is far above it inside the output."""
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # [M, n_fft, frames]
+    count = frames.shape[-1]
+    total = n_fft + hop_length * (count - 1)
+    fold = dict(output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop_length))
+    signal = F.fold(frames, **fold)[:, 0, 0]  # [M, total]
+    envelope = F.fold(window.square()[None, :, None].expand(1, n_fft, count), **fold)[0, 0, 0]
+    start = n_fft // 2
+    signal = (signal / envelope.clamp(min=1e-11))[:, start : start + length]
+    return F.pad(signal, (0, length - signal.shape[1])) if signal.shape[1] < length else signal
+
+
 def pitch_shift(wave: torch.Tensor, sample_rate: int, steps: torch.Tensor, n_fft: int = 512, hop_length: int = 128) -> torch.Tensor:
-    """Shift each clip of ``wave`` ``[M, S]`` by ``steps[m]`` semitones (``steps`` on the host).
+    """Shift each clip of ``wave`` ``[M, S]`` by ``steps[m]`` semitones (``steps`` on the host: a
+    NumPy array or a CPU tensor).
 
     As ``torchaudio.functional.pitch_shift``: a phase-vocoder time stretch by
     ``2 ** (-steps / 12)`` (``torchaudio.functional.phase_vocoder``) and a resample back to ``S``
@@ -123,14 +143,15 @@ def pitch_shift(wave: torch.Tensor, sample_rate: int, steps: torch.Tensor, n_fft
     window = torch.hann_window(n_fft, device=wave.device)
     n_freq = n_fft // 2 + 1
     phase_advance = torch.linspace(0, math.pi * hop_length, n_freq, device=wave.device)[:, None]
-    for value in torch.unique(steps).tolist():
+    host_steps = np.asarray(steps)  # grouped on the host: nothing is read back from the device
+    for value in np.unique(host_steps).tolist():
         if value == 0:
             continue
-        index = (steps == value).nonzero().flatten().to(wave.device, non_blocking=True)
+        index = to_device(torch.from_numpy(np.flatnonzero(host_steps == value)), wave.device)
         rate = 2.0 ** (-value / 12)
         spec = torch.stft(wave.index_select(0, index), n_fft, hop_length, window=window, return_complex=True)
         stretched = AF.phase_vocoder(spec, rate, phase_advance)
-        slow = torch.istft(stretched, n_fft, hop_length, window=window, length=int(round(length / rate)))
+        slow = overlap_add_istft(stretched, n_fft, hop_length, window, int(round(length / rate)))
         shifted = F.interpolate(slow[:, None], size=length, mode="linear", align_corners=False)[:, 0]
         out.index_copy_(0, index, shifted)
     return out
@@ -154,15 +175,17 @@ class AudioAugment(nn.Module):
     def __init__(self, sample_rate: int, config: AudioAugConfig = AudioAugConfig()):
         super().__init__()
         self.sample_rate, self.cfg = sample_rate, config
+        # the noise exponents, moved with the module (not copied from a list every batch)
+        self.register_buffer("betas", torch.tensor([NOISE_COLORS[c] for c in config.noise_colors]), persistent=False)
 
-    def sample(self, m: int, generator: torch.Generator, host: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-        """Per-clip parameters; pitch steps are drawn on the host (they pick the groups)."""
+    def sample(self, m: int, generator: torch.Generator, host: np.random.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+        """Per-clip parameters; pitch steps are drawn on the host with NumPy (they pick the
+        groups of :func:`pitch_shift`; a NumPy array)."""
         cfg = self.cfg
         lo, hi = cfg.pitch_semitones
-        steps = torch.randint(lo, hi + 1, (m,), generator=host)
-        steps = torch.where(torch.rand(m, generator=host) < cfg.pitch_p, steps, 0)
-        colors = torch.tensor([NOISE_COLORS[c] for c in cfg.noise_colors], device=device)
-        beta = colors[torch.randint(len(colors), (m,), generator=generator, device=device)]
+        steps = host.integers(lo, hi + 1, m)
+        steps = np.where(host.random(m) < cfg.pitch_p, steps, 0)
+        beta = self.betas[torch.randint(len(self.betas), (m,), generator=generator, device=device)]
         snr = torch.empty(m, device=device).uniform_(*cfg.noise_snr_db, generator=generator)
         noisy = torch.rand(m, generator=generator, device=device) < cfg.noise_p
         return {"steps": steps, "beta": beta, "snr_db": snr, "noisy": noisy}

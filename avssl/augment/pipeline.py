@@ -32,6 +32,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -148,8 +149,8 @@ class AVTransform(nn.Module):
 
     def sample(self, batch: dict, generator: torch.Generator) -> ViewParams:
         """Draw every random parameter of the batch's training views from ``generator`` (device
-        draws) and a host generator derived from its seed (pitch steps and the fill seed: host
-        values that pick code paths, drawn without a device sync)."""
+        draws) and a NumPy generator derived from its seed (pitch steps and the fill seed: host
+        values that pick code paths, drawn on the host so nothing is read back from the device)."""
         first = batch["video"] if "video" in batch else batch["audio"]
         b, n = first.shape[:2]
         m, device, cfg = b * n, first.device, self.cfg
@@ -159,14 +160,14 @@ class AVTransform(nn.Module):
         boxes = sample_resized_crop(extent, cfg.crop_scale, cfg.crop_ratio, generator)
         flip = torch.rand(m, generator=generator, device=device) < cfg.flip_p
         color = cfg.color.sample(m, generator, device)  # drawn either way: one stream of randomness
-        host = torch.Generator().manual_seed(generator.initial_seed() ^ 0x5DEECE66D)
+        host = np.random.default_rng(generator.initial_seed() ^ 0x5DEECE66D)
         audio = self.audio_aug.sample(m, generator, host, device)
         temporal = []
         for aug in cfg.temporal:
             audio_params = aug.sample_params(m, generator, device)
             video_params = aug.sample_params(m, generator, device)  # drawn either way: one stream of randomness
             temporal.append({"audio": audio_params, "video": audio_params if cfg.aligned else video_params})
-        noise_seed = int(torch.randint(2**62, (), generator=host))
+        noise_seed = int(host.integers(2**62))
         return ViewParams(boxes, flip, color if cfg.color.active else None, audio, temporal, noise_seed)
 
     def temporal_plans(self, params: ViewParams, frames: int, samples: int) -> dict[str, TimePlan]:
@@ -221,7 +222,7 @@ class AVTransform(nn.Module):
             video = batch["video"]
             side = self.eval_crop_size
             extent = clip_extent(batch).repeat_interleave(k, dim=0)
-            pos = torch.as_tensor(positions, dtype=torch.float32).repeat(b * n)
+            pos = torch.cat([torch.full((1,), float(p), device=video.device) for p in positions]).repeat(b * n)  # built on the device
             boxes = view_boxes(extent, (side, side), pos)
             flip = torch.zeros(b * n * k, dtype=torch.bool, device=video.device)
             clips = video.reshape(b * n, *video.shape[2:]).repeat_interleave(k, dim=0)
@@ -314,5 +315,5 @@ def clip_extent(batch: dict) -> torch.Tensor:
     b, n, height, width = video.shape[0], video.shape[1], video.shape[3], video.shape[4]
     extent = batch.get("extent")
     if extent is None:
-        return torch.tensor([height, width], device=video.device).expand(b * n, 2)
+        return torch.stack([torch.full((b * n,), height, device=video.device), torch.full((b * n,), width, device=video.device)], 1)
     return extent.to(video.device).repeat_interleave(n, dim=0)

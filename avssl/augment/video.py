@@ -155,8 +155,7 @@ def adjust_hue(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     # HSV -> RGB in closed form: channel n in (5, 3, 1) is v - v*s*clamp(min(k, 4 - k), 0, 1),
     # k = (n + 6h) mod 6 (the same values as torchvision's six-sector table, fewer passes).
     h6 = (h * 6.0).unsqueeze(2)  # [M, T, 1, H, W]
-    n = torch.tensor([5.0, 3.0, 1.0], device=frames.device).view(1, 1, 3, 1, 1)
-    k = torch.remainder(n + h6, 6.0)
+    k = torch.remainder(torch.cat([h6 + 5.0, h6 + 3.0, h6 + 1.0], dim=2), 6.0)  # n in (5, 3, 1): scalars, no copy
     weight = torch.minimum(k, 4.0 - k).clamp_(0, 1)
     v = maxc.unsqueeze(2)
     return v - v * s.unsqueeze(2) * weight

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from avssl.errors import ConfigError
+from avssl.guards import logging_step
 from avssl.methods.base import SSLMethod
 
 
@@ -104,4 +105,5 @@ class MomentumMethod(SSLMethod):
         super().optimizer_step(*args, **kwargs)
         tau = self.current_momentum()
         self.target.update(self.online_modules(), tau)
-        self.log("train/momentum", tau, batch_size=1)
+        if logging_step(self._trainer):  # a float becomes a host-to-device copy: only when metrics are written
+            self.log("train/momentum", tau, batch_size=1)
