@@ -299,9 +299,13 @@ def write_report(runs: str | Path, out: str | Path | None = None, readout: str =
     runs = Path(runs)
     if not runs.is_dir():
         raise ConfigError(f"report: runs directory {str(runs)!r} does not exist")
+    collected = collect(runs, readout)
+    if not collected and transfer_report(runs) is None:  # nothing to tabulate: say so, write nothing
+        raise ConfigError(
+            f"report: no results under {runs} (expected <table>/<cell>/.../results.json as avssl grid writes them, or transfer.json)"
+        )
     out = Path(out) if out else runs / "report"
     out.mkdir(parents=True, exist_ok=True)
-    collected = collect(runs, readout)
     if readout != "fused":
         path = out / f"report_{readout}.md"
         path.write_text(markdown(collected, readout))

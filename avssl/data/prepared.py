@@ -59,6 +59,11 @@ def run(ns) -> None:
     from avssl.data.prepare import prepare  # the encoder (torch): only once a copy is made
 
     report = prepare(ns.src, ns.dst, dataclass_from(ns, PrepareConfig), workers=ns.workers)
+    if report["prepared"] + report["already_done"] == 0:  # nothing usable: not a success
+        raise ConfigError(
+            f"prepare: none of the {report['videos']} videos under {ns.src} could be prepared {report['skipped_by_reason']}; "
+            f"each one's reason: {Path(ns.dst) / PREPARE_REPORT}"
+        )
     print(
         f"prepared {report['prepared']}, already done {report['already_done']}, skipped {len(report['skipped'])} "
         f"{report['skipped_by_reason']}; report: {Path(ns.dst) / PREPARE_REPORT}"

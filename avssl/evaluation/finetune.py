@@ -33,7 +33,7 @@ class FineTune(LinearProbe):
     """End-to-end fine-tuning of a pre-trained encoder with a classifier, run by ``avssl test``.
 
     Args:
-        encoder_ckpt: pre-training checkpoint (``null``: train the architecture from scratch).
+        encoder_ckpt: pre-training checkpoint (required unless ``random_init``).
         num_classes: classes (linked from the data).
         lr: Adam learning rate of the encoder and the classifier (AVID-CMA: 1e-4).
         weight_decay: Adam weight decay (AVID-CMA: 0).
@@ -46,6 +46,7 @@ class FineTune(LinearProbe):
         output_dir: where ``results.json`` goes (default: the logger's directory).
         override_input_settings: see :class:`~avssl.evaluation.probe.LinearProbe`.
         backbone: the architecture when ``encoder_ckpt`` is null.
+        random_init: train the architecture from scratch (no ``encoder_ckpt``), on purpose.
     """
 
     trains_encoder = True
@@ -65,6 +66,7 @@ class FineTune(LinearProbe):
         output_dir: str | None = None,
         override_input_settings: bool = False,
         backbone: BackboneConfig | None = None,
+        random_init: bool = False,
     ):
         if not lr > 0 or weight_decay < 0 or not 0 < gamma <= 1 or not 0 <= dropout < 1:
             raise ConfigError(
@@ -80,6 +82,7 @@ class FineTune(LinearProbe):
             output_dir=output_dir,
             override_input_settings=override_input_settings,
             backbone=backbone,
+            random_init=random_init,
         )
         self.mode = "finetune"  # names its results (keys, table, results.json) as fine-tuning, not a probe
         self.encoders.requires_grad_(True).train()  # Lightning keeps a submodule's mode: the loaded encoder is in eval mode

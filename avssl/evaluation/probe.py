@@ -74,8 +74,7 @@ class LinearProbe(pl.LightningModule):
     """Linear (or kNN) evaluation of a frozen encoder, run by ``avssl test``.
 
     Args:
-        encoder_ckpt: pre-training checkpoint; ``null`` probes a randomly initialised encoder
-            (built from ``backbone``). The
+        encoder_ckpt: pre-training checkpoint (required unless ``random_init``). The
             evaluation takes the checkpoint's input settings (frames, clip length, audio rate,
             spectrogram, normalisation) and dataset (see :mod:`avssl.evaluation.encoder`).
         num_classes: classes (linked from the data).
@@ -95,6 +94,9 @@ class LinearProbe(pl.LightningModule):
             encoder's pre-training ones (logged) instead of refusing them.
         backbone: the architecture of the randomly initialised encoder when ``encoder_ckpt`` is
             null; with a checkpoint the architecture is the checkpoint's (setting it is an error).
+        random_init: probe a randomly initialised encoder (built from ``backbone``) instead of a
+            pre-trained one: without a checkpoint this must be set, so a forgotten
+            ``encoder_ckpt`` is an error rather than a plausible table of random features.
     """
 
     trains_encoder = False  # a frozen encoder; :class:`avssl.evaluation.finetune.FineTune` trains it
@@ -115,8 +117,16 @@ class LinearProbe(pl.LightningModule):
         output_dir: str | None = None,
         override_input_settings: bool = False,
         backbone: BackboneConfig | None = None,
+        random_init: bool = False,
     ):
         super().__init__()
+        if encoder_ckpt is None and not random_init:
+            raise ConfigError(
+                "model.encoder_ckpt: no pre-trained encoder given; set model.init_args.encoder_ckpt=PRETRAIN.ckpt "
+                "(or, to evaluate a randomly initialised encoder on purpose, model.init_args.random_init=true)"
+            )
+        if encoder_ckpt is not None and random_init:
+            raise ConfigError("model.random_init: a random-init probe takes no model.encoder_ckpt; set one of the two")
         if num_classes < 2:
             raise ConfigError(f"model.num_classes: linear evaluation needs labelled data with >= 2 classes, got {num_classes}")
         if mode not in PROBE_MODES:

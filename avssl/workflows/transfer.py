@@ -49,8 +49,7 @@ def run_avssl_test(ckpt: str | None, root: str, layout: str, split: int, out: Pa
     configs = [] if any(a in ("--config", "-c") or a.startswith("--config=") for a in extra) else ["--config", default]
     args = [*configs, *extra, f"--data.root={root}", f"--data.layout={layout}", f"--data.split={split}"]
     args += [f"--model.init_args.output_dir={out}", f"--trainer.logger.init_args.save_dir={out}"]
-    if ckpt is not None:
-        args.append(f"{ENCODER_FLAG}={ckpt}")
+    args.append(f"{ENCODER_FLAG}={ckpt}" if ckpt is not None else "--model.init_args.random_init=true")
     if protocol == "knn":
         args.append("--model.init_args.mode=knn")
     code = run_avssl(["test", *args])
@@ -136,7 +135,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="the benchmark in its official layout (UCF101, HMDB51, ESC-50, VGGSound)")
     parser.add_argument("--layout", default="auto", help="auto (recognised from the files) or ucf101, hmdb51, esc50, vggsound")
     parser.add_argument("--split", default="1", help="official split (ESC-50: test fold) or 'all' for mean ± std over every split")
-    parser.add_argument("--ckpt", help="pre-training checkpoint (required for retrieval; linear without it probes a random-init encoder)")
+    parser.add_argument("--ckpt", help="pre-training checkpoint (required unless --random-init)")
+    parser.add_argument(
+        "--random-init", action="store_true", help="linear / knn / finetune: evaluate a randomly initialised encoder instead"
+    )
     parser.add_argument("--out", default="runs/transfer", help="output directory")
     parser.add_argument("--clips", type=int, default=10, help="retrieval: uniformly spaced clips per video, features averaged")
     parser.add_argument("--batch-size", type=int, default=16, help="retrieval: videos per forward pass")
@@ -163,6 +165,10 @@ def run(ns: argparse.Namespace) -> Path:
         raise ConfigError(f"--split: {layout} has splits 1..{official[layout]} (or 'all'), got {ns.split!r}")
     if ns.protocol == "retrieval" and not ns.ckpt:
         raise ConfigError("--ckpt: retrieval measures a pre-trained encoder; give its checkpoint")
+    if bool(ns.ckpt) == ns.random_init:
+        raise ConfigError(
+            "--ckpt: give the pre-trained encoder's checkpoint, or --random-init to evaluate a random one on purpose (not both)"
+        )
     if extra and ns.protocol == "retrieval":
         raise ConfigError(f"retrieval takes no avssl test options after '--', got {extra}")
     out = Path(ns.out)

@@ -74,3 +74,17 @@ def test_a_new_layout_is_one_subclass_and_one_registry_entry(tiny_root, tmp_path
         str(tmp_path), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=avssl.AugmentConfig(crop_size=32)
     )
     assert data.layout == "listing" and len(data.records("train")) == 4 and data.num_classes == 0
+
+
+def test_a_dangling_link_in_a_folder_is_skipped_and_named(tiny_root, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i, source in enumerate(sorted(tiny_root.glob("**/*.mp4"))[:2]):
+        shutil.copy(source, folder / f"clip{i}.mp4")
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")  # its target does not exist
+    data = avssl.AVDataModule(
+        str(folder), batch_size=1, num_workers=0, short_side=32, sample_rate=16000, augment=avssl.AugmentConfig(crop_size=32)
+    )
+    dataset = data.dataset("train", train=True)
+    assert len(dataset) == 2 and dataset.skipped == {"dangling_link": 1}
+    assert dataset.skipped_files == [(str(folder / "gone.mp4"), "dangling_link")]

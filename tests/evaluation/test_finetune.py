@@ -78,7 +78,7 @@ def test_fine_tuning_checkpoints_hold_the_encoder(checkpoint, ucf, tmp_path):
 
 def test_invalid_fine_tuning_options():
     with pytest.raises(ConfigError, match="fine-tuning needs lr > 0"):
-        avssl.FineTune(None, num_classes=3, lr=0.0)
+        avssl.FineTune(None, num_classes=3, lr=0.0, random_init=True)
 
 
 def test_transfer_finetune_runs_the_bundled_config(checkpoint, ucf, tmp_path):

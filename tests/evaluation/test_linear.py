@@ -90,7 +90,7 @@ def separable_features(n=60, classes=3):
 @pytest.mark.parametrize("normalize", ["l2", "bn"])
 def test_probe_trained_by_lightning_separates_separable_features(normalize):
     feats, labels = separable_features()
-    probe = LinearProbe(num_classes=3, normalize=normalize, backbone=ARCH)
+    probe = LinearProbe(num_classes=3, random_init=True, normalize=normalize, backbone=ARCH)
     probe.batch_size = 16
     loader = DataLoader(FeatureDataset(feats, labels), batch_size=16, shuffle=True)
     pl.Trainer(max_epochs=30, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(probe, loader)
@@ -100,7 +100,7 @@ def test_probe_trained_by_lightning_separates_separable_features(normalize):
 
 def test_probe_optimiser_is_sgd_lr_30_per_256_momentum_09_no_decay_cosine():
     feats, labels = separable_features(n=64)
-    probe = LinearProbe(num_classes=3, backbone=ARCH)
+    probe = LinearProbe(num_classes=3, random_init=True, backbone=ARCH)
     seen = []
 
     class Record(pl.Callback):
@@ -129,11 +129,11 @@ def test_table_says_which_mode_and_whether_it_is_the_papers():
 
 def test_invalid_options():
     with pytest.raises(ConfigError, match="model.mode"):
-        LinearProbe(num_classes=4, mode="svm", backbone=ARCH)
+        LinearProbe(num_classes=4, random_init=True, mode="svm", backbone=ARCH)
     with pytest.raises(ConfigError, match="knn_k"):
-        LinearProbe(num_classes=4, knn_k=0, backbone=ARCH)
+        LinearProbe(num_classes=4, random_init=True, knn_k=0, backbone=ARCH)
     with pytest.raises(ConfigError, match="normalize"):
-        LinearProbe(num_classes=4, normalize="zscore", backbone=ARCH)
+        LinearProbe(num_classes=4, random_init=True, normalize="zscore", backbone=ARCH)
 
 
 def fake_checkpoint(path, data: AVDataModule | None = None):

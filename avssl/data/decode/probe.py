@@ -21,6 +21,7 @@ it as that video's audio (a WAV that merely shares the video's name is never tak
 from __future__ import annotations
 
 import json
+import os
 import wave
 from dataclasses import dataclass
 from functools import lru_cache
@@ -105,7 +106,8 @@ def probe(path: str, *, video: bool = True) -> MediaInfo:
     except DecodeError:
         raise
     except FileNotFoundError as e:
-        raise DecodeError(path, "missing", str(e)) from e
+        reason = "dangling_link" if os.path.islink(path) else "missing"  # a link whose target is gone
+        raise DecodeError(path, reason, str(e)) from e
     except (av.FFmpegError, OSError, ValueError, EOFError, wave.Error) as e:
         raise DecodeError(path, "unreadable", str(e)) from e
     if info.duration <= 0 or info.width <= 0:

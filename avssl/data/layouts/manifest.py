@@ -40,9 +40,13 @@ def read_manifest(manifest: str | Path) -> list[VideoRecord]:
 
 
 def scan_folder(root: str | Path) -> list[VideoRecord]:
-    """Every video file under ``root`` as an unlabeled training record (sorted, deterministic)."""
+    """Every video file under ``root`` as an unlabeled training record (sorted, deterministic).
+    A symbolic link whose target is gone is kept, so the dataset skips it and names it
+    (``dangling_link``) instead of leaving it out unseen."""
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
+    )
     return [VideoRecord(str(p), -1, str(p.relative_to(root).with_suffix("")), "train") for p in files]
 
 
