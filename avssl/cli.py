@@ -91,10 +91,15 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
                 name_logger_after_method(self.config.fit if self.subcommand else self.config)
 
         def instantiate_trainer(self, **kwargs):
+            from pytorch_lightning.callbacks import TQDMProgressBar
+
+            from avssl.callbacks import LoggingStepProgressBar
             from avssl.reliability import AtomicCheckpointIO, RunGuard
 
             trainer = super().instantiate_trainer(**kwargs)
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()  # no partial file under a final name
+            # Lightning's default bar, refreshed on the logging steps (the metrics are read from the device then)
+            trainer.callbacks = [LoggingStepProgressBar() if type(c) is TQDMProgressBar else c for c in trainer.callbacks]
             trainer.callbacks.append(RunGuard())  # start-up checks + fit_summary.json
             return trainer
 

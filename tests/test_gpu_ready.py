@@ -233,3 +233,13 @@ def test_prefetch_factor_reaches_the_worker_loaders(tiny_root):
     assert loader.prefetch_factor == 4
     with pytest.raises(ConfigError, match="data.prefetch_factor must be >= 1"):
         avssl.AVDataModule(prefetch_factor=0)
+
+
+def test_the_command_line_shows_the_logged_metrics_on_logging_steps_only(tiny_root, tmp_path):
+    from avssl.callbacks import LoggingStepProgressBar
+
+    args = ["--config", "simclr.yaml", "--config", "demo.yaml", *TINY_DATA_ARGS, f"--data.synthetic_root={tiny_root}"]
+    _, _, trainer = instantiate([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    assert isinstance(trainer.progress_bar_callback, LoggingStepProgressBar)
+    _, _, quiet = instantiate([*args, "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    assert quiet.progress_bar_callback is None
