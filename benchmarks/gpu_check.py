@@ -89,9 +89,10 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
     profile = ["--trainer.profiler=pytorch_lightning.profilers.SimpleProfiler", f"--trainer.profiler.init_args.dirpath={work}"]
     profile += [f"--trainer.profiler.init_args.filename=profile_{name.replace('+', '_')}"]  # its summary goes to a file, not stdout
     args = ["--config", "simclr.yaml", *profile, f"--data.synthetic_root={ns.data}", f"--trainer.accelerator={device.type}"]
-    args += ["--trainer.devices=1", f"--trainer.max_steps={ns.steps}", "--trainer.max_epochs=1", "--trainer.limit_val_batches=0"]
+    # max_steps ends the run; the synthetic train split may hold only a few batches, so epochs are unbounded
+    args += ["--trainer.devices=1", f"--trainer.max_steps={ns.steps}", "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0"]
     args += ["--trainer.num_sanity_val_steps=0", f"--trainer.precision={ns.precision}", f"--trainer.logger.init_args.save_dir={work}"]
-    args += [f"--trainer.callbacks.init_args.dirpath={work / name}", "--trainer.enable_checkpointing=true"]
+    args += [f"--trainer.callbacks.init_args.dirpath={work / name}", "--trainer.callbacks.init_args.every_n_epochs=1000000"]  # no saving
     args += [f"--data.batch_size={ns.batch_size}", f"--data.num_workers={ns.workers}", f"--data.synthetic.videos_per_class={ns.videos}"]
     if ns.tiny:
         args += [
