@@ -129,11 +129,11 @@ class RunGuard(pl.Callback):
             gathered = [None] * trainer.world_size
             torch.distributed.all_gather_object(gathered, totals)
             totals = {k: sum(g.get(k, 0) for g in gathered) for k in set().union(*gathered)}
-        skipped: dict[str, dict[str, int]] = {}
+        skipped: dict[str, dict] = {}  # per dataset (its split in words): counts by reason and every file named
         datamodule = getattr(trainer, "datamodule", None)
         for key, dataset in getattr(datamodule, "datasets", {}).items():
             if getattr(dataset, "skipped", None):
-                skipped[key] = dict(dataset.skipped)
+                skipped[key] = {"by_reason": dict(dataset.skipped), "files": dict(dataset.skipped_files)}
         return {
             "status": self.status,
             "resumed_from": self.resumed_from,

@@ -295,3 +295,23 @@ def test_configuration_is_validated_before_training(option, words, tiny_root, ca
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
     assert "Traceback" not in err
+
+
+def test_fit_summary_names_the_skipped_files_by_split_in_words(tmp_path, tiny_root, caplog):
+    import csv
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    (root / "synthetic.json").unlink()  # read as a plain manifest
+    (root / "broken.mp4").write_bytes(b"")
+    rows = list(csv.DictReader(open(root / "manifest.csv")))
+    with open(root / "manifest.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["broken.mp4", rows[0]["label"], "train"])
+    ckpt = tmp_path / "ckpt"
+    args = ["fit", *DEMO, *TINY_DATA_ARGS, f"--data.root={root}", *SMALL, "--trainer.max_epochs=1", "--trainer.limit_val_batches=1"]
+    main([*args, f"--trainer.callbacks.init_args.dirpath={ckpt}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    skipped = json.loads((ckpt / "fit_summary.json").read_text())["skipped_when_indexing"]
+    key = "train split, 2 training clips per video"
+    assert skipped[key]["by_reason"] == {"unreadable": 1} and skipped[key]["files"] == {str(root / "broken.mp4"): "unreadable"}
+    assert any(str(root / "broken.mp4") in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)

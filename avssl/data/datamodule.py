@@ -254,9 +254,9 @@ class AVDataModule(pl.LightningDataModule):
 
     def dataset(self, split: str, *, train: bool, num_clips: int | None = None) -> AVClipDataset:
         """Clips of ``split``; ``train=True`` samples positives, ``False`` uniform eval clips."""
-        key = f"{split}-{train}-{num_clips}"
+        clips = num_clips or (self.num_clips if train else self.eval_clips)
+        key = f"{split} split, {clips} {'training' if train else 'evaluation'} clips per video"  # in words: reports name it
         if key not in self.datasets:
-            clips = num_clips or (self.num_clips if train else self.eval_clips)
             self.datasets[key] = self.clip_dataset(self.records(split), train=train, num_clips=clips)
             dataset = self.datasets[key]
             if len(dataset) == 0 and (split != "val" or dataset.skipped):

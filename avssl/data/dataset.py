@@ -172,7 +172,9 @@ class AVClipDataset(Dataset):
             self.records.append(record)
             self.infos.append(info)
         if self.skipped:
-            log.warning("skipped %d of %d videos: %s", sum(self.skipped.values()), len(records), dict(self.skipped))
+            named = ", ".join(f"{path} ({reason})" for path, reason in self.skipped_files[:10])
+            more = f" and {len(self.skipped_files) - 10} more" if len(self.skipped_files) > 10 else ""
+            log.warning("skipped %d of %d videos: %s: %s%s", sum(self.skipped.values()), len(records), dict(self.skipped), named, more)
 
     def _skip(self, path: str, reason: str) -> None:
         self.skipped[reason] += 1
