@@ -169,6 +169,7 @@ class LinearProbe(pl.LightningModule):
         self.readouts: tuple[str, ...] = READOUTS  # narrowed by attach() for single-stream data
         self.dataset: dict = {}  # the evaluation data's layout and split, set by attach()
         self.num_train_videos = 0  # set by the workflow (decodable training videos)
+        self.skipped_files: dict[str, dict[str, str]] = {}  # set by the workflow: {dataset: {file: reason}}
         self.finite = FiniteGuard("probe loss", "the encoder's features or the probe's learning rate (model.base_lr) are not usable")
 
     @staticmethod

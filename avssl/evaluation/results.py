@@ -71,6 +71,7 @@ def write_results(probe, results: dict, *, num_videos: int) -> Path:
         "metrics": results,
         "num_test_videos": num_videos,
         "num_train_videos": probe.num_train_videos,
+        "skipped_files": probe.skipped_files,
         "encoder_ckpt": encoder.path if encoder else None,
         "encoder_sha256": encoder.sha256 if encoder else None,
         "encoder_method": encoder.method if encoder else None,

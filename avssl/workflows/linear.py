@@ -78,4 +78,7 @@ def linear_evaluation(trainer: pl.Trainer, probe: LinearProbe, datamodule, *, ck
         probe.num_train_videos = len(dataset)
         loader = datamodule.loader(dataset, shuffle=True)
         trainer.fit(probe, train_dataloaders=loader, ckpt_path=ckpt_path)
-    trainer.test(probe, dataloaders=datamodule.test_dataloader())
+    test_loader = datamodule.test_dataloader()
+    # every file left out, named, beside the numbers it did not enter (results.json)
+    probe.skipped_files = {key: dict(ds.skipped_files) for key, ds in datamodule.datasets.items() if ds.skipped_files}
+    trainer.test(probe, dataloaders=test_loader)

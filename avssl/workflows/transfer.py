@@ -173,7 +173,7 @@ def run(ns: argparse.Namespace) -> Path:
         raise ConfigError(f"retrieval takes no avssl test options after '--', got {extra}")
     out = Path(ns.out)
     encoder = load_encoder(ns.ckpt, field_name="--ckpt") if ns.ckpt else None
-    per_split, details, modes = {}, {}, set()
+    per_split, details, modes, skipped = {}, {}, set(), {}
     for split in splits:
         split_dir = out / f"split{split}"
         split_dir.mkdir(parents=True, exist_ok=True)
@@ -183,9 +183,11 @@ def run(ns: argparse.Namespace) -> Path:
             described |= {"encoder_ckpt": ns.ckpt, "encoder_sha256": encoder.sha256, **result}
             (split_dir / "results.json").write_text(json.dumps(described, indent=2))
             per_split[split] = result["metrics"]
+            skipped[split] = result["skipped"]
         else:
             result = run_avssl_test(ns.ckpt, ns.root, layout, split, split_dir, ns.protocol, extra)
             per_split[split] = _linear_metrics(result)
+            skipped[split] = result.get("skipped_files", {})
             modes.add(result["mode"])
         details[split] = str(split_dir / "results.json")
     summary = summarise(per_split)
@@ -203,6 +205,7 @@ def run(ns: argparse.Namespace) -> Path:
         "per_split": {str(k): v for k, v in per_split.items()},
         "summary": summary,
         "results": {str(k): v for k, v in details.items()},
+        "skipped_files": {str(k): v for k, v in skipped.items() if v},  # per split: the files left out, with reasons
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     out.mkdir(parents=True, exist_ok=True)

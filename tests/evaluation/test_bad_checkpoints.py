@@ -87,3 +87,24 @@ def test_commands_that_find_nothing_to_do_say_so_and_exit_non_zero(tmp_path, cap
         main(["prepare", str(src), str(tmp_path / "dst"), "--workers", "1"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "avssl: error: prepare: none of the 1 videos" in err and "unreadable" in err
+
+
+def test_results_json_names_the_files_it_left_out(checkpoint, tiny_root, tmp_path):
+    import csv
+    import json
+
+    rows = list(csv.DictReader(open(tiny_root / "manifest.csv")))
+    (tmp_path / "broken.mp4").write_bytes(b"")
+    with open(tmp_path / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        writer.writerows([str(tiny_root / r["path"]), r["label"], r["split"]] for r in rows)
+        writer.writerow(["broken.mp4", rows[0]["label"], "test"])
+    out = tmp_path / "out"
+    main(
+        ["test", "--config", "linear.yaml", "--config", "demo_linear.yaml", f"--data.root={tmp_path}", "--data.num_workers=0"]
+        + ["--data.batch_size=4", "--model.init_args.mode=knn", "--model.init_args.train_clips=2", "--data.eval_clips=2"]
+        + [f"--model.encoder_ckpt={checkpoint}", f"--model.init_args.output_dir={out}", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    )
+    skipped = json.loads((out / "results.json").read_text())["skipped_files"]
+    assert skipped == {"test split, 2 evaluation clips per video": {str(tmp_path / "broken.mp4"): "unreadable"}}

@@ -46,6 +46,7 @@ def test_retrieval_over_every_split_of_a_video_only_benchmark(checkpoint, roots,
     assert report["dataset"] == "ucf101" and report["splits"] == [1, 2, 3] and report["protocol"] == "retrieval"
     assert report["encoder_sha256"] == avssl.load_encoder(checkpoint).sha256
     assert set(report["per_split"]) == {"1", "2", "3"} and all(set(m) == {"video"} for m in report["per_split"].values())
+    assert report["skipped_files"] == {}  # every listed video decoded (a skip would be named here, per split)
     split1 = json.loads((out / "split1" / "results.json").read_text())
     assert split1["num_queries"] == 3 and split1["num_gallery"] == 9
     assert (split1["dataset"], split1["split"], split1["encoder_sha256"]) == ("ucf101", 1, report["encoder_sha256"])
