@@ -131,11 +131,12 @@ def extract_features(
     ids = [dataset.records[i].video_id for i in rows]
     if not ids:
         raise ConfigError(f"extract_features: no video could be decoded ({skipped})")
-    broken = [k for k, v in parts.items() if v and not bool(torch.isfinite(torch.cat(v)).all())]
+    joined = {k: torch.cat(v) if v else None for k, v in parts.items()}  # each stream's features, concatenated once
+    broken = [k for k, v in joined.items() if v is not None and not bool(torch.isfinite(v).all())]
     if broken:
         raise ConfigError(f"extract_features: the {'/'.join(broken)} features of {encoder.path} are not finite (NaN / inf)")
     return Features(
-        **{k: torch.cat(v) if v else None for k, v in parts.items()},
+        **joined,
         video_ids=ids,
         labels=torch.cat(labels).long(),
         skipped=dict(sorted(skipped.items())),
