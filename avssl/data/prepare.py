@@ -12,7 +12,9 @@ name (``clip.mkv`` and ``clip.mp4``), the ``.mp4`` keeps it and the others keep 
 ``audio_rate`` on the same timeline (an audio stream that starts late is preceded by silence),
 which the decoder reads by sample range. Other files (``Annotations.txt`` and the split files of
 AVE, a ``manifest.csv`` — with its paths pointed at the copies) are copied, so the datasets read
-``DST`` exactly as they read ``SRC``.
+``DST`` exactly as they read ``SRC``. ``SRC`` may itself be a prepared copy, or hold one (to
+re-prepare at another size): its videos' audio is read from their sidecars, and its
+``prepare_report.json`` files are not copied (``DST``'s own report lists the new sidecars).
 
 Runs ``workers`` processes with a progress bar; resumable: outputs are written in
 ``DST/.avssl-prepare-tmp`` and moved into place when complete, a re-run skips files whose outputs
@@ -92,6 +94,8 @@ def prepare_file(
         return src, e.reason, str(e), 0
     except (av.FFmpegError, OSError, ValueError) as e:
         return src, "corrupt", f"{type(e).__name__}: {e}", 0
+    except Exception as e:  # any other failure on one file is reported with it, never ends the whole run
+        return src, "failed", f"{type(e).__name__}: {e}", 0
     finally:
         for leftover in (tmp_video, tmp_audio):
             leftover.unlink(missing_ok=True)
@@ -101,15 +105,17 @@ def _write_audio(src: str, path: Path, rate: int, info: MediaInfo) -> int:
     """The source's audio as mono PCM16 at ``rate`` on the video's timeline: sample ``i`` is
     timeline time ``i / rate`` (a stream that starts late is preceded by silence, gaps stay
     silent). Non-finite samples become 0 and are counted (returned); samples are clipped to
-    [-1, 1] (the decoder's policy for raw files)."""
+    [-1, 1] (the decoder's policy for raw files). A source that is itself a prepared copy has its
+    audio in its sidecar WAV, whose sample 0 is already timeline 0."""
     chunks, native = [], None
-    with av.open(src) as container:
+    audio_src, origin = (info.sidecar, 0.0) if info.sidecar else (src, info.start)
+    with av.open(audio_src) as container:
         stream = container.streams.audio[0]
         native, tb = stream.sample_rate, stream.time_base
         position = 0  # next sample index at the native rate
         for frame in container.decode(stream):
             data = audio_samples(frame)
-            first = position if frame.pts is None else int(round((float(frame.pts * tb) - info.start) * native))
+            first = position if frame.pts is None else int(round((float(frame.pts * tb) - origin) * native))
             if first > position:  # the stream starts late or has a gap: silence
                 chunks.append(np.zeros(first - position, np.float32))
                 position = first
@@ -206,8 +212,8 @@ def _plan(src: Path, dst: Path) -> tuple[list[Source], list[Path]]:
                 videos.append(Source(rel, None, "dangling_link"))
             elif path.is_file():
                 videos.append(Source(rel, rel.with_suffix(".mp4")))
-        elif path.is_file() and path.suffix.lower() in COPIED:
-            others.append(rel)
+        elif path.is_file() and path.suffix.lower() in COPIED and path.name != PREPARE_REPORT:
+            others.append(rel)  # a prepared copy's report is not copied: DST's own report lists its sidecars
     claims: dict[Path, list[int]] = {}
     for i, v in enumerate(videos):
         if v.output is not None:

@@ -112,3 +112,24 @@ def test_bad_arguments(tmp_path):
         PrepareConfig(gop=0)
     with pytest.raises(ConfigError, match="--bframes"):
         PrepareConfig(bframes=-1)
+
+
+def test_a_prepared_copy_can_be_prepared_again(source, tmp_path):
+    """A prepared copy keeps its audio in sidecars (its mp4s have no audio stream): re-preparing it
+    at another size, or a folder that holds one, reads the sidecars and gives the same audio."""
+    first, second, outer = tmp_path / "first", tmp_path / "second", tmp_path / "outer"
+    prepare(source, first, PrepareConfig(short_side=32, gop=8, audio_rate=16000), workers=1, progress=False)
+    report = prepare(first, second, PrepareConfig(short_side=16, gop=8, audio_rate=16000), workers=1, progress=False)
+    assert report["prepared"] == 4 and report["skipped_by_reason"] == {}
+    video = sorted((second / "videos").glob("*.mp4"))[0]
+    info = probe(str(video))
+    assert info.sidecar == str(video.with_suffix(".wav")) and min(info.width, info.height) == 16
+    with wave.open(str(video.with_suffix(".wav"))) as new, wave.open(str(first / "videos" / video.with_suffix(".wav").name)) as old:
+        a, b = (np.frombuffer(w.readframes(w.getnframes()), "<i2") for w in (new, old))
+    assert len(a) == len(b) and np.abs(a.astype(int) - b).max() <= 1  # the same samples
+    (outer / "copy").mkdir(parents=True)  # a folder that holds a prepared copy
+    shutil.copytree(first / "videos", outer / "copy" / "videos")
+    shutil.copy(first / "prepare_report.json", outer / "copy")
+    report = prepare(outer, tmp_path / "outer-dst", PrepareConfig(short_side=16, gop=8, audio_rate=16000), workers=1, progress=False)
+    assert report["prepared"] == 4 and not (tmp_path / "outer-dst" / "copy" / "prepare_report.json").exists()
+    assert probe(str(tmp_path / "outer-dst" / "copy" / "videos" / video.name)).sidecar is not None
