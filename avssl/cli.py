@@ -79,10 +79,25 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
             parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
         def parse_arguments(self, parser, args) -> None:
-            super().parse_arguments(parser, args)
+            try:
+                super().parse_arguments(parser, args)
+            except argparse.ArgumentError as e:  # one line naming the option (and its file), no usage dump
+                from avssl.config_errors import explain
+
+                given = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+                subcommand = given[0] if given and given[0] in TRAINER_COMMANDS else None
+                raise explain(str(e), parser, subcommand, given) from None
             # What the user set (config files and command line), without defaults: an evaluation
             # takes every other input setting from the encoder's checkpoint.
             self.explicit = parser.parse_args(args, defaults=False) if not isinstance(args, dict) else self.config
+
+        def _parse_ckpt_path(self) -> None:  # Lightning reads --ckpt_path's hyper-parameters here first
+            subcommand = self.config.get("subcommand")
+            if subcommand and self.config[subcommand].get("ckpt_path") not in (None, "last", "best", "hpc", "registry"):
+                from avssl.reliability import check_training_checkpoint
+
+                check_training_checkpoint(self.config[subcommand].ckpt_path)
+            super()._parse_ckpt_path()
 
         def before_instantiate_classes(self) -> None:
             if self.subcommand == "test":
@@ -127,8 +142,12 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         args=args,
         run=run,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "avssl"},
+        parser_kwargs={"prog": "avssl", **STRICT_PARSER, **{name: dict(STRICT_PARSER) for name in TRAINER_COMMANDS}},
     )
+
+
+TRAINER_COMMANDS = [name for name, command in COMMANDS.items() if command.module is None]
+STRICT_PARSER = {"exit_on_error": False, "allow_abbrev": False}
 
 
 def name_logger_after_method(config) -> None:

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,43 @@ log = logging.getLogger(__name__)
 SUMMARY = "fit_summary.json"
 
 
+def check_training_checkpoint(path, field_name: str = "ckpt_path") -> None:
+    """Refuse, naming ``field_name`` and ``path``, a file that cannot resume a run: missing,
+    truncated or not a torch file, carrying pickled code (``weights_only`` refuses it, nothing
+    runs), or without Lightning's training state (a plain ``state_dict``). Storages are memory
+    mapped, not read."""
+    import pickle
+    import zipfile
+
+    if "://" in str(path):  # a URL: fsspec reads it when the run loads it
+        return
+    if not Path(path).is_file():
+        raise ConfigError(f"{field_name}: checkpoint {str(path)!r} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:
+        raise ConfigError(f"{field_name}: {path} is not a weights-only checkpoint and was refused (it may carry code): {e}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:  # a truncated or foreign file
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(
+            f"{field_name}: {path} is not a readable checkpoint (truncated, or not a torch file): {type(e).__name__}: {first_line}"
+        ) from None
+    missing = [key for key in ("state_dict", "pytorch-lightning_version") if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise ConfigError(
+            f"{field_name}: {path} is not a Lightning training checkpoint (no {' / '.join(missing)}; a plain state_dict "
+            "cannot resume a run): pass a checkpoint that avssl saved"
+        )
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` to ``.<name>.tmp-*`` in the target directory, fsync, ``os.replace``; loads
     with ``weights_only=True`` always (a checkpoint carrying pickled code is refused, the code
     never runs)."""
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
-        import pickle
-
-        try:
-            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise ConfigError(f"ckpt_path: {path} is not a weights-only checkpoint and was refused (it may carry code): {e}") from None
+        check_training_checkpoint(path)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
@@ -90,6 +116,24 @@ def check_writable(directory: Path) -> None:
         ) from None
 
 
+START_FILES = ("config.yaml", "hparams.yaml", "events.out.tfevents.*")  # what a run's log directory holds before its first step
+
+
+def remove_empty_log_dir(trainer: pl.Trainer) -> None:
+    """Remove the logger's ``version_N`` directory of a fit that failed before its first step,
+    when it holds only what every run writes at start (so a failed start leaves no run behind)."""
+    logger = trainer.logger
+    log_dir = Path(logger.log_dir) if logger is not None and getattr(logger, "log_dir", None) else None
+    if log_dir is None or not log_dir.is_dir():
+        return
+    entries = list(log_dir.iterdir())
+    if all(e.is_file() and any(e.match(pattern) for pattern in START_FILES) for e in entries):
+        shutil.rmtree(log_dir, ignore_errors=True)
+        if log_dir.parent.is_dir() and not any(log_dir.parent.iterdir()):  # runs/<name>, when this run made it
+            log_dir.parent.rmdir()
+        log.info("removed %s: the run failed before its first step", log_dir)
+
+
 class RunGuard(pl.Callback):
     """Start-up checks and the end-of-fit failure summary (see the module docstring)."""
 
@@ -118,6 +162,8 @@ class RunGuard(pl.Callback):
         self._write(trainer, gather=True)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if trainer.global_step == 0 and trainer.is_global_zero:
+            remove_empty_log_dir(trainer)
         if self.status == "not started":  # not a fit (avssl test / validate / predict), or it never began
             return
         self.status = f"failed: {type(exception).__name__}: {exception}"

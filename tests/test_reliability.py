@@ -39,7 +39,8 @@ def tiny(root):
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     io = AtomicCheckpointIO()
     target = tmp_path / "last.ckpt"
-    io.save_checkpoint({"step": torch.tensor(1)}, target)
+    lightning = {"state_dict": {}, "pytorch-lightning_version": "2.6.6"}  # what it loads must be a training checkpoint
+    io.save_checkpoint({**lightning, "step": torch.tensor(1)}, target)
 
     def broken_save(obj, f, *args, **kwargs):
         f.write(b"partial bytes")
@@ -47,7 +48,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="injected"):
-        io.save_checkpoint({"step": torch.tensor(2)}, target)
+        io.save_checkpoint({**lightning, "step": torch.tensor(2)}, target)
     monkeypatch.undo()
     assert int(io.load_checkpoint(target)["step"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary file left
