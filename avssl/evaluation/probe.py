@@ -26,6 +26,7 @@ crops; exactly one prediction per video is kept, also under DDP.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytorch_lightning as pl
@@ -50,6 +51,11 @@ from avssl.utils.schedules import warmup_cosine
 
 log = logging.getLogger(__name__)
 NORMALIZATIONS = ("l2", "bn")
+# A frozen randomly initialised encoder normalises with its initial batch-norm statistics (mean 0,
+# variance 1) unless they are re-estimated on the data: the baseline every margin is measured
+# against has them re-estimated on the training clips; the initial ones are reported beside it.
+RANDOM_INIT = "random-init"
+RANDOM_INIT_INITIAL_BN = "random-init-initial-bn"
 
 
 class ProbeHead(nn.Module):
@@ -151,7 +157,9 @@ class LinearProbe(pl.LightningModule):
             self.encoders["pretrained"] = self.pretrained.backbone
         if self.pretrained is None or baselines:
             torch.manual_seed(seed)
-            self.encoders["random-init"] = TwoStreamBackbone(arch).requires_grad_(False)
+            self.encoders[RANDOM_INIT] = TwoStreamBackbone(arch).requires_grad_(False)
+            if not self.trains_encoder:  # the same weights with the initial statistics, for comparison
+                self.encoders[RANDOM_INIT_INITIAL_BN] = copy.deepcopy(self.encoders[RANDOM_INIT])
         torch.manual_seed(seed)
         some = next(iter(self.encoders.values()))
         dims = {"fused": some.out_dim, "audio": some.audio.out_dim, "video": some.video.out_dim}
@@ -198,6 +206,19 @@ class LinearProbe(pl.LightningModule):
         self.batch_size = datamodule.batch_size  # per device, as in pre-training
         self.evaluation_data = dict(datamodule.hparams)
         self.dataset = {"layout": datamodule.layout, "split": datamodule.official_split}
+
+    def estimate_baseline_statistics(self, loader, device: torch.device, progress: bool = True) -> None:
+        """Re-estimate the random-init baseline's batch-norm statistics on ``loader``'s clips (one
+        centre crop each), on ``device``; a no-op without that baseline or when the encoder trains
+        (fine-tuning learns its statistics). Deterministic clips: every rank computes the same."""
+        from lightning_fabric.utilities.apply_func import move_data_to_device
+        from tqdm.auto import tqdm
+
+        if RANDOM_INIT not in self.encoders or self.trains_encoder:
+            return
+        encoder, views = self.encoders[RANDOM_INIT].to(device), self.views.to(device)
+        batches = tqdm(loader, desc="random-init batch-norm statistics", disable=not progress, leave=False)
+        encoder.estimate_norm_statistics(views.eval_views(move_data_to_device(b, device), [0.5]) for b in batches if decoded(b))
 
     def set_bank(self, features: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
         """The kNN mode's training features (``"{encoder}/{readout}" -> [N, D]``) and labels."""

@@ -2,6 +2,8 @@
 
     linear_evaluation(trainer, probe, datamodule)
 
+0. With a random-init baseline, its batch-norm statistics are re-estimated on one centre clip
+   of every training video (:meth:`~avssl.evaluation.probe.LinearProbe.estimate_baseline_statistics`).
 1. ``cached`` / ``knn`` modes: ``Trainer.predict`` extracts the frozen encoder's features of
    ``train_clips`` uniformly spaced clips per training video; under DDP each rank extracts its
    shard and the shards are gathered once (one row per video: a distributed sampler's padding is
@@ -64,6 +66,9 @@ def linear_evaluation(trainer: pl.Trainer, probe: LinearProbe, datamodule, *, ck
     train_records = datamodule.records("train")
     if any(r.label < 0 for r in train_records):
         raise ConfigError("data: the train split has unlabelled videos; linear evaluation needs a label for every training video")
+    # the random-init baseline normalises with the training clips' statistics, not its initial ones
+    centre_clips = datamodule.loader(datamodule.dataset("train", train=False, num_clips=1), shuffle=False)
+    probe.estimate_baseline_statistics(centre_clips, trainer.strategy.root_device, progress=trainer.is_global_zero)
     if probe.mode in ("cached", "knn"):
         dataset = datamodule.dataset("train", train=False, num_clips=probe.hparams.train_clips)
         features, labels = cache_features(trainer, probe, datamodule.loader(dataset, shuffle=False))

@@ -50,7 +50,7 @@ def test_avssl_test_without_an_encoder_is_an_error_unless_random_init_is_asked_f
     err = capsys.readouterr().err
     assert "avssl: error: model.encoder_ckpt: no pre-trained encoder given" in err and "model.init_args.random_init=true" in err
     probe = avssl.LinearProbe(num_classes=3, random_init=True, backbone=avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1)))
-    assert list(probe.encoders) == ["random-init"]
+    assert list(probe.encoders) == ["random-init", "random-init-initial-bn"]  # statistics re-estimated, and initial
     with pytest.raises(ConfigError, match="no pre-trained encoder given"):
         avssl.FineTune(num_classes=3)
 

@@ -84,6 +84,8 @@ def separable_features(n=60, classes=3):
     feats = {f"random-init/{r}": 0.3 * torch.randn(n, d, generator=g) for r, d in dims.items()}
     for v in feats.values():
         v[:, :classes] += F.one_hot(labels, classes).float() * 3
+    # a random-init probe has two encoders (statistics re-estimated, and initial): features for each
+    feats.update({f"random-init-initial-bn/{r}": feats[f"random-init/{r}"] for r in dims})
     return feats, labels
 
 
@@ -370,3 +372,23 @@ def test_the_python_path_refuses_a_data_module_the_encoder_was_not_trained_for(t
     probe = LinearProbe(str(ckpt), num_classes=4, mode="knn", output_dir=str(tmp_path))
     with pytest.raises(ConfigError, match=r"data.num_frames: 8 conflicts with the encoder's pre-training value 4"):
         linear_evaluation(trainer(tmp_path), probe, tiny_data(tiny_root))  # 8 frames by default
+
+
+def test_random_init_baseline_normalises_with_the_training_clips_statistics(tiny_root, tmp_path):
+    """The baseline margins are measured against: the random encoder's batch-norm statistics
+    re-estimated on the training clips; the same weights with the initial statistics (mean 0,
+    variance 1) are reported beside it; the pre-trained encoder is left as it is."""
+    expected = fake_checkpoint(tmp_path / "enc.ckpt")
+    probe = LinearProbe(str(tmp_path / "enc.ckpt"), num_classes=4, mode="cached", baselines=True, output_dir=str(tmp_path))
+    linear_evaluation(trainer(tmp_path, epochs=1, enable_checkpointing=False), probe, tiny_data(tiny_root))
+    estimated, initial = (probe.encoders[name] for name in ("random-init", "random-init-initial-bn"))
+    for (name, a), b in zip(estimated.state_dict().items(), initial.state_dict().values()):
+        if name.endswith(("running_mean", "running_var")):
+            reset = torch.zeros_like(b) if name.endswith("running_mean") else torch.ones_like(b)
+            assert torch.equal(b, reset) and not torch.allclose(a, b), name  # re-estimated on the data
+        elif not name.endswith("num_batches_tracked"):
+            assert torch.equal(a, b), name  # the same weights
+    for k, v in probe.encoders["pretrained"].state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
+    assert {f"{e}/cached/fused" for e in ("pretrained", "random-init", "random-init-initial-bn")} <= set(metrics)
