@@ -133,3 +133,15 @@ def test_a_prepared_copy_can_be_prepared_again(source, tmp_path):
     report = prepare(outer, tmp_path / "outer-dst", PrepareConfig(short_side=16, gop=8, audio_rate=16000), workers=1, progress=False)
     assert report["prepared"] == 4 and not (tmp_path / "outer-dst" / "copy" / "prepare_report.json").exists()
     assert probe(str(tmp_path / "outer-dst" / "copy" / "videos" / video.name)).sidecar is not None
+
+
+def test_a_prepared_manifest_names_why_prepare_skipped_a_row(source, tmp_path):
+    """A manifest row whose video prepare skipped stays in the copy's manifest; reading the copy
+    reports that video with prepare's reason, not as a missing file."""
+    with open(source / "manifest.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["videos/broken.mp4", "0", "train"])
+    dst = tmp_path / "dst"
+    prepare(source, dst, PrepareConfig(short_side=32, gop=8, audio_rate=16000), workers=1, progress=False)
+    data = AVDataModule(str(dst), batch_size=1, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
+    dataset = data.dataset("train", train=True)
+    assert dataset.skipped == {"unreadable": 1} and dataset.skipped_files == [(str(dst / "videos" / "broken.mp4"), "unreadable")]

@@ -106,6 +106,9 @@ def probe(path: str, *, video: bool = True) -> MediaInfo:
     except DecodeError:
         raise
     except FileNotFoundError as e:
+        skipped = prepare_skip(path)  # a prepared copy's manifest keeps the rows prepare skipped
+        if skipped is not None:
+            raise DecodeError(path, skipped[0], f"skipped by avssl prepare: {skipped[1]}") from e
         reason = "dangling_link" if os.path.islink(path) else "missing"  # a link whose target is gone
         raise DecodeError(path, reason, str(e)) from e
     except (av.FFmpegError, OSError, ValueError, EOFError, wave.Error) as e:
@@ -138,27 +141,48 @@ def _first_frame_rotation(container, stream) -> int:
 def sidecar_path(path: str) -> str | None:
     """The sidecar WAV that ``avssl prepare`` wrote for ``path``, if a ``prepare_report.json`` in a
     directory above it lists one (and it exists); ``None`` otherwise."""
+    found = _prepared_entry(path)
+    if found is None:
+        return None
+    root, files, rel = found
+    wav = files["sidecars"].get(rel)
+    return str(root / wav) if wav and (root / wav).is_file() else None
+
+
+def prepare_skip(path: str) -> tuple[str, str] | None:
+    """``(reason, detail)`` when the ``prepare_report.json`` of a directory above ``path`` says
+    ``avssl prepare`` skipped the source at that place (its copy was never written)."""
+    found = _prepared_entry(path)
+    return found[1]["skipped"].get(found[2]) if found is not None else None
+
+
+def _prepared_entry(path: str) -> tuple[Path, dict, str] | None:
+    """``(copy root, its report's tables, path relative to it)`` for the nearest directory above
+    ``path`` holding a ``prepare_report.json``."""
     path = Path(path).resolve()
     for parent in path.parents:
-        sidecars = _prepared_sidecars(str(parent))
-        if sidecars is not None:
-            wav = sidecars.get(path.relative_to(parent).as_posix())
-            return str(parent / wav) if wav and (parent / wav).is_file() else None
+        tables = _prepared_files(str(parent))
+        if tables is not None:
+            return parent, tables, path.relative_to(parent).as_posix()
     return None
 
 
 @lru_cache(maxsize=256)
-def _prepared_sidecars(directory: str) -> dict[str, str] | None:
-    """``{video: wav}`` (paths relative to ``directory``) from its ``prepare_report.json``, or
-    ``None`` when it has none."""
+def _prepared_files(directory: str) -> dict[str, dict] | None:
+    """From ``directory``'s ``prepare_report.json`` (``None`` when it has none): ``sidecars``
+    ``{video: wav}`` of the prepared files, ``skipped`` ``{source: (reason, detail)}`` of the
+    others (paths relative to ``directory``)."""
     report = Path(directory) / PREPARE_REPORT
     if not report.is_file():
         return None
     try:
         files = json.loads(report.read_text()).get("files", {})
     except (OSError, ValueError, AttributeError):
-        return {}
-    return {f["output"]: f["audio"] for f in files.values() if f.get("status") == "prepared" and f.get("audio")}
+        return {"sidecars": {}, "skipped": {}}
+    return {
+        "sidecars": {f["output"]: f["audio"] for f in files.values() if f.get("status") == "prepared" and f.get("audio")},
+        "skipped": {rel: (f["status"], f.get("detail", "")) for rel, f in files.items() if f.get("status") not in (None, "prepared")},
+    }
 
 
 def _stream_seconds(stream) -> float:
