@@ -136,3 +136,21 @@ def test_a_fit_that_fails_before_its_first_step_leaves_no_run_directory(workspac
     line = one_error(capsys, fit(tiny_root, workspace, "--data.batch_size=512"))
     assert "data.batch_size" in line and "fewer than one batch" in line
     assert not (workspace / "runs" / "demo").exists()
+
+
+def test_probing_an_encoder_of_unlabelled_videos_asks_for_a_labelled_data_root(workspace, tiny_root, capsys):
+    import shutil
+
+    import avssl
+    from tests.evaluation.test_linear import fake_checkpoint
+
+    folder = workspace / "videos"  # the encoder was pre-trained on a folder without labels
+    folder.mkdir()
+    for i, video in enumerate(sorted(tiny_root.glob("**/*.mp4"))[:3]):
+        shutil.copy(video, folder / f"clip{i}.mp4")
+    data = avssl.AVDataModule(str(folder), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=avssl.AugmentConfig(crop_size=32))
+    fake_checkpoint(workspace / "enc.ckpt", data)
+    line = one_error(capsys, ["test", "--config", "configs/linear.yaml", f"--model.encoder_ckpt={workspace / 'enc.ckpt'}"])
+    assert line.startswith("avssl: error: data.root: linear evaluation needs labelled data") and "has 0" in line, line
+    shutil.rmtree(folder)
+    (workspace / "enc.ckpt").unlink()

@@ -134,7 +134,12 @@ class LinearProbe(pl.LightningModule):
         if encoder_ckpt is not None and random_init:
             raise ConfigError("model.random_init: a random-init probe takes no model.encoder_ckpt; set one of the two")
         if num_classes < 2:
-            raise ConfigError(f"model.num_classes: linear evaluation needs labelled data with >= 2 classes, got {num_classes}")
+            raise ConfigError(
+                f"data.root: linear evaluation needs labelled data with >= 2 classes, the data has {num_classes} "
+                "(model.num_classes comes from it); set data.root to a labelled dataset (AVE, a manifest.csv with labels, "
+                "UCF101 / HMDB51 / ESC-50 / VGGSound), not a folder of unlabelled videos (without data.root, avssl test "
+                "takes the encoder's pre-training data)"
+            )
         if mode not in PROBE_MODES:
             raise ConfigError(f"model.mode must be one of {list(PROBE_MODES)}, got {mode!r}")
         if normalize not in NORMALIZATIONS:
