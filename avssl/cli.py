@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from avssl import help_cache
 from avssl.bundled import PRETRAIN_BASE
 from avssl.errors import ConfigError
 
@@ -253,22 +254,56 @@ def main(args: Sequence[str] | None = None) -> None:
             code = run_command(args[0], args[1:])
             if code:
                 raise SystemExit(code)
+        elif len(args) == 2 and args[1] in help_cache.HELP_FLAGS:
+            print(_trainer_help(args[0]), end="")
         else:
-            base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" and args[1:3] != ["--config", str(PRETRAIN_BASE)] else []
-            resolved = [args[0], *config_files([*base, *args[1:]])]  # base: pre-training's shared trainer
-            # LightningCLI reads the resolved arguments from sys.argv, and so do the processes that
-            # Lightning's DDP launcher starts (it re-runs this command with sys.argv)
-            argv, sys.argv = sys.argv, [sys.argv[0], *resolved]
-            try:
-                _lightning_cli(None)
-            finally:
-                sys.argv = argv
+            _trainer_command(args)
     except Exception as e:
         user_error = _config_error(e)
         if user_error is None:
             raise
         print(f"avssl: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _trainer_command(args: Sequence[str]) -> None:
+    """Run a trainer command (``args[0]``) with LightningCLI."""
+    base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" and args[1:3] != ["--config", str(PRETRAIN_BASE)] else []
+    resolved = [args[0], *config_files([*base, *args[1:]])]  # base: pre-training's shared trainer
+    # LightningCLI reads the resolved arguments from sys.argv, and so do the processes that
+    # Lightning's DDP launcher starts (it re-runs this command with sys.argv)
+    argv, sys.argv = sys.argv, [sys.argv[0], *resolved]
+    try:
+        _lightning_cli(None)
+    finally:
+        sys.argv = argv
+
+
+def _trainer_help(command: str) -> str:
+    """``avssl COMMAND --help`` of a trainer command: from the cache, else built (and kept)."""
+    import contextlib
+    import io
+
+    import os
+
+    text = help_cache.read(command)
+    if text is None:
+        out, columns = io.StringIO(), os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = str(help_cache.WIDTH)  # the same layout whoever builds it
+        try:
+            with contextlib.redirect_stdout(out):
+                _trainer_command([command, "--help"])
+        except SystemExit as e:
+            if e.code:
+                raise
+        finally:
+            if columns is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = columns
+        text = out.getvalue()
+        help_cache.write(command, text)
+    return text
 
 
 def config_files(args: Sequence[str]) -> list[str]:

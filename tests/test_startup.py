@@ -47,3 +47,18 @@ def test_every_command_is_in_the_usage_and_each_flag_of_prepare_comes_from_its_d
         main(["prepare", "--help"])
     text = capsys.readouterr().out
     assert all(f"--{f.name.replace('_', '-')}" in text for f in dataclasses.fields(PrepareConfig))
+
+
+def test_a_trainer_commands_help_is_kept_and_then_starts_without_torch(tmp_path):
+    """``avssl fit --help`` builds LightningCLI's parser once (torch, seconds), keeps its text in
+    the cache, and prints the same text from it afterwards without importing torch."""
+    import os
+
+    env = {**os.environ, "AVSSL_CACHE": str(tmp_path), "COLUMNS": "60"}
+    first = subprocess.run([sys.executable, "-m", "avssl", "fit", "--help"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0 and "--data.batch_size" in first.stdout, first.stderr[-500:]
+    again = subprocess.run([sys.executable, "-c", PROBE, "fit", "--help"], env={**env, "COLUMNS": "200"}, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-500:]
+    text, _, heavy = again.stdout.rpartition("HEAVY ")
+    assert heavy.strip() == "[]" and text == first.stdout  # the same text (a fixed width), no torch
+    assert len(list((tmp_path / "help").iterdir())) == 1
