@@ -82,6 +82,25 @@ def test_video_and_audio_share_one_timeline(tmp_path, video_start, audio_start):
         assert abs(onset(wave) - 0.5) < 0.01, backend
 
 
+@pytest.mark.parametrize("video_start,audio_start", OFFSETS)
+def test_every_frame_of_a_late_starting_file_with_b_frames_is_the_one_shown(tmp_path, video_start, audio_start):
+    """With B-frames, the PyAV backend decides which packets it may drop by their display times:
+    on the timeline, like the wanted times (a file whose streams start late has file times
+    ``start`` seconds ahead). Every time of a grid, in one window and one time at a time."""
+    n = 4 * FPS
+    pts = [Fraction(video_start).limit_denominator(100) + Fraction(i, FPS) for i in range(n)]
+    path = write_media(
+        tmp_path / "late_b.mp4", frames(n), pts=pts, audio=bursts(4.5, [0.5]), sample_rate=RATE, audio_start=audio_start, bframes=3, gop=25
+    )
+    info = probe(str(path))
+    times = np.round(np.arange(0.02, 4.0, 0.04), 4)
+    truth = np.clip(np.floor((times - (info.video_start - info.start)) * FPS + 1e-6), 0, n - 1).astype(int)
+    for backend, decoder in decoders(path).items():
+        window = [read_index(f) for f in decoder.video(times[None])[0]]
+        one_by_one = [read_index(decoder.video(np.array([[t]]))[0, 0]) for t in times]
+        assert window == truth.tolist() and one_by_one == truth.tolist(), backend
+
+
 def test_prepared_copy_keeps_a_late_audio_stream_in_place(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

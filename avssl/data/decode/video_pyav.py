@@ -148,9 +148,10 @@ class PyAVVideo:
             if packet.pts is not None and packet.size:
                 nearby = [q.pts for q in ahead if q.pts is not None] + list(behind)
                 later = [pts for pts in nearby if pts > packet.pts]
-                i = np.searchsorted(wanted, float(packet.pts * tb) - TIME_TOLERANCE)
-                # shown iff some wanted time falls in [pts, next pts); unknown next pts: decode
-                shown = bool(i < len(wanted)) and (not later or wanted[i] < float(min(later) * tb) - TIME_TOLERANCE)
+                # shown iff some wanted time falls in [pts, next pts) on the timeline (file time
+                # minus the file's start: ``wanted`` is timeline time); unknown next pts: decode
+                i = np.searchsorted(wanted, float(packet.pts * tb) - self.info.start - TIME_TOLERANCE)
+                shown = bool(i < len(wanted)) and (not later or wanted[i] < float(min(later) * tb) - self.info.start - TIME_TOLERANCE)
                 behind.append(packet.pts)
             ctx.skip_frame = "DEFAULT" if shown or not skip else "NONREF"
             yield from packet.decode()
