@@ -9,8 +9,8 @@ One sample = two 1.28-s clips of 8 frames at short side 128 + their audio at 44.
 starts from the CVRL sampler.
 
 Variants, per sample:
-  avssl    ``AVClipDataset.__getitem__`` with each video backend: ``decord`` (the default) and
-           ``pyav`` (one pass over both clips, unshown unreferenced frames dropped), windowed audio;
+  avssl    ``AVClipDataset.__getitem__`` with each video backend: ``pyav`` (the default: one pass
+           over both clips, unshown unreferenced frames dropped) and ``decord``, windowed audio;
   limit    the seek-inclusive decode limit: for each clip, PyAV seeks to the keyframe before its
            first frame and decodes video packets through its last frame, and the audio packets of
            the window, in a tight loop with no conversion, no resize;

@@ -1,7 +1,7 @@
 """Benchmark: where a training step goes, for every method at the demo width.
 
     python benchmarks/step.py [--steps 10] [--methods simclr,mocov3,byol,simsiam,supervised]
-                              [--threads 2] [--device cpu] [--video-backend decord]
+                              [--threads 2] [--device cpu] [--video-backend pyav]
 
 For each method (``configs/<method>.yaml`` + the demo settings of ``benchmarks/methods.py``:
 width 16, batch 32 x 2 clips, 8 x 32 px video crops, 1.28 s at 16 kHz) it times, per batch:
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from methods import HEADS, demo_config  # noqa: E402
 
 from avssl.cli import instantiate  # noqa: E402
-from avssl.data.decode import VIDEO_BACKENDS  # noqa: E402
+from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS  # noqa: E402
 
 
 def quiet(*args, **kwargs) -> None:
@@ -54,7 +54,7 @@ def batches(loader):
         epoch += 1
 
 
-def time_method(method: str, steps: int, device: torch.device, tmp: Path, backend: str = "decord") -> dict:
+def time_method(method: str, steps: int, device: torch.device, tmp: Path, backend: str = DEFAULT_VIDEO_BACKEND) -> dict:
     args = [
         f"--config=configs/{method}.yaml",
         f"--config={demo_config(method, tmp)}",
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(HEADS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--video-backend", default=VIDEO_BACKENDS[0], choices=VIDEO_BACKENDS)
+    parser.add_argument("--video-backend", default=DEFAULT_VIDEO_BACKEND, choices=VIDEO_BACKENDS)
     parser.add_argument("--no-params", action="store_true", help="skip the parameter-count table")
     ns = parser.parse_args()
     torch.set_num_threads(ns.threads)

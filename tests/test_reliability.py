@@ -279,7 +279,7 @@ def test_augmentation_randomness_depends_on_seed_batch_number_and_rank_only(tiny
     [
         ("--data.clip_seconds=30", ["data.clip_seconds", "longer than every video"]),
         ("--data.num_frames=0", ["data.num_frames", ">= 1"]),
-        ("--data.video_backend=ffmpeg", ["data.video_backend", "decord, pyav", "ffmpeg"]),
+        ("--data.video_backend=ffmpeg", ["data.video_backend", "pyav, decord", "ffmpeg"]),
         ("--model.class_path=avssl.methods.NoSuchMethod", ["NoSuchMethod"]),
         ("--model.init_args.base_momentum=2", ["base_momentum"]),
     ],

@@ -17,6 +17,7 @@ from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.data import layouts
 from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
+from avssl.data.decode import DEFAULT_VIDEO_BACKEND
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
 from avssl.data.synthetic import SyntheticSpec, generate
 from avssl.errors import ConfigError
@@ -85,8 +86,8 @@ class AVDataModule(pl.LightningDataModule):
         seed: base seed of clip sampling, shuffling and augmentation.
         timeout: seconds a worker may take for one batch before the loader fails with an error
             naming the files being decoded (with ``num_workers > 0``).
-        video_backend: ``decord`` (default) or ``pyav`` (able to skip the frames no clip shows;
-            see :mod:`avssl.data.decode` and the data guide's loader table).
+        video_backend: ``pyav`` (default; skips the frames no clip shows) or ``decord`` (see
+            :mod:`avssl.data.decode` and the data guide's loader table).
         prefetch_factor: batches each worker loads ahead (``null``: PyTorch's default, 2); raise it
             when a fast GPU waits on data between slow batches (docs/guides/gpu.md).
     """
@@ -117,7 +118,7 @@ class AVDataModule(pl.LightningDataModule):
         spectrogram: SpectrogramConfig = SpectrogramConfig(),
         seed: int = 0,
         timeout: float = 300.0,
-        video_backend: str = "decord",
+        video_backend: str = DEFAULT_VIDEO_BACKEND,
         prefetch_factor: int | None = None,
     ):
         super().__init__()

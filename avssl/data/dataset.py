@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
+from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
 from avssl.data.layouts import STREAMS, VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 from avssl.errors import ConfigError
@@ -80,8 +80,8 @@ class ClipSpec:
         short_side: frames are resized in the decoder so their short side has this many pixels
             (aspect ratio kept, nothing cropped).
         sample_rate: audio rate after resampling (Hz).
-        video_backend: ``"decord"`` (default; PyAV for files decord cannot read) or ``"pyav"``
-            (see :mod:`avssl.data.decode`).
+        video_backend: ``"pyav"`` (default) or ``"decord"`` (PyAV for the files decord gets
+            wrong or cannot read; see :mod:`avssl.data.decode`).
         streams: the streams to decode, ``("video", "audio")`` (default), ``("video",)`` or
             ``("audio",)``: a sample holds only those (a single-stream dataset never carries a
             zero-filled stand-in for the other); audio-only data may be audio files.
@@ -93,7 +93,7 @@ class ClipSpec:
     num_frames: int = 8
     short_side: int = 128
     sample_rate: int = 44100
-    video_backend: str = "decord"
+    video_backend: str = DEFAULT_VIDEO_BACKEND
     streams: tuple[str, ...] = STREAMS
     allow_missing_audio: bool = False
 

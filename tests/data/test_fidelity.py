@@ -101,6 +101,25 @@ def test_every_frame_of_a_late_starting_file_with_b_frames_is_the_one_shown(tmp_
         assert window == truth.tolist() and one_by_one == truth.tolist(), backend
 
 
+def test_pyav_is_the_default_and_decord_hands_late_starting_files_to_pyav(tmp_path, monkeypatch):
+    """decord was measured up to 3 frames off on a file whose streams both start at 1.0 s; under
+    the decord backend such files (timeline not starting at 0) are decoded by PyAV, others by decord."""
+    from avssl.data.decode.video_decord import DecordVideo
+
+    calls = []
+    original = DecordVideo.frames
+    monkeypatch.setattr(DecordVideo, "frames", lambda self, times: calls.append(self.path) or original(self, times))
+    late = offset_file(tmp_path, 1.0, 1.0)
+    plain = write_media(tmp_path / "plain.mp4", frames(2 * FPS), audio=bursts(2.0, [0.5]), sample_rate=RATE)
+    from avssl.data.dataset import ClipSpec
+
+    assert ClipSpec().video_backend == "pyav" and ClipDecoder(str(plain), probe(str(plain)), short_side=64, sample_rate=RATE).backend == "pyav"
+    for path in (late, plain):
+        decoder = decoders(path)["decord"]
+        assert len(decoder.video(np.array([[0.3, 1.2]]))[0]) == 2
+    assert calls == [str(plain)]
+
+
 def test_prepared_copy_keeps_a_late_audio_stream_in_place(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

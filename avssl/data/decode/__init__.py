@@ -6,13 +6,16 @@
   backends;
 * :mod:`~avssl.data.decode.audio`: audio windows from the stream or a sidecar.
 
-:class:`ClipDecoder` puts them together for one file. Video, ``backend="decord"`` (the default):
-decord, with PyAV as the fallback for files decord cannot read (e.g. AV1) or decodes to a wrong
-shape, and for the codecs of :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in
-open-GOP streams). ``backend="pyav"``: PyAV only. Both decode on one thread (loader workers provide
-the parallelism); on one thread PyAV is on par with decord 0.6.0 on raw files and faster on prepared
+:class:`ClipDecoder` puts them together for one file. Video, ``backend="pyav"`` (the default,
+:data:`DEFAULT_VIDEO_BACKEND`): PyAV (FFmpeg's decoders, maintained), right on every file of the
+fidelity tests and, on one thread, on par with decord 0.6.0 on raw files and faster on prepared
 copies and small files (``benchmarks/loader.py``, ``benchmarks/step.py``; numbers in
-docs/benchmarks.md and docs/guides/data.md).
+docs/guides/data.md). ``backend="decord"``: decord (last released in 2021), with PyAV for the
+files it gets wrong or cannot read: those decord cannot open (e.g. AV1) or decodes to a wrong
+shape, the codecs of :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in open-GOP
+streams), and files whose timeline does not start at 0 (streams that start late: decord was
+measured up to 3 frames off on such a file). Both decode on one thread (loader workers provide
+the parallelism).
 
 Truncated files: a file whose frames end before the duration its header claims (a cut download)
 decodes the frames it has; a window reaching more than :data:`TRUNCATION_SLACK` seconds past the
@@ -46,6 +49,7 @@ from avssl.data.decode.video_decord import DecordVideo
 from avssl.data.decode.video_pyav import PyAVVideo, display_rgb
 
 __all__ = [
+    "DEFAULT_VIDEO_BACKEND",
     "PYAV_ONLY_CODECS",
     "TIME_TOLERANCE",
     "TRUNCATION_SLACK",
@@ -64,10 +68,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-VIDEO_BACKENDS = ("decord", "pyav")
+VIDEO_BACKENDS = ("pyav", "decord")
+DEFAULT_VIDEO_BACKEND = "pyav"
 # decord 0.6.0 returns frames several positions off after seeking in open-GOP HEVC (x265's default):
 # such files are decoded by PyAV under either backend (tests/data/test_fidelity.py).
 PYAV_ONLY_CODECS = ("hevc",)
+
+
+def decord_reads(info: MediaInfo) -> bool:
+    """Whether the ``decord`` backend hands ``info``'s file to decord: not the codecs of
+    :data:`PYAV_ONLY_CODECS`, nor a file whose timeline starts after 0 (streams that start late,
+    e.g. both at 1.0 s: decord's frames were up to 0.12 s off the ones a player shows)."""
+    return info.codec not in PYAV_ONLY_CODECS and info.start <= TIME_TOLERANCE
 
 
 class ClipDecoder:
@@ -75,7 +87,7 @@ class ClipDecoder:
 
     frame_times = staticmethod(clip_frame_times)
 
-    def __init__(self, path: str, info: MediaInfo, *, short_side: int | None, sample_rate: int, backend: str = "decord"):
+    def __init__(self, path: str, info: MediaInfo, *, short_side: int | None, sample_rate: int, backend: str = DEFAULT_VIDEO_BACKEND):
         if backend not in VIDEO_BACKENDS:
             raise ValueError(f"video backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
         self.path, self.info, self.backend = path, info, backend
@@ -83,7 +95,7 @@ class ClipDecoder:
         self._container = SharedContainer(path)
         self._pyav = PyAVVideo(path, info, self.height, self.width, self._container)
         self._decord = (
-            DecordVideo(path, info, self.height, self.width) if backend == "decord" and info.codec not in PYAV_ONLY_CODECS else None
+            DecordVideo(path, info, self.height, self.width) if backend == "decord" and decord_reads(info) else None
         )
         self._audio = AudioReader(path, info, sample_rate, self._container)
 
