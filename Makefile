@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # On 2 shared cores a busy-waiting OpenMP pool made a training step ~15x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test docs lint bench clean
+.PHONY: install demo test docs lint bench clean ffmpeg-libs
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ demo: $(VENV)/.installed
 	$(BIN)/avssl test --config configs/linear.yaml --config configs/demo_linear.yaml \
 		--model.encoder_ckpt runs/demo/checkpoints/last.ckpt
 
-test: $(VENV)/.installed
+# FFmpeg's shared libraries, which the torchcodec backend loads (its tests run in every `make test`)
+FFMPEG_LIBS := libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 libavfilter8
+
+ffmpeg-libs:
+	@ldconfig -p | grep -q 'libavcodec\.so\.' || { \
+		command -v apt-get >/dev/null || { echo "install FFmpeg's shared libraries (4 to 8), e.g. the ffmpeg package" >&2; exit 1; }; \
+		echo "installing FFmpeg's shared libraries (apt-get)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends $(FFMPEG_LIBS) >/dev/null; }
+
+test: $(VENV)/.installed ffmpeg-libs
 	$(BIN)/python -m pytest
 
 docs: $(VENV)/.installed

@@ -10,7 +10,8 @@ starts from the CVRL sampler.
 
 Variants, per sample:
   avssl    ``AVClipDataset.__getitem__`` with each video backend: ``pyav`` (the default: one pass
-           over both clips, unshown unreferenced frames dropped) and ``decord``, windowed audio;
+           over both clips, unshown unreferenced frames dropped), ``decord`` and ``torchcodec``
+           (CPU), windowed audio;
   limit    the seek-inclusive decode limit: for each clip, PyAV seeks to the keyframe before its
            first frame and decodes video packets through its last frame, and the audio packets of
            the window, in a tight loop with no conversion, no resize;

@@ -86,8 +86,8 @@ class AVDataModule(pl.LightningDataModule):
         seed: base seed of clip sampling, shuffling and augmentation.
         timeout: seconds a worker may take for one batch before the loader fails with an error
             naming the files being decoded (with ``num_workers > 0``).
-        video_backend: ``pyav`` (default; skips the frames no clip shows) or ``decord`` (see
-            :mod:`avssl.data.decode` and the data guide's loader table).
+        video_backend: ``pyav`` (default; skips the frames no clip shows), ``decord`` or
+            ``torchcodec`` (see :mod:`avssl.data.decode` and the data guide's loader table).
         prefetch_factor: batches each worker loads ahead (``null``: PyTorch's default, 2); raise it
             when a fast GPU waits on data between slow batches (docs/guides/gpu.md).
     """

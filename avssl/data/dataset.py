@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, probe
+from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, check_torchcodec, probe
 from avssl.data.layouts import STREAMS, VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
 from avssl.errors import ConfigError
@@ -80,8 +80,9 @@ class ClipSpec:
         short_side: frames are resized in the decoder so their short side has this many pixels
             (aspect ratio kept, nothing cropped).
         sample_rate: audio rate after resampling (Hz).
-        video_backend: ``"pyav"`` (default) or ``"decord"`` (PyAV for the files decord gets
-            wrong or cannot read; see :mod:`avssl.data.decode`).
+        video_backend: ``"pyav"`` (default), ``"decord"`` (PyAV for the files decord gets wrong
+            or cannot read) or ``"torchcodec"`` (``pip install 'avssl[torchcodec]'`` and FFmpeg's
+            shared libraries); see :mod:`avssl.data.decode`.
         streams: the streams to decode, ``("video", "audio")`` (default), ``("video",)`` or
             ``("audio",)``: a sample holds only those (a single-stream dataset never carries a
             zero-filled stand-in for the other); audio-only data may be audio files.
@@ -104,6 +105,8 @@ class ClipSpec:
         object.__setattr__(self, "streams", tuple(s for s in STREAMS if s in streams))  # batch order
         if self.video_backend not in VIDEO_BACKENDS:
             raise ConfigError(f"data.video_backend must be one of {', '.join(VIDEO_BACKENDS)}, got {self.video_backend!r}")
+        if self.video_backend == "torchcodec" and "video" in streams:
+            check_torchcodec()  # installed, and FFmpeg's libraries load: said before any decoding
         for name, low in (("num_frames", 1), ("sample_rate", 1), ("short_side", 2)):
             if getattr(self, name) < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {getattr(self, name)}")

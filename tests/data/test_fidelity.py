@@ -352,3 +352,23 @@ def test_the_dataset_counts_truncated_windows(tmp_path):
     )
     batch = collate([dataset[0]])
     assert batch["num_truncated_video"] == 1 and batch["num_failed"] == 0
+
+
+def test_torchcodec_backend_names_what_to_install(monkeypatch):
+    """torchcodec missing, or FFmpeg's libraries missing: one line naming what to install, when
+    the data settings are read (before any decoding)."""
+    import importlib.util
+    import sys
+
+    from avssl.data.dataset import ClipSpec
+    from avssl.errors import ConfigError
+
+    assert ClipSpec(video_backend="torchcodec").video_backend == "torchcodec"  # installed here (CI too)
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as when its FFmpeg libraries do not load
+    with pytest.raises(ConfigError, match=r"data.video_backend: torchcodec cannot load FFmpeg .*apt install libavcodec"):
+        ClipSpec(video_backend="torchcodec")
+    assert ClipSpec(video_backend="torchcodec", streams=("audio",)).streams == ("audio",)  # no video: not needed
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchcodec" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"torchcodec is not installed: pip install 'avssl\[torchcodec\]'"):
+        ClipSpec(video_backend="torchcodec")

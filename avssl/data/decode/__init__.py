@@ -14,8 +14,9 @@ docs/guides/data.md). ``backend="decord"``: decord (last released in 2021), with
 files it gets wrong or cannot read: those decord cannot open (e.g. AV1) or decodes to a wrong
 shape, the codecs of :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in open-GOP
 streams), and files whose timeline does not start at 0 (streams that start late: decord was
-measured up to 3 frames off on such a file). Both decode on one thread (loader workers provide
-the parallelism).
+measured up to 3 frames off on such a file). ``backend="torchcodec"``: the PyTorch project's
+FFmpeg decoder (an optional extra; :mod:`~avssl.data.decode.video_torchcodec`). Every backend
+decodes on one thread (loader workers provide the parallelism); PyAV decodes what another cannot.
 
 Truncated files: a file whose frames end before the duration its header claims (a cut download)
 decodes the frames it has; a window reaching more than :data:`TRUNCATION_SLACK` seconds past the
@@ -47,6 +48,7 @@ from avssl.data.decode.probe import (
 )
 from avssl.data.decode.video_decord import DecordVideo
 from avssl.data.decode.video_pyav import PyAVVideo, display_rgb
+from avssl.data.decode.video_torchcodec import TorchCodecVideo, check_torchcodec
 
 __all__ = [
     "DEFAULT_VIDEO_BACKEND",
@@ -58,6 +60,7 @@ __all__ = [
     "DecodeError",
     "MediaInfo",
     "audio_samples",
+    "check_torchcodec",
     "clip_frame_times",
     "display_rgb",
     "frame_time",
@@ -68,7 +71,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-VIDEO_BACKENDS = ("pyav", "decord")
+VIDEO_BACKENDS = ("pyav", "decord", "torchcodec")
 DEFAULT_VIDEO_BACKEND = "pyav"
 # decord 0.6.0 returns frames several positions off after seeking in open-GOP HEVC (x265's default):
 # such files are decoded by PyAV under either backend (tests/data/test_fidelity.py).
@@ -94,15 +97,17 @@ class ClipDecoder:
         self.height, self.width = resized_shape(info.height, info.width, short_side)
         self._container = SharedContainer(path)
         self._pyav = PyAVVideo(path, info, self.height, self.width, self._container)
-        self._decord = (
-            DecordVideo(path, info, self.height, self.width) if backend == "decord" and decord_reads(info) else None
-        )
+        self._other: DecordVideo | TorchCodecVideo | None = None  # the backend chosen, when not PyAV
+        if backend == "decord" and decord_reads(info):
+            self._other = DecordVideo(path, info, self.height, self.width)
+        elif backend == "torchcodec":
+            self._other = TorchCodecVideo(path, info, self.height, self.width)
         self._audio = AudioReader(path, info, sample_rate, self._container)
 
     @property
     def truncated(self) -> bool:
         """Some window ran past the last decodable frame."""
-        return self._pyav.truncated or (self._decord is not None and self._decord.truncated)
+        return self._pyav.truncated or (self._other is not None and self._other.truncated)
 
     @property
     def audio_padded(self) -> bool:
@@ -118,19 +123,19 @@ class ClipDecoder:
     def close(self) -> None:
         """Release the decoder handles (also released when the object is collected)."""
         self._container.close()
-        if self._decord is not None:
-            self._decord.close()
+        if self._other is not None:
+            self._other.close()
 
     def video(self, times: np.ndarray) -> np.ndarray:
         """uint8 ``[*times.shape, H, W, 3]`` of the frames showing at ``times`` (seconds)."""
         frames = None
-        if self._decord is not None:
+        if self._other is not None:
             try:
-                frames = self._decord.frames(times)
+                frames = self._other.frames(times)
             except DecodeError:
                 raise
             except Exception as e:  # decord raises its own error types for files it cannot parse
-                log.debug("decord failed on %s (%s); using PyAV", self.path, e)
+                log.debug("%s failed on %s (%s); using PyAV", self.backend, self.path, e)
         if frames is None:
             frames = self._pyav.frames(times)
         return frames.reshape(*times.shape, self.height, self.width, 3)
