@@ -94,17 +94,18 @@ def _class_keys(class_path: str, prefix: str) -> list[str]:
 
 
 def _source(key: str, args: Sequence[str]) -> str:
-    """``"FILE: "`` for the last ``--config`` file that sets ``key``, else ``""`` (a flag)."""
+    """``"FILE: "`` when the last of ``args`` to set ``key`` is a ``--config`` file, else ``""``
+    (a flag, or not found)."""
     parts = key.split(".")
     flags = {f"--{key}", f"--{key.replace('.init_args.', '.', 1)}"}
-    if any(a.split("=", 1)[0] in flags for a in args):
-        return ""
-    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
-    files += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-    for name in reversed(files):
-        if _sets(_load(name), parts):
-            return f"{name}: "
-    return ""
+    source = ""
+    for i, arg in enumerate(args):
+        if arg.split("=", 1)[0] in flags:
+            source = ""
+        name = args[i + 1] if arg in ("--config", "-c") and i + 1 < len(args) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if name is not None and _sets(_load(name), parts):
+            source = f"{name}: "
+    return source
 
 
 def _load(name: str):

@@ -70,6 +70,10 @@ def test_a_mistyped_option_is_named_in_one_line(flag, words, workspace, tiny_roo
         ("data:\n  batchsize: 3\n", ["unknown option data.batchsize", "data.batch_size?"]),
         ("trainer:\n  max_epocs: 3\n", ["unknown option trainer.max_epocs", "trainer.max_epochs?"]),
         ("model:\n  init_args:\n    backbone:\n      widht: 4\n", ["model.init_args.backbone.widht", "model.init_args.backbone.width?"]),
+        ("trainr:\n  max_epochs: 3\n", ["unknown option trainr.max_epochs", "trainer.max_epochs?"]),
+        ("data:\n  batch_size: x\n", ["data.batch_size: expected int, got 'x'"]),
+        ("model:\n  init_args:\n    temperature: hot\n", ["model.init_args.temperature: expected float, got 'hot'"]),
+        ("model:\n  class_path: avssl.methods.SimCLRR\n", ["model:", "SimCLRR"]),
     ],
 )
 def test_a_mistyped_key_in_a_config_file_names_the_file(yaml_text, words, workspace, tiny_root, capsys):
