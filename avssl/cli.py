@@ -283,7 +283,6 @@ def _trainer_help(command: str) -> str:
     """``avssl COMMAND --help`` of a trainer command: from the cache, else built (and kept)."""
     import contextlib
     import io
-
     import os
 
     text = help_cache.read(command)

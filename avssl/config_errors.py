@@ -62,7 +62,11 @@ def _unknown_key(lines: list[str]) -> str | None:
 
 
 def _last_detail(lines: list[str]) -> str:
-    details = [line for line in lines if not line.startswith(("Parser key", "Given value", "Subtypes", "Errors", "- Expected a <class 'NoneType'>"))]
+    details = [
+        line
+        for line in lines
+        if not line.startswith(("Parser key", "Given value", "Subtypes", "Errors", "- Expected a <class 'NoneType'>"))
+    ]
     return details[-1].lstrip("- ") if details else ""
 
 
@@ -102,7 +106,13 @@ def _source(key: str, args: Sequence[str]) -> str:
     for i, arg in enumerate(args):
         if arg.split("=", 1)[0] in flags:
             source = ""
-        name = args[i + 1] if arg in ("--config", "-c") and i + 1 < len(args) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        name = (
+            args[i + 1]
+            if arg in ("--config", "-c") and i + 1 < len(args)
+            else arg.split("=", 1)[1]
+            if arg.startswith("--config=")
+            else None
+        )
         if name is not None and _sets(_load(name), parts):
             source = f"{name}: "
     return source

@@ -195,8 +195,11 @@ def test_paper_simclr_config_runs_one_step(tiny_root, tmp_path):
 
 @pytest.mark.slow
 def test_demo_pretraining_beats_random_init(tmp_path, capsys):
-    """The README's demo claim: fused linear-probe top-1 >= 80 % and >= 30 points over random init,
-    and each stream's own readout >= 20 points over the random-init encoder's (both streams learn)."""
+    """The README's demo claim: fused linear-probe top-1 >= 80 % and >= 10 points over random init,
+    and each stream's own readout >= 20 points over the random-init encoder's (both streams learn).
+    Random init is the stronger baseline, its batch-norm statistics re-estimated on the training
+    clips: there it reads 83 % fused, so the earlier 30-point target against the initial statistics
+    (61 %) cannot be met below 100 % (docs/studies/demo.md, three seeds)."""
     ckpt_dir = tmp_path / "ckpt"
     main(["fit", *DEMO, f"--trainer.callbacks.init_args.dirpath={ckpt_dir}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
     out_dir = tmp_path / "linear"
@@ -204,7 +207,7 @@ def test_demo_pretraining_beats_random_init(tmp_path, capsys):
     metrics = json.loads((out_dir / "results.json").read_text())["metrics"]
     top1 = {key: value["top1"] for key, value in metrics.items()}
     gain = {r: top1[f"pretrained/cached/{r}"] - top1[f"random-init/cached/{r}"] for r in ("fused", "audio", "video")}
-    assert top1["pretrained/cached/fused"] >= 80 and gain["fused"] >= 30, top1
+    assert top1["pretrained/cached/fused"] >= 80 and gain["fused"] >= 10, top1
     assert gain["audio"] >= 20 and gain["video"] >= 20, top1
 
 

@@ -152,7 +152,9 @@ def test_probing_an_encoder_of_unlabelled_videos_asks_for_a_labelled_data_root(w
     folder.mkdir()
     for i, video in enumerate(sorted(tiny_root.glob("**/*.mp4"))[:3]):
         shutil.copy(video, folder / f"clip{i}.mp4")
-    data = avssl.AVDataModule(str(folder), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=avssl.AugmentConfig(crop_size=32))
+    data = avssl.AVDataModule(
+        str(folder), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=avssl.AugmentConfig(crop_size=32)
+    )
     fake_checkpoint(workspace / "enc.ckpt", data)
     line = one_error(capsys, ["test", "--config", "configs/linear.yaml", f"--model.encoder_ckpt={workspace / 'enc.ckpt'}"])
     assert line.startswith("avssl: error: data.root: linear evaluation needs labelled data") and "has 0" in line, line

@@ -113,7 +113,9 @@ def test_pyav_is_the_default_and_decord_hands_late_starting_files_to_pyav(tmp_pa
     plain = write_media(tmp_path / "plain.mp4", frames(2 * FPS), audio=bursts(2.0, [0.5]), sample_rate=RATE)
     from avssl.data.dataset import ClipSpec
 
-    assert ClipSpec().video_backend == "pyav" and ClipDecoder(str(plain), probe(str(plain)), short_side=64, sample_rate=RATE).backend == "pyav"
+    assert (
+        ClipSpec().video_backend == "pyav" and ClipDecoder(str(plain), probe(str(plain)), short_side=64, sample_rate=RATE).backend == "pyav"
+    )
     for path in (late, plain):
         decoder = decoders(path)["decord"]
         assert len(decoder.video(np.array([[0.3, 1.2]]))[0]) == 2
