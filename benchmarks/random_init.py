@@ -2,13 +2,14 @@
 
     python benchmarks/random_init.py --ckpt runs/demo/checkpoints/last.ckpt [--seeds 0,1,2] [--clips 4]
 
-The linear probe's random-init encoder (``baselines: true``) is a freshly initialised backbone in
-eval mode: its batch-norm layers normalise with their initial running statistics (mean 0,
-variance 1), not with statistics of the data. This script reads out, on the checkpoint's dataset
-(train split to fit, test split to score):
+A freshly initialised backbone in eval mode normalises with its initial running statistics
+(mean 0, variance 1), not with statistics of the data; the linear probe reports it both ways
+(``random-init``: statistics re-estimated on the training clips, the baseline margins use;
+``random-init-initial-bn``). This script is an independent readout of the same comparison, on the
+checkpoint's dataset (train split to fit, test split to score):
 
 * the pre-trained encoder;
-* the random-init encoder as the probe uses it (initial batch-norm statistics);
+* the random-init encoder with its initial batch-norm statistics;
 * the same random weights with batch-norm statistics re-estimated on the training clips
   (a cumulative average over one pass of the train split's evaluation views).
 
