@@ -256,6 +256,7 @@ def main(args: Sequence[str] | None = None) -> None:
                 raise SystemExit(code)
         elif len(args) == 2 and args[1] in help_cache.HELP_FLAGS:
             print(_trainer_help(args[0]), end="")
+            raise SystemExit(0)  # as argparse ends a --help
         else:
             _trainer_command(args)
     except Exception as e:
