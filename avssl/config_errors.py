@@ -30,7 +30,10 @@ def explain(message: str, parser, subcommand: str | None, args: Sequence[str]) -
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     sub = _subcommand_parser(parser, subcommand)
     class_path = next((m.group(1) for line in lines if (m := _CLASS_PATH.search(line))), None)
-    prefix = "model.init_args." if class_path else ""
+    keys = [m.group(1) for line in lines if (m := _PARSER_KEY.search(line))]  # outer first
+    # options of a class chosen by class_path: the model's under init_args, a dataclass's directly
+    outer = keys[0] if keys else "model"
+    prefix = (f"{outer}.init_args." if outer == "model" else f"{outer}.") if class_path else ""
     unknown = _unknown_key(lines)
     if unknown is not None:
         key = prefix + unknown
@@ -40,7 +43,6 @@ def explain(message: str, parser, subcommand: str | None, args: Sequence[str]) -
         hint = f"; did you mean {near[0]}?" if near else ""
         owner = f" ({class_path} takes no such argument)" if class_path else ""
         return ConfigError(f"{where}unknown option {key}{owner}{hint}")
-    keys = [m.group(1) for line in lines if (m := _PARSER_KEY.search(line))]
     expected = next((m for line in lines if (m := _EXPECTED.search(line))), None)
     if keys:
         key = prefix + keys[-1] if class_path and len(keys) > 1 else keys[-1]  # keys: outer first

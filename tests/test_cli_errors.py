@@ -57,6 +57,7 @@ def fit(tiny_root, tmp_path, *extra):
         ("--model.init_args.temperatur=3", ["model.init_args.temperatur", "did you mean model.init_args.temperature?"]),
         ("--trainer.max_epoch=1", ["unknown option trainer.max_epoch", "did you mean trainer.max_epochs?"]),  # no prefix matching
         ("--data.batch_size=x", ["data.batch_size: expected int, got 'x'"]),
+        ("--data.augment.temporal.x=1", ["unknown option data.augment.temporal.x", "TemporalAug", "data.augment.temporal.p?"]),
     ],
 )
 def test_a_mistyped_option_is_named_in_one_line(flag, words, workspace, tiny_root, capsys):
