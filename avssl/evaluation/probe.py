@@ -212,6 +212,11 @@ class LinearProbe(pl.LightningModule):
         self.evaluation_data = dict(datamodule.hparams)
         self.dataset = {"layout": datamodule.layout, "split": datamodule.official_split}
 
+    @property
+    def estimates_baseline_statistics(self) -> bool:
+        """Whether a frozen random-init baseline needs its batch-norm statistics from the data."""
+        return RANDOM_INIT in self.encoders and not self.trains_encoder
+
     def estimate_baseline_statistics(self, loader, device: torch.device, progress: bool = True) -> None:
         """Re-estimate the random-init baseline's batch-norm statistics on ``loader``'s clips (one
         centre crop each), on ``device``; a no-op without that baseline or when the encoder trains
@@ -219,7 +224,7 @@ class LinearProbe(pl.LightningModule):
         from lightning_fabric.utilities.apply_func import move_data_to_device
         from tqdm.auto import tqdm
 
-        if RANDOM_INIT not in self.encoders or self.trains_encoder:
+        if not self.estimates_baseline_statistics:
             return
         encoder, views = self.encoders[RANDOM_INIT].to(device), self.views.to(device)
         batches = tqdm(loader, desc="random-init batch-norm statistics", disable=not progress, leave=False)

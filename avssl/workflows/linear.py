@@ -67,8 +67,9 @@ def linear_evaluation(trainer: pl.Trainer, probe: LinearProbe, datamodule, *, ck
     if any(r.label < 0 for r in train_records):
         raise ConfigError("data: the train split has unlabelled videos; linear evaluation needs a label for every training video")
     # the random-init baseline normalises with the training clips' statistics, not its initial ones
-    centre_clips = datamodule.loader(datamodule.dataset("train", train=False, num_clips=1), shuffle=False)
-    probe.estimate_baseline_statistics(centre_clips, trainer.strategy.root_device, progress=trainer.is_global_zero)
+    if probe.estimates_baseline_statistics:  # its clips are indexed only then
+        centre_clips = datamodule.loader(datamodule.dataset("train", train=False, num_clips=1), shuffle=False)
+        probe.estimate_baseline_statistics(centre_clips, trainer.strategy.root_device, progress=trainer.is_global_zero)
     if probe.mode in ("cached", "knn"):
         dataset = datamodule.dataset("train", train=False, num_clips=probe.hparams.train_clips)
         features, labels = cache_features(trainer, probe, datamodule.loader(dataset, shuffle=False))
