@@ -1,6 +1,6 @@
-"""Benchmark: the avssl decode path vs the decode limit vs a naive whole-video decode; raw vs prepared.
+"""Benchmark: the avssl decode path vs the decode limit vs a naive whole-video decode; raw vs prepared vs the shard store.
 
-    python benchmarks/loader.py [--videos 6] [--repeats 3] [--soak 2000] [--workdir runs/bench_loader]
+    python benchmarks/loader.py [--videos 6] [--repeats 3] [--soak 2000] [--device cpu] [--workdir runs/bench_loader]
 
 Data: ``--videos`` 10-s 640x360 H.264 videos (25 fps, moving texture) with 44.1 kHz stereo AAC, written
 twice: GOP 250 and GOP 16 ("raw"), and the GOP-250 set passed through ``avssl prepare`` with its
@@ -17,10 +17,19 @@ Variants, per sample:
            the window, in a tight loop with no conversion, no resize;
   naive    decode the whole file with PyAV (every frame to RGB, all audio), then pick frames.
 
+The shard store (``avssl prepare --format shards`` of the GOP-250 set with its defaults: short
+side 256, 25 fps, JPEG quality 90, 16-bit PCM) is read both ways: ``decode_on: worker`` (the
+worker decodes the JPEG frames and resizes them) and ``decode_on: device`` (the worker returns the
+frames' bytes and the audio window; the decode + resize of those bytes, ``decode_frames``, is
+timed separately per sample on ``--device``, in batches of 32 samples). Disk cost: bytes per
+second of video of each file set (mp4 + WAV sidecars for the prepared copy, chunks + index for the
+store).
+
 Every variant decodes on one thread, as a DataLoader worker does (PyAV's default would give the
 baselines slice threads while decord runs with ``num_threads=1``). Each variant runs on every file
 set, interleaved, ``--repeats`` rounds; medians are printed with the ratios (targets: avssl >= 50 % of the limit's speed, >= 2.5x naive;
-prepared >= 3x raw GOP 250 through avssl). The limit decodes each clip separately and every
+prepared >= 3x raw GOP 250 through avssl; store with worker decode >= 3x the prepared copy
+through pyav, bytes-only store workers >= 20x). The limit decodes each clip separately and every
 frame; the pyav backend can beat it (one pass for nearby clips, dropped frames). Then a memory
 soak per backend: ``--soak`` samples of the prepared set through a DataLoader with 2 workers,
 total RSS (main + workers) after warm-up and at the end.
@@ -38,14 +47,18 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, collate  # noqa: E402
+from avssl.data import layouts  # noqa: E402
+from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, collate  # noqa: E402
 from avssl.data.decode import VIDEO_BACKENDS, sidecar_path, single_threaded  # noqa: E402
 from avssl.data.layouts import VideoRecord  # noqa: E402
 from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
+from avssl.data.store.frames import decode_frames  # noqa: E402
+from avssl.data.store.write import write_store  # noqa: E402
 
 CLIP = dict(clip_seconds=1.28, num_frames=8, short_side=128, sample_rate=44100)
 NUM_CLIPS = 2
@@ -142,8 +155,10 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--soak", type=int, default=2000)
+    parser.add_argument("--device", default="cpu", help="where the store's device-side decode is timed (cpu, cuda)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_loader")
     ns = parser.parse_args()
+    torch.set_num_threads(1)  # one thread, as a loader worker (and the device decode on the CPU)
     work = ns.workdir.resolve()
     sets = {"raw GOP 250": work / "gop250", "raw GOP 16": work / "gop16"}
     for name, gop in (("raw GOP 250", 250), ("raw GOP 16", 16)):
@@ -155,6 +170,10 @@ def main() -> None:
     cfg = PrepareConfig()
     sets["prepared"] = work / f"prepared-bf{cfg.bframes}"
     prepare(sets["raw GOP 250"], sets["prepared"], cfg, workers=2, progress=False)
+    store = work / "store"
+    write_store(sets["raw GOP 250"], store, PrepareConfig(format="shards"), workers=2, progress=False)
+    stored = layouts.read(store).records
+    stores = {on: AVClipDataset(stored, ClipSpec(**CLIP, decode_on=on), train=True, num_clips=NUM_CLIPS) for on in DECODE_ON}
 
     datasets = {
         (name, backend): AVClipDataset(
@@ -184,6 +203,11 @@ def main() -> None:
                     else:
                         naive_decode(ds.records[i].path, starts, 1.28)
                 times.setdefault((name, variant), []).append((time.perf_counter() - start) / n * 1000)
+        for on, ds in stores.items():
+            start = time.perf_counter()
+            samples = [ds[(rep, i)] for i in range(n)]
+            times.setdefault(("store", on), []).append((time.perf_counter() - start) / n * 1000)
+        times.setdefault(("store", "device decode"), []).append(device_decode_ms(samples, torch.device(ns.device)))
     ms = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nper-sample decode time (2 clips x 8 frames + audio), {n} videos of 10 s 640x360, median of {ns.repeats} interleaved rounds")
     print("| file set | video backend | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
@@ -199,9 +223,52 @@ def main() -> None:
     for backend in VIDEO_BACKENDS:
         ratio = ms[("raw GOP 250", backend)] / ms[("prepared", backend)]
         print(f"prepared vs raw GOP 250 through avssl ({backend}): {ratio:.1f}x faster")
+    print_store(ms, {**sets, "store": store}, n, ns.device)
 
     for backend in VIDEO_BACKENDS if ns.soak else ():
         soak(datasets[("prepared", backend)], ns.soak, backend)
+
+
+def device_decode_ms(samples: list[dict], device: torch.device, batch: int = 32) -> float:
+    """Per-sample ms of :func:`decode_frames` on ``device`` for batches of ``batch`` samples
+    (the encoded samples repeated up to a batch; one warm-up call first)."""
+    encoded = collate([samples[i % len(samples)] for i in range(batch)])
+    moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in encoded.items()}
+    decode_frames(moved)
+    sync(device)
+    start = time.perf_counter()
+    decode_frames(moved)["video"]
+    sync(device)
+    return (time.perf_counter() - start) / batch * 1000
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def disk_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.suffix in (".mp4", ".wav", ".bin", ".json"))
+
+
+def print_store(ms: dict, sets: dict[str, Path], n: int, device: str) -> None:
+    """The store's table: worker cost per sample against the prepared copy (pyav), the device-side
+    decode, and disk bytes per second of video of every file set."""
+    copy = ms[("prepared", "pyav")]
+    worker, bytes_only, on_device = ms[("store", "worker")], ms[("store", "device")], ms[("store", "device decode")]
+    print("\nshard store vs the prepared mp4 copy (pyav), per sample on one thread")
+    print("| variant | worker ms | device-side decode ms | worker speed vs prepared copy (pyav) | target |")
+    print("|---|---|---|---|---|")
+    print(f"| prepared mp4 copy, pyav | {copy:.1f} | - | 1.0x | - |")
+    print(f"| store, decode_on: worker | {worker:.1f} | - | {copy / worker:.1f}x | >= 3x |")
+    print(f"| store, decode_on: device | {bytes_only:.2f} | {on_device:.1f} ({device}) | {copy / bytes_only:.0f}x | >= 20x |")
+    print("\ndisk cost")
+    print("| file set | MB | bytes per video-second | vs raw GOP 250 |")
+    print("|---|---|---|---|")
+    raw = disk_bytes(sets["raw GOP 250"])
+    for name, root in sets.items():
+        size = disk_bytes(root)
+        print(f"| {name} | {size / 1e6:.1f} | {size / (10 * n) / 1e3:.0f} kB | {size / raw:.2f}x |")
 
 
 def soak(ds: AVClipDataset, samples: int, backend: str) -> None:

@@ -1,7 +1,7 @@
 """Benchmark: where a training step goes, for every method at the demo width.
 
     python benchmarks/step.py [--steps 10] [--methods simclr,mocov3,byol,simsiam,supervised]
-                              [--threads 2] [--device cpu] [--video-backend pyav]
+                              [--threads 2] [--device cpu] [--video-backend pyav] [--store]
 
 For each method (``configs/<method>.yaml`` + the demo settings of ``benchmarks/methods.py``:
 width 16, batch 32 x 2 clips, 8 x 32 px video crops, 1.28 s at 16 kHz) it times, per batch:
@@ -10,6 +10,11 @@ does, with ``--video-backend``), augmentation (``AVTransform.train_views``) and 
 update of momentum methods). It prints the milliseconds, each part's share, the clips/s of the
 whole step and the throughput relative to SimCLR measured in the same run, and the parameter
 counts of every method at the demo width and at the paper's (ResNet-18, width 64).
+
+``--store`` reads a shard store of the demo's data (``avssl prepare --format shards`` at the
+demo's short side, fps and sample rate) with ``data.decode_on: device``: the loader's part is then
+the bytes and the audio windows, and the decode of the batch's JPEG frames on ``--device``
+(``decode_frames``) is its own column.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from methods import HEADS, demo_config  # noqa: E402
 
 from avssl.cli import instantiate  # noqa: E402
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS  # noqa: E402
+from avssl.data.prepared import PrepareConfig  # noqa: E402
+from avssl.data.store.frames import decode_frames  # noqa: E402
+from avssl.data.store.write import write_store  # noqa: E402
 
 
 def quiet(*args, **kwargs) -> None:
@@ -54,7 +62,18 @@ def batches(loader):
         epoch += 1
 
 
-def time_method(method: str, steps: int, device: torch.device, tmp: Path, backend: str = DEFAULT_VIDEO_BACKEND) -> dict:
+def demo_store(dm, tmp: Path) -> Path:
+    """A shard store of the demo's data at its short side, fps and sample rate (written once)."""
+    store = tmp / "store"
+    if not store.exists():
+        cfg = PrepareConfig(format="shards", short_side=dm.clip.short_side, fps=dm.synthetic.fps, audio_rate=dm.clip.sample_rate)
+        write_store(dm.data_root, store, cfg, workers=2, progress=False)
+    return store
+
+
+def time_method(
+    method: str, steps: int, device: torch.device, tmp: Path, backend: str = DEFAULT_VIDEO_BACKEND, store: bool = False
+) -> dict:
     args = [
         f"--config=configs/{method}.yaml",
         f"--config={demo_config(method, tmp)}",
@@ -63,20 +82,25 @@ def time_method(method: str, steps: int, device: torch.device, tmp: Path, backen
         f"--data.video_backend={backend}",
     ]
     model, dm, _ = instantiate(args)
-    dm.num_workers = 0
     dm.prepare_data()
+    if store:
+        model, dm, _ = instantiate([*args, f"--data.root={demo_store(dm, tmp)}", "--data.decode_on=device"])
+    dm.num_workers = 0
     model.to(device).train()
     model.log = model.log_dict = quiet
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     transform = dm.transform.to(device)
     loader = batches(dm.train_dataloader())
-    parts = {"data": [], "augment": [], "fwd+bwd+step": []}
+    parts = {"data": [], "device decode": [], "augment": [], "fwd+bwd+step": []}
     for step in range(steps + 2):  # two warm-up steps
         t0 = time.perf_counter()
         batch = next(loader)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         sync(device)
         t1 = time.perf_counter()
+        batch = decode_frames(batch)  # a store's JPEG frames (decode_on: device); else nothing
+        sync(device)
+        t1b = time.perf_counter()
         views = transform.train_views(batch, torch.Generator(device=device).manual_seed(step))
         sync(device)
         t2 = time.perf_counter()
@@ -89,7 +113,7 @@ def time_method(method: str, steps: int, device: torch.device, tmp: Path, backen
         sync(device)
         t3 = time.perf_counter()
         if step >= 2:
-            for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+            for key, dt in zip(parts, (t1 - t0, t1b - t1, t2 - t1b, t3 - t2)):
                 parts[key].append(dt * 1000)
     ms = {k: statistics.median(v) for k, v in parts.items()}
     clips = dm.batch_size * dm.num_clips
@@ -124,27 +148,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--video-backend", default=DEFAULT_VIDEO_BACKEND, choices=VIDEO_BACKENDS)
+    parser.add_argument("--store", action="store_true", help="a shard store of the demo's data, decode_on: device")
     parser.add_argument("--no-params", action="store_true", help="skip the parameter-count table")
     ns = parser.parse_args()
     torch.set_num_threads(ns.threads)
     device = torch.device(ns.device)
     methods = [m for m in ns.methods.split(",") if m]
     with tempfile.TemporaryDirectory() as tmp:
-        results = {m: time_method(m, ns.steps, device, Path(tmp), ns.video_backend) for m in methods}
+        results = {m: time_method(m, ns.steps, device, Path(tmp), ns.video_backend, ns.store) for m in methods}
         params = [] if ns.no_params else param_table(methods, Path(tmp))
     base = results.get("simclr", next(iter(results.values())))["clips_per_s"]
     print(
         f"\ntraining step at the demo width on {device} ({ns.threads} threads), median of {ns.steps} steps,"
-        f" batch 32 x 2 clips, video backend {ns.video_backend}"
+        f" batch 32 x 2 clips, " + ("shard store, decode_on: device" if ns.store else f"video backend {ns.video_backend}")
     )
-    print("| method | data ms | augment ms | fwd+bwd+step ms | shares data/aug/step | clips/s | vs SimCLR |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | data ms | device decode ms | augment ms | fwd+bwd+step ms | shares data/decode/aug/step | clips/s | vs SimCLR |")
+    print("|---|---|---|---|---|---|---|---|")
     for method, r in results.items():
         ms = r["ms"]
         total = sum(ms.values())
         shares = "/".join(f"{100 * v / total:.0f}%" for v in ms.values())
         print(
-            f"| {method} | {ms['data']:.0f} | {ms['augment']:.0f} | {ms['fwd+bwd+step']:.0f} | {shares} | {r['clips_per_s']:.1f} | {r['clips_per_s'] / base:.2f}x |"
+            f"| {method} | {ms['data']:.0f} | {ms['device decode']:.0f} | {ms['augment']:.0f} | {ms['fwd+bwd+step']:.0f} | {shares} | {r['clips_per_s']:.1f} | {r['clips_per_s'] / base:.2f}x |"
         )
     if params:
         print("\nparameters (online probe excluded)")

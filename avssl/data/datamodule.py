@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.data import layouts
-from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
+from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
 from avssl.data.synthetic import SyntheticSpec, generate
@@ -88,6 +88,10 @@ class AVDataModule(pl.LightningDataModule):
             naming the files being decoded (with ``num_workers > 0``).
         video_backend: ``pyav`` (default; skips the frames no clip shows), ``decord`` or
             ``torchcodec`` (see :mod:`avssl.data.decode` and the data guide's loader table).
+        decode_on: where a shard store's JPEG frames are decoded (:mod:`avssl.data.store`):
+            ``worker`` (in the loader's workers), ``device`` (workers return the bytes; the batch
+            is decoded on its device after the transfer: nvjpeg on CUDA) or ``auto`` (default:
+            ``device`` when CUDA is available, else ``worker``). Media files decode in the workers.
         prefetch_factor: batches each worker loads ahead (``null``: PyTorch's default, 2); raise it
             when a fast GPU waits on data between slow batches (docs/guides/gpu.md).
     """
@@ -119,12 +123,15 @@ class AVDataModule(pl.LightningDataModule):
         seed: int = 0,
         timeout: float = 300.0,
         video_backend: str = DEFAULT_VIDEO_BACKEND,
+        decode_on: str = "auto",
         prefetch_factor: int | None = None,
     ):
         super().__init__()
         # Saved in every checkpoint (plain types only: checkpoints load with weights_only=True), so
         # an evaluation can apply the settings the encoder was trained with.
         self.save_hyperparameters(plain({k: v for k, v in locals().items() if k not in ("self", "__class__")}))
+        if decode_on not in ("auto", *DECODE_ON):
+            raise ConfigError(f"data.decode_on must be one of auto, {', '.join(DECODE_ON)}, got {decode_on!r}")
         # what a clip is, validated once (the datasets of every split share it)
         self._clip = ClipSpec(
             clip_seconds=clip_seconds,
@@ -134,6 +141,7 @@ class AVDataModule(pl.LightningDataModule):
             video_backend=video_backend,
             streams=tuple(streams) if streams is not None else STREAMS,
             allow_missing_audio=allow_missing_audio,
+            decode_on=decode_on if decode_on != "auto" else ("device" if torch.cuda.is_available() else "worker"),
         )
         for name, value, low in (
             ("batch_size", batch_size, 1),
@@ -173,6 +181,11 @@ class AVDataModule(pl.LightningDataModule):
         else:
             self._layout = layouts.get(layout) if layout != "auto" else layouts.detect(root)
         self._layout.check_split(split)
+        if decode_on == "device" and self._layout.name != "store":
+            raise ConfigError(
+                f"data.decode_on: device decodes a shard store's JPEG frames on the batch's device; data.root is a "
+                f"{self._layout.name} of media files, decoded in the workers (write a store with avssl prepare --format shards)"
+            )
         self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
         self._streams = tuple(streams) if streams is not None else None
         self.catalog: Catalog | None = None
@@ -204,7 +217,7 @@ class AVDataModule(pl.LightningDataModule):
         """The streams decoded: ``data.streams``, else the ones the data has."""
         if self._streams is not None:
             return tuple(x for x in STREAMS if x in self._streams)
-        if self._layout.num_splits is not None:  # the benchmarks' catalogs say which streams they have
+        if self._layout.declares_streams:  # the benchmarks' and the stores' catalogs say which streams they have
             return self.read_catalog().streams
         return STREAMS
 

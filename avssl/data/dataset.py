@@ -64,9 +64,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, check_torchcodec, probe
 from avssl.data.layouts import STREAMS, VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
+from avssl.data.store.frames import ENCODED_KEY, EncodedFrames
+from avssl.data.store.meta import StoreMeta
+from avssl.data.store.read import StoreDecoder
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
+DECODE_ON = ("worker", "device")
 SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 
@@ -88,6 +92,10 @@ class ClipSpec:
             zero-filled stand-in for the other); audio-only data may be audio files.
         allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
             ``False`` skips them.
+        decode_on: where a shard store's JPEG frames are decoded: ``worker`` (in the loader's
+            workers) or ``device`` (the workers return the bytes; the batch is decoded after
+            the transfer, on its device: :mod:`avssl.data.store.frames`). Media files are always
+            decoded in the workers.
     """
 
     clip_seconds: float = 1.28
@@ -97,8 +105,11 @@ class ClipSpec:
     video_backend: str = DEFAULT_VIDEO_BACKEND
     streams: tuple[str, ...] = STREAMS
     allow_missing_audio: bool = False
+    decode_on: str = "worker"
 
     def __post_init__(self) -> None:
+        if self.decode_on not in DECODE_ON:
+            raise ConfigError(f"data.decode_on must be one of {', '.join(DECODE_ON)}, got {self.decode_on!r}")
         streams = tuple(self.streams)
         if not streams or any(s not in STREAMS for s in streams) or len(set(streams)) != len(streams):
             raise ConfigError(f"data.streams must be a non-empty subset of {list(STREAMS)}, got {list(streams)}")
@@ -117,6 +128,37 @@ class ClipSpec:
     def num_samples(self) -> int:
         """Audio samples per clip."""
         return int(round(self.clip_seconds * self.sample_rate))
+
+
+def store_info(record: VideoRecord) -> MediaInfo:
+    """What a stored video is, from its store's description (nothing is read from the chunks)."""
+    meta = StoreMeta.cached(record.store)
+    item = meta.items[record.item]
+    return MediaInfo(
+        duration=item.duration,
+        width=item.width,
+        height=item.height,
+        fps=float(meta.fps),
+        audio_rate=meta.audio_rate if item.has_audio else 0,
+        codec="jpeg",
+    )
+
+
+def open_decoder(record: VideoRecord, info: MediaInfo, clip: ClipSpec) -> ClipDecoder | StoreDecoder:
+    """The decoder of one record: its store's items, or its media file with the clip's backend."""
+    if record.store:
+        meta = StoreMeta.cached(record.store)
+        item = meta.items[record.item]
+        return StoreDecoder(
+            record.store,
+            record.item,
+            item,
+            fps=meta.fps,
+            audio_rate=meta.audio_rate,
+            short_side=clip.short_side,
+            sample_rate=clip.sample_rate,
+        )
+    return ClipDecoder(record.path, info, short_side=clip.short_side, sample_rate=clip.sample_rate, backend=clip.video_backend)
 
 
 class AVClipDataset(Dataset):
@@ -166,7 +208,7 @@ class AVClipDataset(Dataset):
         self.infos: list[MediaInfo] = []
         for record in records:
             try:
-                info = probe(record.path, video="video" in self.streams)
+                info = store_info(record) if record.store else probe(record.path, video="video" in self.streams)
                 if "audio" in self.streams and not info.has_audio and not clip.allow_missing_audio:
                     raise DecodeError(record.path, "no_audio_stream")
             except DecodeError as e:
@@ -214,12 +256,16 @@ class AVClipDataset(Dataset):
         record, info = self.records[index], self.infos[index]
         starts = self.clip_starts(epoch, index)
         clip = self.clip
-        decoder = ClipDecoder(record.path, info, short_side=clip.short_side, sample_rate=clip.sample_rate, backend=clip.video_backend)
+        decoder = open_decoder(record, info, clip)
         self._mark_in_flight(record.path)
         sample: dict[str, Any] = {}
         try:
             if "video" in self.streams:
-                sample["video"] = torch.from_numpy(decoder.video(decoder.frame_times(starts, clip.clip_seconds, clip.num_frames)))
+                times = decoder.frame_times(starts, clip.clip_seconds, clip.num_frames)
+                if clip.decode_on == "device" and record.store:
+                    sample[ENCODED_KEY] = decoder.encoded(times)
+                else:
+                    sample["video"] = torch.from_numpy(decoder.video(times))
             if "audio" in self.streams and info.has_audio:
                 sample["audio"] = decoder.audio(starts, clip.clip_seconds)
             elif "audio" in self.streams:  # allow_missing_audio: silence
@@ -290,6 +336,9 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     if not ok:
         return {"num_failed": torch.tensor(failed)}
     batch: dict[str, Any] = {}
+    if ENCODED_KEY in ok[0]:  # decoded on the device after the transfer (decode_frames)
+        batch[ENCODED_KEY] = EncodedFrames.join([s[ENCODED_KEY] for s in ok])
+        batch["extent"] = torch.tensor(batch[ENCODED_KEY].sizes, dtype=torch.long)
     if "video" in ok[0]:
         extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)
         height, width = extent.max(0).values.tolist()

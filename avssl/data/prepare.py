@@ -37,8 +37,9 @@ import os
 import shutil
 import wave
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -102,11 +103,23 @@ def prepare_file(
 
 
 def _write_audio(src: str, path: Path, rate: int, info: MediaInfo) -> int:
-    """The source's audio as mono PCM16 at ``rate`` on the video's timeline: sample ``i`` is
-    timeline time ``i / rate`` (a stream that starts late is preceded by silence, gaps stay
-    silent). Non-finite samples become 0 and are counted (returned); samples are clipped to
-    [-1, 1] (the decoder's policy for raw files). A source that is itself a prepared copy has its
-    audio in its sidecar WAV, whose sample 0 is already timeline 0."""
+    """:func:`timeline_audio` written to ``path`` as a mono PCM16 WAV; returns the non-finite
+    sample count."""
+    pcm, nonfinite = timeline_audio(src, rate, info)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return nonfinite
+
+
+def timeline_audio(src: str, rate: int, info: MediaInfo) -> tuple[np.ndarray, int]:
+    """The source's audio as mono int16 samples at ``rate`` on the video's timeline: sample ``i``
+    is timeline time ``i / rate`` (a stream that starts late is preceded by silence, gaps stay
+    silent), and the count of non-finite samples (set to 0). Samples are clipped to [-1, 1] (the
+    decoder's policy for raw files). A source that is itself a prepared copy has its audio in its
+    sidecar WAV, whose sample 0 is already timeline 0."""
     chunks, native = [], None
     audio_src, origin = (info.sidecar, 0.0) if info.sidecar else (src, info.start)
     with av.open(audio_src) as container:
@@ -127,24 +140,13 @@ def _write_audio(src: str, path: Path, rate: int, info: MediaInfo) -> int:
     wave_data = torch.nan_to_num(wave_data, nan=0.0, posinf=0.0, neginf=0.0)
     if native != rate and len(wave_data):
         wave_data = AF.resample(wave_data, native, rate)
-    pcm = (wave_data.clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    return nonfinite
+    return (wave_data.clamp(-1, 1) * 32767).round().to(torch.int16).numpy(), nonfinite
 
 
 def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> None:
-    """Frame ``k`` (time ``k / fps`` on the timeline) shows the source frame displayed then, in
-    display orientation; raises ``truncated`` when the source's frames end before its header's
-    duration."""
+    """:func:`timeline_frames` encoded to ``path`` (H.264, frame ``k`` at time stamp ``k / fps``)."""
     out_h, out_w = resized_shape(info.height, info.width, cfg.short_side)
-    reformatter = VideoReformatter()
-    with av.open(src) as source, av.open(str(path), mode="w") as target:
-        stream = source.streams.video[0]
-        tb = float(stream.time_base)
+    with av.open(str(path), mode="w") as target:
         out = target.add_stream("libx264", rate=cfg.fps)
         out.width, out.height, out.pix_fmt = out_w, out_h, "yuv420p"
         out.options = {
@@ -158,12 +160,27 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
             # clip does not show (ClipDecoder's PyAV path does), the P-frames carry the references
             "x264-params": "b-pyramid=none:b-adapt=0",
         }
+        for k, rgb in enumerate(timeline_frames(src, info, cfg)):
+            _encode(target, out, rgb, k)
+        for packet in out.encode():
+            target.mux(packet)
+
+
+def timeline_frames(src: str, info: MediaInfo, cfg: PrepareConfig) -> Iterator[np.ndarray]:
+    """RGB frames at ``cfg.fps`` on the source's timeline, resized to ``cfg.short_side`` in display
+    orientation: frame ``k`` (time ``k / fps``) shows the source frame displayed then, up to the
+    header's duration. Raises ``truncated`` when the source's frames end before that duration."""
+    out_h, out_w = resized_shape(info.height, info.width, cfg.short_side)
+    reformatter = VideoReformatter()
+    with av.open(src) as source:
+        stream = source.streams.video[0]
+        tb = float(stream.time_base)
         k, last, t = 0, None, 0.0
         for frame in source.decode(stream):
             t = frame_time(frame, tb, info.start)
             # output frame k (time k / fps) shows the last source frame starting at or before it
             while last is not None and k / cfg.fps + TIME_TOLERANCE < t:
-                _encode(target, out, last, k)
+                yield last
                 k += 1
             last = display_rgb(frame, info.rotation, out_h, out_w, reformatter)
         if last is None:
@@ -172,10 +189,8 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
         if t + interval + TRUNCATION_SLACK < info.duration:
             raise DecodeError(src, "truncated", f"frames end at {t + interval:.2f} s of the {info.duration:.2f} s its header gives")
         while k / cfg.fps < info.duration - TIME_TOLERANCE:
-            _encode(target, out, last, k)
+            yield last
             k += 1
-        for packet in out.encode():
-            target.mux(packet)
 
 
 def _encode(container, stream, rgb: np.ndarray, k: int) -> None:
@@ -255,7 +270,7 @@ def _copy_metadata(src: Path, dst: Path, rel: Path, outputs: dict[Path, Path | N
         shutil.copyfile(src / rel, target)
 
 
-def _check_settings(dst: Path, settings: dict) -> None:
+def check_settings(dst: Path, settings: dict) -> None:
     """Refuse to resume into a ``dst`` prepared with other settings (its finished files would be kept)."""
     try:
         previous = json.loads((dst / PREPARE_REPORT).read_text()).get("settings")
@@ -276,8 +291,10 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     videos, others = _plan(src, dst)
     if not videos:
         raise ConfigError(f"prepare: no video files ({', '.join(VIDEO_EXTENSIONS)}) under {src}")
-    settings = asdict(cfg)
-    _check_settings(dst, settings)
+    if cfg.format != "mp4":
+        raise ConfigError(f"prepare: this writer makes mp4 copies, got format {cfg.format!r}")
+    settings = cfg.settings()
+    check_settings(dst, settings)
     dst.mkdir(parents=True, exist_ok=True)
     tmp_dir = dst / TMP_DIR
     shutil.rmtree(tmp_dir, ignore_errors=True)  # partial outputs of an interrupted run

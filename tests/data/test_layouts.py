@@ -46,7 +46,7 @@ def test_manifest_synthetic_and_folder_catalogs(tiny_root, tmp_path):
 
 
 def test_a_layout_name_and_a_split_are_checked():
-    with pytest.raises(ConfigError, match="data.layout must be auto or one of ave, ucf101.*folder, got 'ucf'"):
+    with pytest.raises(ConfigError, match="data.layout must be auto or one of store, ave, ucf101.*folder, got 'ucf'"):
         layouts.get("ucf")
     with pytest.raises(ConfigError, match="data.split: hmdb51 has splits 1..3, got 4"):
         layouts.get("hmdb51").check_split(4)

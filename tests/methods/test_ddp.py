@@ -7,14 +7,17 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from avssl.data.prepared import PrepareConfig
+from avssl.data.store.write import write_store
 from avssl.methods import MoCoV3, SimCLR
 from avssl.models.backbone import BackboneConfig
 from avssl.utils.dist import all_gather_no_grad, rank, world_size
-from tests.conftest import TINY_DATA_ARGS
+from tests.conftest import TINY, TINY_DATA_ARGS
 
 WORLD = 2
 B = 6  # per process; the single-process reference sees 2 x 6 = 12
@@ -72,14 +75,25 @@ def test_two_process_simclr_equals_one_process_on_the_concatenated_batch(tmp_pat
         torch.testing.assert_close(got["queue"][:6, 0], torch.tensor([1.0, 1, 1, 2, 2, 2]))
 
 
-def test_lightning_ddp_fit_fills_the_moco_queue_from_both_ranks(tiny_root, tmp_path):
-    """`avssl fit` under Lightning DDP (2 CPU processes, gloo): 2 steps x 4 clips x 2 ranks = 16 keys."""
+@pytest.mark.parametrize("data", ["media files", "shard store"])
+def test_lightning_ddp_fit_fills_the_moco_queue_from_both_ranks(data, tiny_root, tmp_path):
+    """`avssl fit` under Lightning DDP (2 CPU processes, gloo): 2 steps x 4 clips x 2 ranks = 16 keys,
+    from the synthetic mp4 files or from their shard store decoded on the device (after the transfer),
+    loaded by a worker process per rank."""
     ckpt_dir = tmp_path / "ckpt"
+    if data == "media files":
+        data_args = [f"--data.synthetic_root={tiny_root}"]
+    else:
+        store = tmp_path / "store"
+        write_store(
+            tiny_root, store, PrepareConfig(format="shards", short_side=40, fps=TINY.fps, audio_rate=16000), workers=1, progress=False
+        )
+        data_args = [f"--data.root={store}", "--data.decode_on=device", "--data.num_workers=1"]
     args = [
         "fit",
         "--config=configs/mocov3.yaml",
         *TINY_DATA_ARGS,
-        f"--data.synthetic_root={tiny_root}",
+        *data_args,
         "--data.short_side=40",
         "--data.augment.crop_size=32",
         "--data.sample_rate=16000",

@@ -55,20 +55,13 @@ class AudioReader:
         if not self.info.has_audio:
             raise DecodeError(self.path, "no_audio_stream")
         native = self.info.audio_rate
-        n_native = int(math.ceil(clip_seconds * native)) + 1
+        n_native = native_window_length(clip_seconds, native)
         if self.info.sidecar:
             clips, covered = zip(*(self._sidecar_window(float(s), n_native, native) for s in starts))
         else:
             clips, covered = self._stream_windows(starts, n_native, native)
-        # zero padding where the audio track ends before the window does (1 ms slack for codec framing)
-        self.padded = any(c < n_native - 1 - native // 1000 for c in covered)
-        samples = torch.from_numpy(np.stack(clips))
-        if native != self.sample_rate:
-            samples = AF.resample(samples, native, self.sample_rate)
-        n = min(n_out, samples.shape[1])
-        out = np.zeros((len(starts), n_out), np.float32)
-        out[:, :n] = samples[:, :n].numpy()
-        return np.clip(out, -1.0, 1.0, out=out)  # NaN stays NaN: the dataset counts and zeroes it
+        out, self.padded = finished_windows(clips, covered, native, self.sample_rate, n_out)
+        return out
 
     def _sidecar_window(self, start: float, n_samples: int, rate: int) -> tuple[np.ndarray, int]:
         """``n_samples`` from the prepared mono PCM16 WAV by sample range, and how many it had."""
@@ -78,7 +71,7 @@ class AudioReader:
                 first = int(round(start * rate))
                 if first < w.getnframes():
                     w.setpos(first)
-                    data = np.frombuffer(w.readframes(n_samples), dtype="<i2").astype(np.float32) / 32767
+                    data = pcm_float(np.frombuffer(w.readframes(n_samples), dtype="<i2"))
                     out[: len(data)] = data
                     return out, len(data)
         except (OSError, EOFError, wave.Error) as e:
@@ -99,6 +92,32 @@ class AudioReader:
         except av.FFmpegError as e:
             raise DecodeError(self.path, "corrupt", str(e)) from e
         return outs, covers
+
+
+def pcm_float(pcm: np.ndarray) -> np.ndarray:
+    """float32 samples of 16-bit PCM (a prepared copy's or a store's audio)."""
+    return pcm.astype(np.float32) / 32767
+
+
+def finished_windows(clips, covered, native: int, sample_rate: int, n_out: int) -> tuple[np.ndarray, bool]:
+    """Native-rate windows ``clips`` (each covering its first ``covered`` samples) resampled to
+    ``sample_rate``, cut to ``n_out`` samples and clipped to [-1, 1] (NaN stays NaN: the dataset
+    counts and zeroes it); and whether some window was zero-padded because the track ended before
+    it did (1 ms slack for codec framing)."""
+    n_native = len(clips[0])
+    padded = any(c < n_native - 1 - native // 1000 for c in covered)
+    samples = torch.from_numpy(np.stack(clips))
+    if native != sample_rate:
+        samples = AF.resample(samples, native, sample_rate)
+    n = min(n_out, samples.shape[1])
+    out = np.zeros((len(clips), n_out), np.float32)
+    out[:, :n] = samples[:, :n].numpy()
+    return np.clip(out, -1.0, 1.0, out=out), padded
+
+
+def native_window_length(clip_seconds: float, native: int) -> int:
+    """Samples read at the native rate for one window: enough for the resampler's output."""
+    return int(math.ceil(clip_seconds * native)) + 1
 
 
 def stream_window(container, stream, start: float, n_samples: int, rate: int, origin: float) -> tuple[np.ndarray, int]:

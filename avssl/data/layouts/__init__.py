@@ -14,12 +14,13 @@ from avssl.data.layouts.base import MANIFEST, SPLITS, STREAMS, VIDEO_EXTENSIONS,
 from avssl.data.layouts.esc50 import ESC50
 from avssl.data.layouts.hmdb51 import HMDB51
 from avssl.data.layouts.manifest import Folder, Manifest
+from avssl.data.layouts.store import Store
 from avssl.data.layouts.synthetic import Synthetic
 from avssl.data.layouts.ucf101 import UCF101
 from avssl.data.layouts.vggsound import VGGSound
 from avssl.errors import ConfigError
 
-LAYOUTS: tuple[Layout, ...] = (AVE(), UCF101(), HMDB51(), ESC50(), VGGSound(), Synthetic(), Manifest(), Folder())
+LAYOUTS: tuple[Layout, ...] = (Store(), AVE(), UCF101(), HMDB51(), ESC50(), VGGSound(), Synthetic(), Manifest(), Folder())
 BY_NAME = {layout.name: layout for layout in LAYOUTS}
 
 __all__ = [

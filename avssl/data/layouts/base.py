@@ -35,6 +35,8 @@ class VideoRecord:
     split: str = "train"
     offset: float = 0.0  # seconds into the file where the sample starts
     length: float | None = None  # seconds of the sample (None: to the end of the file)
+    store: str | None = None  # a shard store's root when the video is one of its items (``path`` then names it)
+    item: int = -1  # the video's item in that store
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,12 @@ class Layout:
     def read(self, root: Path, options: ReadOptions) -> Catalog:
         """The records, classes and streams of ``root``; errors name the file, line and field."""
         raise NotImplementedError
+
+    @property
+    def declares_streams(self) -> bool:
+        """Whether its catalog says which streams the data has (the benchmarks, a store); the
+        others are read with both."""
+        return self.num_splits is not None
 
     def check_split(self, split: int) -> None:
         if self.num_splits is not None and not 1 <= split <= self.num_splits:

@@ -1,0 +1,102 @@
+"""What a shard store holds, read from its ``avssl_store.json`` without opening a chunk.
+
+A store whose description was written by another store format, or that lacks litdata's
+``index.json``, is refused with an error naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from avssl.errors import ConfigError
+
+STORE_META = "avssl_store.json"  # the store's description, written last: its presence marks a complete store
+STAGE_DIR = ".avssl-store-items"  # finished files of a store being written, kept until its chunks are written
+LITDATA_INDEX = "index.json"  # litdata's chunk index
+STORE_FORMAT = 1  # the layout of avssl_store.json and of the items; bumped when either changes
+ITEM_KEYS = ("jpeg", "offsets", "audio")  # one item: concatenated JPEG bytes, [F + 1] byte offsets, int16 samples
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    """One stored video: ``frames`` JPEG frames of ``height`` x ``width`` at ``fps`` (frame ``k``
+    from ``k / fps``), ``duration`` seconds, audio at the store's rate when ``has_audio``."""
+
+    source: str
+    frames: int
+    height: int
+    width: int
+    duration: float
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """A store's description (``avssl_store.json``)."""
+
+    root: str
+    settings: dict
+    layout: str  # the layout of the source the store was written from
+    split: int | None  # its official split (transfer benchmarks), else None
+    classes: list[str] | None
+    streams: tuple[str, ...]
+    items: tuple[StoreItem, ...]
+    records: tuple[dict, ...]  # {"item", "video_id", "label", "split", "offset", "length"}
+    version: str = ""
+
+    @property
+    def fps(self) -> int:
+        return int(self.settings["fps"])
+
+    @property
+    def audio_rate(self) -> int:
+        return int(self.settings["audio_rate"])
+
+    @property
+    def short_side(self) -> int:
+        return int(self.settings["short_side"])
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def cached(root: str) -> StoreMeta:
+        """:meth:`read`, once per process and root (a store is never changed once complete)."""
+        return StoreMeta.read(root)
+
+    @classmethod
+    def read(cls, root: str | Path) -> StoreMeta:
+        """The description of the store at ``root``; a :class:`ConfigError` names what is wrong."""
+        root = Path(root)
+        path = root / STORE_META
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"data.root: {root} is not a complete shard store (no {STORE_META}; was avssl prepare interrupted?)"
+            ) from None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path}: not readable as a store description ({e})") from None
+        if not isinstance(raw, dict) or raw.get("store_format") != STORE_FORMAT:
+            found = raw.get("store_format") if isinstance(raw, dict) else None
+            raise ConfigError(
+                f"{path}: store format {found!r}, this avssl reads format {STORE_FORMAT}; re-run avssl prepare --format shards "
+                f"with this version (the store was written by avssl {raw.get('avssl', '?') if isinstance(raw, dict) else '?'})"
+            )
+        if not (root / LITDATA_INDEX).is_file():
+            raise ConfigError(f"data.root: {root} has {STORE_META} but no {LITDATA_INDEX} (litdata's chunk index)")
+        try:
+            return cls(
+                root=str(root),
+                settings=dict(raw["settings"]),
+                layout=str(raw["layout"]),
+                split=raw["split"],
+                classes=raw["classes"],
+                streams=tuple(raw["streams"]),
+                items=tuple(StoreItem(**item) for item in raw["items"]),
+                records=tuple(raw["records"]),
+                version=str(raw.get("avssl", "")),
+            )
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"{path}: field {e} missing or malformed") from None
