@@ -123,14 +123,17 @@ def test_stored_frames_are_the_prepared_timeline_after_a_jpeg_round_trip(zoo):
     assert frame.shape == (64, 32, 3) and corners(frame) == ROTATED[90]  # upright, as a player shows it
 
 
-def test_device_decoding_gives_the_worker_decoded_batch(zoo):
+@pytest.mark.parametrize("side", [32, 24])  # the stored short side, or resized on decoding
+def test_device_decoding_gives_the_worker_decoded_batch(zoo, side):
     _, _, store, _ = zoo
-    worker = AVDataModule(str(store), decode_on="worker", **CLIP)
-    device = AVDataModule(str(store), decode_on="device", **CLIP)
+    clip = {**CLIP, "short_side": side, "augment": AugmentConfig(crop_size=side)}
+    worker = AVDataModule(str(store), decode_on="worker", **clip)
+    device = AVDataModule(str(store), decode_on="device", **clip)
     a, b = worker.dataset("train", train=True), device.dataset("train", train=True)
     batch = collate([b[(1, i)] for i in range(len(b))])
     assert "video" not in batch and len(batch[ENCODED_KEY]) == len(b)
     decoded = decode_frames(batch)
+    assert int(decoded["extent"].min(1).values.max()) == side  # every video at the clip's short side
     expected = collate([a[(1, i)] for i in range(len(a))])  # videos of three sizes: padded alike
     assert torch.equal(decoded["video"], expected["video"]) and torch.equal(decoded["extent"], expected["extent"])
     views = device.transform.eval_views(batch)  # the views decode what arrives encoded

@@ -75,11 +75,13 @@ class StoreDecoder:
     def video(self, times: np.ndarray) -> np.ndarray:
         """uint8 ``[*times.shape, H, W, 3]`` of the frames showing at ``times`` (seconds)."""
         try:
-            images = torch.stack(decode_jpeg(self._frames(times)))
+            images = decode_jpeg(self._frames(times))
         except RuntimeError as e:  # libjpeg's errors: a truncated or damaged frame
             raise DecodeError(self.name, "corrupt", f"frame not decodable: {e}") from e
-        frames = resize_frames(images, (self.height, self.width)).permute(0, 2, 3, 1)
-        return frames.reshape(*times.shape, self.height, self.width, 3).numpy()
+        out = torch.empty((len(images), self.height, self.width, 3), dtype=torch.uint8)
+        for frame, image in zip(out, images):  # frame by frame: no stack of the full-size frames
+            frame.copy_(resize_frames(image, (self.height, self.width)).permute(1, 2, 0))
+        return out.reshape(*times.shape, self.height, self.width, 3).numpy()
 
     def encoded(self, times: np.ndarray) -> EncodedFrames:
         """The JPEG bytes of the frames showing at ``times`` ``[N, T]``, decoded after the transfer
