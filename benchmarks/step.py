@@ -63,11 +63,11 @@ def batches(loader):
 
 
 def demo_store(dm, tmp: Path) -> Path:
-    """A shard store of the demo's data at its short side, fps and sample rate (written once)."""
+    """A shard store of the demo's data at its short side, fps and sample rate (a complete store
+    is not rewritten, an interrupted one resumes)."""
     store = tmp / "store"
-    if not store.exists():
-        cfg = PrepareConfig(format="shards", short_side=dm.clip.short_side, fps=dm.synthetic.fps, audio_rate=dm.clip.sample_rate)
-        write_store(dm.data_root, store, cfg, workers=2, progress=False)
+    cfg = PrepareConfig(format="shards", short_side=dm.clip.short_side, fps=dm.synthetic.fps, audio_rate=dm.clip.sample_rate)
+    write_store(dm.data_root, store, cfg, workers=2, progress=False)
     return store
 
 

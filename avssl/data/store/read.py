@@ -28,10 +28,12 @@ from avssl.data.store.meta import StoreItem
 
 @lru_cache(maxsize=16)
 def _open(root: str, pid: int):
-    """litdata's reader of ``root`` in process ``pid`` (a forked worker opens its own)."""
+    """litdata's reader of ``root`` in process ``pid`` (a forked worker opens its own); items are
+    deserialized one at a time (``batch_decode=0``): clips are read in random order, and litdata's
+    default window would deserialize a block of neighbouring videos for every one read."""
     from litdata import StreamingDataset
 
-    return StreamingDataset(root)
+    return StreamingDataset(root, batch_decode=0)
 
 
 class StoreDecoder:
