@@ -19,6 +19,7 @@ from avssl.data import layouts
 from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
+from avssl.data.store.frames import decode_frames
 from avssl.data.synthetic import SyntheticSpec, generate
 from avssl.errors import ConfigError
 from avssl.spec import InputSpec
@@ -327,6 +328,7 @@ class AVDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ augmentation
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Training batches get random views, all others deterministic views (on the device)."""
+        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
         if not decoded(batch):  # every sample of the batch failed to decode
             return batch
         device = batch["label"].device

@@ -26,6 +26,7 @@ import torch
 from avssl.data.datamodule import AVDataModule
 from avssl.data.dataset import decoded
 from avssl.data.layouts import VideoRecord
+from avssl.data.store.frames import decode_frames
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.results import READOUTS
@@ -67,7 +68,9 @@ def encoder_datamodule(encoder: PretrainedEncoder, **settings: Any) -> AVDataMod
         raise ConfigError(f"{encoder.path} carries no data settings (an older checkpoint): build the AVDataModule yourself")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(AVDataModule, "data")
-    config = parser.parse_object({"data": {**encoder.data, **settings}})
+    # where a store's frames decode is this machine's choice, not the pre-training machine's
+    saved = {k: v for k, v in encoder.data.items() if k != "decode_on"}
+    config = parser.parse_object({"data": {**saved, **settings}})
     return parser.instantiate(config).data
 
 
@@ -118,10 +121,10 @@ def extract_features(
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in READOUTS}
     rows, labels = [], []
     for batch in datamodule.loader(dataset, shuffle=False):
+        batch = decode_frames({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
         if not decoded(batch):  # every video of the batch failed to decode (named below)
             continue
         rows += batch["index"].tolist()
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         views = transform.eval_views(batch, [0.5])
         for key, value in backbone.encode_views(views).items():
             parts[key].append(value.mean(1).cpu())  # a video's feature: the mean over its clips

@@ -37,6 +37,7 @@ from torch import nn
 from avssl.augment.pipeline import AVTransform
 from avssl.data.datamodule import batch_generator
 from avssl.data.dataset import decoded
+from avssl.data.store.frames import decode_frames
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.knn import knn_predict
@@ -228,7 +229,8 @@ class LinearProbe(pl.LightningModule):
             return
         encoder, views = self.encoders[RANDOM_INIT].to(device), self.views.to(device)
         batches = tqdm(loader, desc="random-init batch-norm statistics", disable=not progress, leave=False)
-        encoder.estimate_norm_statistics(views.eval_views(move_data_to_device(b, device), [0.5]) for b in batches if decoded(b))
+        moved = (decode_frames(move_data_to_device(b, device)) for b in batches)
+        encoder.estimate_norm_statistics(views.eval_views(b, [0.5]) for b in moved if decoded(b))
 
     def set_bank(self, features: dict[str, torch.Tensor], labels: torch.Tensor) -> None:
         """The kNN mode's training features (``"{encoder}/{readout}" -> [N, D]``) and labels."""
@@ -252,7 +254,10 @@ class LinearProbe(pl.LightningModule):
         """Training batches (full mode): the probe's augmented views (domain-specific only, at the
         test crop size). Feature extraction for the cache: one centre crop per clip. Test: the
         data's ``eval_crops`` crops per clip."""
-        if "features" in batch or not decoded(batch):  # feature batches, or every sample failed to decode
+        if "features" in batch:
+            return batch
+        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
+        if not decoded(batch):  # every sample failed to decode
             return batch
         trainer, device = self.trainer, batch["label"].device
         if trainer.training:

@@ -209,3 +209,35 @@ def test_avssl_prepare_format_shards(zoo, tmp_path, capsys):
     assert (tmp_path / "s" / STORE_META).is_file()
     with pytest.raises(SystemExit):
         main(["prepare", str(zoo[0]), str(tmp_path / "t"), "--format", "tar"])
+
+
+def test_a_frame_that_does_not_decode_on_the_device_drops_its_video_and_is_counted(zoo):
+    store = zoo[2]
+    worker = AVDataModule(str(store), decode_on="worker", **CLIP).dataset("train", train=False)
+    device = AVDataModule(str(store), decode_on="device", **CLIP).dataset("train", train=False)
+    batch = collate([device[i] for i in range(len(device))])
+    encoded = batch[ENCODED_KEY]
+    per_video = encoded.clips[0] * encoded.clips[1]
+    start, end = encoded.offsets[per_video], encoded.offsets[per_video + 1]  # the first frame of video 1
+    encoded.data[start + 20 : end] = 0  # its entropy-coded data and end marker gone: a truncated JPEG
+    decoded = decode_frames(batch)
+    expected = collate([worker[i] for i in range(len(worker)) if i != 1])
+    assert decoded["video_id"] == expected["video_id"] and int(decoded["num_failed"]) == 1
+    assert torch.equal(decoded["index"], expected["index"]) and torch.equal(decoded["audio"], expected["audio"])
+    assert torch.equal(decoded["video"], expected["video"][..., : decoded["video"].shape[-3], : decoded["video"].shape[-2], :])
+    encoded.data[:] = 0  # nothing decodes: the counters alone, as for a batch whose samples all failed
+    failed = decode_frames(batch)
+    assert set(failed) == {"num_failed"} and int(failed["num_failed"]) == len(device)
+
+
+def test_a_damaged_item_fails_its_checksum(zoo, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(zoo[2], store)
+    chunk = next(store.glob("chunk-*.bin"))
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 64] = bytes(64)  # 64 bytes of one item's frames: libjpeg would decode them silently
+    chunk.write_bytes(bytes(raw))
+    read._open.cache_clear()
+    dataset = AVDataModule(str(store), **CLIP).dataset("train", train=False)
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    assert int(batch["num_failed"]) == 1 and len(batch["video_id"]) == len(dataset) - 1

@@ -8,7 +8,10 @@ import torch
 import avssl
 from avssl.data.dataset import AVClipDataset, collate
 from avssl.data.layouts import VideoRecord
+from avssl.data.prepared import PrepareConfig
+from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
+from tests.conftest import TINY
 
 
 def test_features_of_a_list_of_files_match_the_encoder_on_the_same_clips(checkpoint, tiny_root, tmp_path):
@@ -61,3 +64,19 @@ def test_the_backbone_is_read_from_the_checkpoint_in_the_current_and_the_older_l
     assert avssl.load_encoder(tmp_path / "older.ckpt").architecture == current.architecture
     with pytest.raises(ConfigError, match="leave model.backbone unset"):
         avssl.LinearProbe(str(checkpoint), num_classes=4, backbone=avssl.BackboneConfig(width=8))
+
+
+def test_features_of_a_store_decoded_in_the_workers_or_on_the_device_are_the_same(checkpoint, tiny_root, tmp_path):
+    encoder = avssl.load_encoder(checkpoint)
+    clip = avssl.encoder_datamodule(encoder).clip
+    store = tmp_path / "store"
+    cfg = PrepareConfig(format="shards", short_side=clip.short_side, fps=TINY.fps, audio_rate=clip.sample_rate)
+    write_store(tiny_root, store, cfg, workers=1, progress=False)
+    features = {
+        on: avssl.extract_features(
+            encoder, datamodule=avssl.encoder_datamodule(encoder, root=str(store), decode_on=on, num_workers=0, batch_size=4), clips=1
+        )
+        for on in ("worker", "device")
+    }
+    assert features["worker"].video_ids == features["device"].video_ids and len(features["worker"].video_ids) > 0
+    assert torch.equal(features["worker"].fused, features["device"].fused)

@@ -21,6 +21,8 @@ from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
 from avssl.data.datamodule import AVDataModule
+from avssl.data.prepared import PrepareConfig
+from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
 from avssl.evaluation import LinearProbe, linear_evaluation
 from avssl.evaluation.knn import knn_predict
@@ -392,3 +394,23 @@ def test_random_init_baseline_normalises_with_the_training_clips_statistics(tiny
         assert torch.equal(v, expected[k]), k
     metrics = json.loads((tmp_path / "results.json").read_text())["metrics"]
     assert {f"{e}/cached/fused" for e in ("pretrained", "random-init", "random-init-initial-bn")} <= set(metrics)
+
+
+def test_a_store_gives_the_same_evaluation_decoded_in_the_workers_or_on_the_device(tiny_root, tmp_path):
+    """The full protocol (probe training views and the test's clips x crops) on a shard store of
+    the tiny set: the same metrics whichever side decodes the JPEG frames."""
+    store = tmp_path / "store"
+    write_store(tiny_root, store, PrepareConfig(format="shards", short_side=40, fps=TINY.fps, audio_rate=16000), workers=1, progress=False)
+    fake_checkpoint(tmp_path / "enc.ckpt")
+    metrics = {}
+    for on in ("worker", "device"):
+        data = AVDataModule(
+            str(store), batch_size=4, num_workers=0, short_side=40, sample_rate=16000, eval_clips=2, eval_crops=2,
+            augment=AugmentConfig(crop_size=32), decode_on=on,
+        )  # fmt: skip
+        out = tmp_path / on
+        probe = LinearProbe(str(tmp_path / "enc.ckpt"), num_classes=4, mode="full", output_dir=str(out))
+        linear_evaluation(trainer(out, epochs=1, enable_checkpointing=False), probe, data)
+        metrics[on] = json.loads((out / "results.json").read_text())
+    assert metrics["worker"]["num_test_videos"] == metrics["device"]["num_test_videos"] == 8
+    assert metrics["worker"]["metrics"] == metrics["device"]["metrics"]

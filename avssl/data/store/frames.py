@@ -66,27 +66,68 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def decode_frames(batch: dict) -> dict:
     """``batch`` with its encoded frames decoded on the batch's device into ``video``; a batch
-    without encoded frames is returned as it is."""
+    without encoded frames is returned as it is. A video whose frames do not decode is dropped
+    from the batch and counted in ``num_failed`` (a batch of only such videos keeps the counters
+    alone, as the collate function returns a batch whose samples all failed)."""
     encoded: EncodedFrames | None = batch.get(ENCODED_KEY)
     if encoded is None:
         return batch
     device = batch["extent"].device
-    views = [encoded.data[a:b] for a, b in zip(encoded.offsets[:-1], encoded.offsets[1:])]
-    images = decode_jpeg(views, device=device)  # one call: batched on CUDA
+    images, failed = _decode(encoded, device)
     n, t = encoded.clips
     per_video = n * t
-    height, width = max(h for h, _ in encoded.sizes), max(w for _, w in encoded.sizes)
-    video = torch.zeros((len(encoded), n, t, height, width, 3), dtype=torch.uint8, device=device)
+    keep = [i for i in range(len(encoded)) if i not in failed]
+    out = {k: v for k, v in batch.items() if k != ENCODED_KEY}
+    if failed:
+        out = _drop(out, len(encoded), keep, device)
+        out["num_failed"] = out["num_failed"] + len(failed)
+        if not keep:
+            return {"num_failed": out["num_failed"]}
+    sizes = [encoded.sizes[i] for i in keep]
+    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+    video = torch.zeros((len(keep), n, t, height, width, 3), dtype=torch.uint8, device=device)
     groups: dict[tuple, list[int]] = defaultdict(list)  # videos of one stored and output size decode as one stack
-    for i, key in enumerate(zip(encoded.stored, encoded.sizes)):
-        groups[key].append(i)
-    for (_, (h, w)), members in groups.items():
-        frames = torch.stack([images[i * per_video + j] for i in members for j in range(per_video)])
-        frames = resize_frames(frames, (h, w)).reshape(len(members), n, t, 3, h, w).permute(0, 1, 2, 4, 5, 3)
-        if len(members) == len(encoded):
+    for row, i in enumerate(keep):
+        groups[(encoded.stored[i], encoded.sizes[i])].append(row)
+    for (_, (h, w)), rows in groups.items():
+        frames = torch.stack([images[keep[r] * per_video + j] for r in rows for j in range(per_video)])
+        frames = resize_frames(frames, (h, w)).reshape(len(rows), n, t, 3, h, w).permute(0, 1, 2, 4, 5, 3)
+        if len(rows) == len(keep):
             video[..., :h, :w, :] = frames
         else:
-            video[torch.tensor(members, device=device), ..., :h, :w, :] = frames
-    out = {k: v for k, v in batch.items() if k != ENCODED_KEY}
+            video[torch.tensor(rows, device=device), ..., :h, :w, :] = frames
     out["video"] = video
+    return out
+
+
+def _decode(encoded: EncodedFrames, device: torch.device) -> tuple[list[torch.Tensor | None], set[int]]:
+    """Every frame decoded in one batched call; when that fails (a damaged frame), video by video:
+    the frames, and the videos that did not decode."""
+    views = [encoded.data[a:b] for a, b in zip(encoded.offsets[:-1], encoded.offsets[1:])]
+    try:
+        return decode_jpeg(views, device=device), set()
+    except RuntimeError:
+        per_video = encoded.clips[0] * encoded.clips[1]
+        images: list[torch.Tensor | None] = []
+        failed = set()
+        for i in range(len(encoded)):
+            try:
+                images += decode_jpeg(views[i * per_video : (i + 1) * per_video], device=device)
+            except RuntimeError:
+                failed.add(i)
+                images += [None] * per_video
+        return images, failed
+
+
+def _drop(batch: dict, size: int, keep: list[int], device: torch.device) -> dict:
+    """The batch's per-video entries (tensors and lists of length ``size``) at ``keep`` only."""
+    index = torch.tensor(keep, dtype=torch.long, device=device)
+    out = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() and value.shape[0] == size:
+            out[key] = value.index_select(0, index.to(value.device))
+        elif isinstance(value, list) and len(value) == size:
+            out[key] = [value[i] for i in keep]
+        else:
+            out[key] = value
     return out

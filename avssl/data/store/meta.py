@@ -7,9 +7,12 @@ A store whose description was written by another store format, or that lacks lit
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from avssl.errors import ConfigError
 
@@ -23,7 +26,8 @@ ITEM_KEYS = ("jpeg", "offsets", "audio")  # one item: concatenated JPEG bytes, [
 @dataclass(frozen=True)
 class StoreItem:
     """One stored video: ``frames`` JPEG frames of ``height`` x ``width`` at ``fps`` (frame ``k``
-    from ``k / fps``), ``duration`` seconds, audio at the store's rate when ``has_audio``."""
+    from ``k / fps``), ``duration`` seconds, audio at the store's rate when ``has_audio``;
+    ``crc32`` of its arrays (:func:`item_crc32`), checked when the item is read."""
 
     source: str
     frames: int
@@ -31,6 +35,16 @@ class StoreItem:
     width: int
     duration: float
     has_audio: bool
+    crc32: int
+
+
+def item_crc32(data: dict) -> int:
+    """CRC-32 of an item's arrays (:data:`ITEM_KEYS`, in order): a damaged chunk reads as a
+    mismatch instead of frames that decode to wrong pixels (libjpeg decodes most damage)."""
+    crc = 0
+    for key in ITEM_KEYS:
+        crc = zlib.crc32(np.ascontiguousarray(data[key]).data, crc)
+    return crc
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ the decoders pick it from an mp4 copy with the same fps (:func:`~avssl.data.deco
 audio windows are cut from the item's int16 samples by sample range and resampled as a prepared
 copy's sidecar is (:func:`~avssl.data.decode.audio.finished_windows`). Items are read by random
 access from litdata's chunks (one :class:`litdata.StreamingDataset` per store and process, opened
-on first use). A chunk that cannot be read or a frame that is not a valid JPEG raises
-:class:`~avssl.data.decode.DecodeError` (``corrupt``), which the dataset counts and skips.
+on first use). A chunk that cannot be read, an item whose bytes do not match its checksum or a
+frame that is not a valid JPEG raises :class:`~avssl.data.decode.DecodeError` (``corrupt``), which
+the dataset counts and skips.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from avssl.data.decode import DecodeError, clip_frame_times, resized_shape
 from avssl.data.decode.audio import finished_windows, native_window_length, pcm_float
 from avssl.data.decode.probe import displayed_index
 from avssl.data.store.frames import EncodedFrames, resize_frames
-from avssl.data.store.meta import StoreItem
+from avssl.data.store.meta import StoreItem, item_crc32
 
 
 @lru_cache(maxsize=16)
@@ -60,11 +61,9 @@ class StoreDecoder:
                 self._data = _open(self.root, os.getpid())[self.index]
             except Exception as e:  # litdata raises its own and the OS's errors for a damaged chunk
                 raise DecodeError(self.name, "corrupt", f"chunk not readable: {type(e).__name__}: {e}") from e
-            offsets = self._data["offsets"]
-            if len(offsets) != self.item.frames + 1 or (len(offsets) and offsets[-1] != len(self._data["jpeg"])):
-                raise DecodeError(
-                    self.name, "corrupt", f"{len(offsets) - 1} frames in the chunk, {self.item.frames} in the store's description"
-                )
+            if item_crc32(self._data) != self.item.crc32:
+                self._data = None
+                raise DecodeError(self.name, "corrupt", "the item's bytes in the chunk do not match its checksum (a damaged chunk)")
         return self._data
 
     def _frames(self, times: np.ndarray) -> list[torch.Tensor]:
