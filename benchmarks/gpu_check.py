@@ -15,9 +15,13 @@ for ``--steps`` steps and measures, after ``--warmup`` steps:
   backward), optimiser step;
 * peak device memory and clips per second.
 
+The ``store`` variant trains eager from a shard store of the same synthetic videos (``avssl
+prepare --format shards`` at the run's short side, fps and sample rate) with ``data.decode_on:
+device``: the workers return JPEG bytes and the batch's frames are decoded on the device (nvjpeg
+on CUDA) inside "transfer + augmentation"; its row gives the frames decoded on the device per step.
+
 It then runs ``benchmarks/augment.py`` on the device (batched augmentation vs per-sample), prints
-one table and writes everything to ``--out`` (JSON). Frames decoded on the device: not measured
-(no device-side decoding exists yet; the column says so).
+one table and writes everything to ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ VARIANTS = {
     "compile": ["--model.init_args.compile=true"],
     "channels_last": ["--model.init_args.channels_last=true"],
     "compile+channels_last": ["--model.init_args.compile=true", "--model.init_args.channels_last=true"],
+    "store": ["--data.decode_on=device"],  # eager, from a shard store of the same videos (see shard_store)
 }
 PHASES = ("data wait", "transfer + augmentation", "forward + backward", "optimiser")
 
@@ -102,6 +107,8 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
         ]
         args += ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--data.spectrogram.n_fft=512"]
         args += ["--data.spectrogram.n_mels=32", "--data.synthetic.num_classes=2", "--data.synthetic.duration=2.0"]
+    if name == "store":
+        args += [f"--data.root={shard_store(args, work)}"]
     model, data, trainer = instantiate([*args, *VARIANTS[name]])
     clock = StepClock(ns.warmup, device)
     trainer.callbacks.append(clock)
@@ -125,8 +132,20 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
         "ms_per_step": phases,
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
         "clips_per_s": clips / seconds if seconds > 0 else None,
-        "device_decoded_frames": None,  # no device-side decoding yet
+        "device_decoded_frames": ns.batch_size * data.num_clips * data.clip.num_frames if name == "store" else 0,  # per step
     }
+
+
+def shard_store(args: list[str], work: Path) -> Path:
+    """A shard store of the run's synthetic videos at its short side, fps and sample rate."""
+    from avssl.data.prepared import PrepareConfig
+    from avssl.data.store.write import write_store
+
+    _, data, _ = instantiate(args)
+    data.prepare_data()  # the synthetic set, if no variant built it yet
+    cfg = PrepareConfig(format="shards", short_side=data.clip.short_side, fps=data.synthetic.fps, audio_rate=data.clip.sample_rate)
+    write_store(data.data_root, work / "store", cfg, workers=4, progress=False)
+    return work / "store"
 
 
 def augment_benchmark(device: torch.device, batch: int) -> dict:
@@ -142,12 +161,12 @@ def table(rows: list[dict]) -> str:
     def cell(value, fmt):
         return "n/a" if value is None else format(value, fmt)
 
-    head = ["variant", "syncs/step", *PHASES, "peak GB", "clips/s", "device-decoded frames"]
+    head = ["variant", "syncs/step", *PHASES, "peak GB", "clips/s", "device-decoded frames/step"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         phases = [cell(r["ms_per_step"][p], ".1f") for p in PHASES]
         cells = [r["variant"], cell(r["syncs_per_step"], ".2f"), *phases, cell(r["peak_memory_gb"], ".2f"), cell(r["clips_per_s"], ".0f")]
-        lines.append("| " + " | ".join([*cells, "n/a"]) + " |")
+        lines.append("| " + " | ".join([*cells, str(r["device_decoded_frames"])]) + " |")
     return "\n".join(lines) + "\n(ms per step after the warm-up steps; n/a: not measurable on this device)"
 
 
