@@ -244,12 +244,9 @@ class AVTransform(nn.Module):
         if plan.gain is not None:
             out = out * plan.gain
         if plan.fill_gain is not None:
-            if mask.mask_fill == "noise":
-                rms = wave.square().mean(1, keepdim=True).sqrt()
-                noise = torch.randn(wave.shape[0], plan.fills * plan.length, generator=generator, device=wave.device)
-                fill = noise.gather(1, plan.fill_src) * rms
-            else:
-                fill = mask.mask_value
+            rms = wave.square().mean(1, keepdim=True).sqrt()
+            shape = (wave.shape[0], plan.fills * plan.length)
+            fill = mask.fill(shape, lambda noise: noise.gather(1, plan.fill_src), generator, wave.device, std=rms)
             out = out + plan.fill_gain * fill
         return out
 
@@ -285,12 +282,10 @@ class AVTransform(nn.Module):
                 cropped = color_augment(cropped, {k: v[part] for k, v in color.items()}, kernel)
             if plan is not None and plan.gain is not None:
                 cropped.mul_(plan.gain[part, :, None, None, None])
-            if plan is not None and plan.fill_gain is not None:
-                if mask.mask_fill == "noise":  # intensity noise, mean 0.5 and std 0.25, moved by the plan's fill map
-                    noise = torch.randn((cropped.shape[0], plan.fills * t, *cropped.shape[2:]), generator=generator, device=cropped.device)
-                    fill = select_frames(noise.mul_(0.25).add_(0.5), plan.fill_src[part])
-                else:
-                    fill = mask.mask_value
+            if plan is not None and plan.fill_gain is not None:  # TM noise: intensity, mean 0.5 and std 0.25
+                shape = (cropped.shape[0], plan.fills * t, *cropped.shape[2:])
+                pick = lambda noise, src=plan.fill_src[part]: select_frames(noise, src)  # noqa: E731
+                fill = mask.fill(shape, pick, generator, cropped.device, mean=0.5, std=0.25)
                 cropped.add_(plan.fill_gain[part, :, None, None, None] * fill)
             out[part] = normalise_(cropped, self.cfg.mean, self.cfg.std).transpose(1, 2)
         return out  # [M, 3, T, h, w]

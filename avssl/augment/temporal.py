@@ -204,3 +204,13 @@ class TemporalAug:
         size = torch.round(params["size"] * length)
         start = torch.round(params["start"] * length).clamp(max=length - size)
         return plan.then_mask(mask_segment(length, start, size))
+
+    def fill(self, shape: tuple[int, ...], pick, generator: torch.Generator, device: torch.device, *, mean=0.0, std=1.0):
+        """TM's fill of a stream: ``mask_value`` (``constant``), or Gaussian noise of ``mean`` /
+        ``std`` (a float or a tensor broadcast over ``shape``) drawn as ``shape`` (``plan.fills``
+        fill tracks of the clip's length) and moved to the output time axis by ``pick`` (the
+        plan's fill index map)."""
+        if self.mask_fill == "constant":
+            return self.mask_value
+        noise = torch.randn(shape, generator=generator, device=device).mul_(std)
+        return pick(noise.add_(mean) if mean else noise)
