@@ -20,14 +20,13 @@ STORE_META = "avssl_store.json"  # the store's description, written last: its pr
 STAGE_DIR = ".avssl-store-items"  # finished files of a store being written, kept until its chunks are written
 LITDATA_INDEX = "index.json"  # litdata's chunk index
 STORE_FORMAT = 1  # the layout of avssl_store.json and of the items; bumped when either changes
-ITEM_KEYS = ("jpeg", "offsets", "audio")  # one item: concatenated JPEG bytes, [F + 1] byte offsets, int16 samples
+ITEM_KEYS = ("jpeg", "offsets", "audio", "crc")  # one item: JPEG bytes, [F + 1] byte offsets, int16 samples, checksums
 
 
 @dataclass(frozen=True)
 class StoreItem:
     """One stored video: ``frames`` JPEG frames of ``height`` x ``width`` at ``fps`` (frame ``k``
-    from ``k / fps``), ``duration`` seconds, audio at the store's rate when ``has_audio``;
-    ``crc32`` of its arrays (:func:`item_crc32`), checked when the item is read."""
+    from ``k / fps``), ``duration`` seconds, audio at the store's rate when ``has_audio``."""
 
     source: str
     frames: int
@@ -35,16 +34,13 @@ class StoreItem:
     width: int
     duration: float
     has_audio: bool
-    crc32: int
 
 
-def item_crc32(data: dict) -> int:
-    """CRC-32 of an item's arrays (:data:`ITEM_KEYS`, in order): a damaged chunk reads as a
-    mismatch instead of frames that decode to wrong pixels (libjpeg decodes most damage)."""
-    crc = 0
-    for key in ITEM_KEYS:
-        crc = zlib.crc32(np.ascontiguousarray(data[key]).data, crc)
-    return crc
+def checksums(frames: list[np.ndarray], audio: np.ndarray) -> np.ndarray:
+    """uint32 ``[F + 1]``: the CRC-32 of each JPEG frame, then of the audio samples. A reader
+    checks the frames it reads and the audio: a damaged chunk then reads as a mismatch instead of
+    frames that decode to wrong pixels (libjpeg decodes most damage) or wrong samples."""
+    return np.array([zlib.crc32(f.data) for f in frames] + [zlib.crc32(np.ascontiguousarray(audio).data)], np.uint32)
 
 
 @dataclass(frozen=True)

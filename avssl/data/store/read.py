@@ -6,14 +6,16 @@ the decoders pick it from an mp4 copy with the same fps (:func:`~avssl.data.deco
 audio windows are cut from the item's int16 samples by sample range and resampled as a prepared
 copy's sidecar is (:func:`~avssl.data.decode.audio.finished_windows`). Items are read by random
 access from litdata's chunks (one :class:`litdata.StreamingDataset` per store and process, opened
-on first use). A chunk that cannot be read, an item whose bytes do not match its checksum or a
-frame that is not a valid JPEG raises :class:`~avssl.data.decode.DecodeError` (``corrupt``), which
+on first use). A chunk that cannot be read, frames or audio whose bytes do not match their
+checksums (:func:`~avssl.data.store.meta.checksums`; only the frames a clip reads are checked) or
+a frame that is not a valid JPEG raises :class:`~avssl.data.decode.DecodeError` (``corrupt``), which
 the dataset counts and skips.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -24,7 +26,7 @@ from avssl.data.decode import DecodeError, clip_frame_times, resized_shape
 from avssl.data.decode.audio import finished_windows, native_window_length, pcm_float
 from avssl.data.decode.probe import displayed_index
 from avssl.data.store.frames import EncodedFrames, resize_frames
-from avssl.data.store.meta import StoreItem, item_crc32
+from avssl.data.store.meta import StoreItem
 
 
 @lru_cache(maxsize=16)
@@ -61,17 +63,24 @@ class StoreDecoder:
                 self._data = _open(self.root, os.getpid())[self.index]
             except Exception as e:  # litdata raises its own and the OS's errors for a damaged chunk
                 raise DecodeError(self.name, "corrupt", f"chunk not readable: {type(e).__name__}: {e}") from e
-            if item_crc32(self._data) != self.item.crc32:
+            if len(self._data["offsets"]) != self.item.frames + 1 or len(self._data["crc"]) != self.item.frames + 1:
                 self._data = None
-                raise DecodeError(self.name, "corrupt", "the item's bytes in the chunk do not match its checksum (a damaged chunk)")
+                raise DecodeError(self.name, "corrupt", f"the chunk's item does not hold the {self.item.frames} frames the store lists")
         return self._data
+
+    def _damaged(self, what: str) -> DecodeError:
+        self._data = None
+        return DecodeError(self.name, "corrupt", f"{what} in the chunk do not match their checksum (a damaged chunk)")
 
     def _frames(self, times: np.ndarray) -> list[torch.Tensor]:
         data = self._read()
         starts = np.arange(self.item.frames) / self.fps
         picked = displayed_index(times.reshape(-1), starts)
-        jpeg, offsets = data["jpeg"], data["offsets"]
-        return [torch.from_numpy(np.array(jpeg[offsets[k] : offsets[k + 1]])) for k in picked]
+        jpeg, offsets, crc = data["jpeg"], data["offsets"], data["crc"]
+        frames = {int(k): np.array(jpeg[offsets[k] : offsets[k + 1]]) for k in np.unique(picked)}
+        if any(zlib.crc32(frame.data) != crc[k] for k, frame in frames.items()):  # the frames read, not the whole item
+            raise self._damaged(f"frame(s) {sorted(frames)}")
+        return [torch.from_numpy(frames[int(k)]) for k in picked]
 
     def video(self, times: np.ndarray) -> np.ndarray:
         """uint8 ``[*times.shape, H, W, 3]`` of the frames showing at ``times`` (seconds)."""
@@ -96,7 +105,10 @@ class StoreDecoder:
 
     def audio(self, starts: np.ndarray, clip_seconds: float) -> np.ndarray:
         """float32 ``[N, round(clip_seconds * rate)]`` mono windows in [-1, 1]."""
-        pcm, native = self._read()["audio"], self.audio_rate
+        data = self._read()
+        pcm, native = data["audio"], self.audio_rate
+        if zlib.crc32(np.ascontiguousarray(pcm).data) != data["crc"][-1]:
+            raise self._damaged("the audio samples")
         n_native = native_window_length(clip_seconds, native)
         clips, covered = [], []
         for start in starts:

@@ -40,7 +40,7 @@ from avssl.data import layouts
 from avssl.data.decode import DecodeError, probe
 from avssl.data.prepare import check_settings, timeline_audio, timeline_frames
 from avssl.data.prepared import PREPARE_REPORT, PrepareConfig
-from avssl.data.store.meta import ITEM_KEYS, LITDATA_INDEX, STAGE_DIR, STORE_FORMAT, STORE_META, StoreMeta, item_crc32
+from avssl.data.store.meta import ITEM_KEYS, LITDATA_INDEX, STAGE_DIR, STORE_FORMAT, STORE_META, StoreMeta, checksums
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,9 @@ def store_file(src: str, out: str, cfg: PrepareConfig, streams: tuple[str, ...])
             "has_audio": "audio" in streams,
             "nonfinite_audio_samples": nonfinite,
         }
-        arrays = {"jpeg": jpeg, "offsets": offsets, "audio": pcm.astype(np.int16)}
-        description["crc32"] = item_crc32(arrays)
-        np.savez(tmp, **arrays, description=json.dumps(description))
+        audio = pcm.astype(np.int16)
+        crc = checksums(chunks, audio)
+        np.savez(tmp, jpeg=jpeg, offsets=offsets, audio=audio, crc=crc, description=json.dumps(description))
         os.replace(tmp, out)
         return src, "prepared", ""
     except DecodeError as e:
