@@ -17,6 +17,8 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from avssl.utils.cache import cache_dir
+
 HELP_FLAGS = ("-h", "--help")
 WIDTH = 100  # columns of the cached text (argparse reads $COLUMNS)
 
@@ -33,8 +35,7 @@ def cache_path(command: str) -> Path:
     for path in sorted(sources.rglob("*")):
         if path.suffix in (".py", ".yaml"):
             key.update(f"{path.relative_to(sources)}:{path.stat().st_mtime_ns};".encode())
-    base = Path(os.environ.get("AVSSL_CACHE", Path.home() / ".cache" / "avssl"))
-    return base / "help" / f"{command}-{key.hexdigest()[:16]}.txt"
+    return cache_dir("help", f"{command}-{key.hexdigest()[:16]}.txt")
 
 
 def read(command: str) -> str | None:

@@ -54,10 +54,11 @@ def count(module: torch.nn.Module | None) -> int:
 
 
 def batches(loader):
-    """Training batches over as many epochs as needed."""
+    """Training batches over as many epochs as needed (a store's streaming loader counts its own epochs)."""
     epoch = 0
     while True:
-        loader.sampler.set_epoch(epoch)
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
 

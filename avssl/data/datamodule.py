@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -20,9 +19,12 @@ from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler,
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
 from avssl.data.store.frames import decode_frames
+from avssl.data.store.remote import is_remote
+from avssl.data.store.stream import StoreLoader, StoreStream
 from avssl.data.synthetic import SyntheticSpec, generate
 from avssl.errors import ConfigError
 from avssl.spec import InputSpec
+from avssl.utils.cache import cache_dir
 from avssl.utils.plain import plain
 
 log = logging.getLogger(__name__)
@@ -40,15 +42,16 @@ def batch_generator(trainer: pl.Trainer, seed: int, device: torch.device) -> tor
 def default_synthetic_root(spec: SyntheticSpec) -> Path:
     """``$AVSSL_CACHE/synthetic/<hash of spec>`` (``~/.cache/avssl`` by default)."""
     digest = hashlib.sha1(json.dumps(spec.params(), sort_keys=True).encode()).hexdigest()[:10]
-    base = Path(os.environ.get("AVSSL_CACHE", Path.home() / ".cache" / "avssl"))
-    return base / "synthetic" / digest
+    return cache_dir("synthetic", digest)
 
 
 class AVDataModule(pl.LightningDataModule):
     """Audio-visual clips for pre-training and evaluation.
 
     Args:
-        root: a dataset directory in any layout of :mod:`avssl.data.layouts`: the AVE download
+        root: a dataset directory in any layout of :mod:`avssl.data.layouts`: a shard store
+            written by ``avssl prepare --format shards`` (a directory, or a URI in object storage
+            such as ``s3://bucket/prefix``, :mod:`avssl.data.store.remote`), the AVE download
             (``Annotations.txt`` and the split files), a transfer benchmark in its official layout
             (UCF101, HMDB51, ESC-50, VGGSound), a synthetic set written by ``avssl synth``, a
             directory with a ``manifest.csv`` (``path,label[,split]``) or a folder of videos
@@ -170,7 +173,7 @@ class AVDataModule(pl.LightningDataModule):
                     f"data.augment.{name}: {side} px crops are larger than the decoded short side (data.short_side {short_side}); "
                     "they would be up-scaled: lower the crop or raise the short side"
                 )
-        if root is not None and not Path(root).is_dir():
+        if root is not None and not is_remote(root) and not Path(root).is_dir():
             raise ConfigError(f"data.root: directory {root!r} does not exist")
         if layout != "auto":
             layouts.get(layout)
@@ -180,7 +183,7 @@ class AVDataModule(pl.LightningDataModule):
         if root is None:  # the embedded set, built under synthetic_root by prepare_data
             self._layout = layouts.get("synthetic")
         else:
-            self._layout = layouts.get(layout) if layout != "auto" else layouts.detect(root)
+            self._layout = layouts.choose(root, layout)
         self._layout.check_split(split)
         if decode_on == "device" and self._layout.name != "store":
             raise ConfigError(
@@ -204,9 +207,9 @@ class AVDataModule(pl.LightningDataModule):
         return self._layout.name
 
     @property
-    def data_root(self) -> Path:
-        """The directory read: ``root``, or the synthetic set's."""
-        return Path(self.root) if self.root is not None else self.synthetic_root
+    def data_root(self) -> Path | str:
+        """The directory read: ``root`` (a URI stays a string), or the synthetic set's."""
+        return layouts.as_root(self.root) if self.root is not None else self.synthetic_root
 
     @property
     def official_split(self) -> int | None:
@@ -295,14 +298,26 @@ class AVDataModule(pl.LightningDataModule):
         workers = self.num_workers
         return TimeoutNamingLoader(
             dataset,
-            batch_size=self.batch_size,
             sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),
+            drop_last=drop_last,
+            persistent_workers=workers > 0,  # epochs travel in the sampler keys
+            **self._loader_settings(),
+        )
+
+    def stream_loader(self, dataset: AVClipDataset) -> StoreLoader:
+        """litdata's streaming loader of a store's training split (:mod:`avssl.data.store.stream`):
+        resumable mid-epoch from Lightning's checkpoints. Its workers start with each epoch
+        (litdata hands them the epoch)."""
+        return StoreLoader(StoreStream(dataset, "train", seed=self.seed), drop_last=True, **self._loader_settings())
+
+    def _loader_settings(self) -> dict:
+        workers = self.num_workers
+        return dict(
+            batch_size=self.batch_size,
             num_workers=workers,
             collate_fn=collate,
-            drop_last=drop_last,
             pin_memory=torch.cuda.is_available(),
             timeout=self.timeout if workers > 0 else 0,
-            persistent_workers=workers > 0,  # epochs travel in the sampler keys
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
 
@@ -314,6 +329,8 @@ class AVDataModule(pl.LightningDataModule):
                 f"data.batch_size: the train split has {len(dataset)} decodable videos, fewer than one batch "
                 f"({self.batch_size} per process x {processes} process(es)); training would run zero steps: lower data.batch_size"
             )
+        if self.layout == "store":
+            return self.stream_loader(dataset)
         return self.loader(dataset, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -244,15 +244,21 @@ class AVClipDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         epoch, index = key if isinstance(key, tuple) else (0, key)
+        return self.sample(epoch, index)
+
+    def sample(self, epoch: int, index: int, item: dict | None = None) -> dict[str, Any] | None:
+        """The clips of video ``index`` in ``epoch`` (``None`` if it fails to decode; in training
+        the following videos stand in first). ``item``: its store item, already read by litdata's
+        streaming loader (:mod:`avssl.data.store.stream`)."""
         attempts = 1 + (self.retries if self.train else 0)
         for attempt in range(min(attempts, len(self))):
-            sample = self._load(epoch, (index + attempt) % len(self))
+            sample = self._load(epoch, (index + attempt) % len(self), item if attempt == 0 else None)
             if sample is not None:
                 sample["num_failed"] = attempt  # videos that failed before this one stood in
                 return sample
         return None
 
-    def _load(self, epoch: int, index: int) -> dict[str, Any] | None:
+    def _load(self, epoch: int, index: int, item: dict | None = None) -> dict[str, Any] | None:
         record, info = self.records[index], self.infos[index]
         starts = self.clip_starts(epoch, index)
         clip = self.clip
@@ -260,6 +266,8 @@ class AVClipDataset(Dataset):
         self._mark_in_flight(record.path)
         sample: dict[str, Any] = {}
         try:
+            if item is not None:
+                decoder.use(item)
             if "video" in self.streams:
                 times = decoder.frame_times(starts, clip.clip_seconds, clip.num_frames)
                 if clip.decode_on == "device" and record.store:
@@ -361,12 +369,12 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
     return batch
 
 
-class TimeoutNamingLoader(DataLoader):
-    """A DataLoader whose ``timeout`` error names the files the workers were decoding.
+class TimeoutNaming:
+    """A DataLoader mixin whose ``timeout`` error names the files the workers were decoding.
 
     ``DataLoader(timeout=...)`` fails a hung worker with "DataLoader timed out after N seconds";
-    this re-raises it as a :class:`RuntimeError` that also lists
-    :meth:`AVClipDataset.in_flight_files`."""
+    this re-raises it as a :class:`RuntimeError` that also lists the dataset's
+    ``in_flight_files()`` (:meth:`AVClipDataset.in_flight_files`)."""
 
     def __iter__(self):
         iterator = super().__iter__()
@@ -377,13 +385,17 @@ class TimeoutNamingLoader(DataLoader):
             except StopIteration:
                 return
             except RuntimeError as e:
-                if "timed out" not in str(e) or not isinstance(dataset, AVClipDataset):
+                if "timed out" not in str(e) or not hasattr(dataset, "in_flight_files"):
                     raise
                 files = dataset.in_flight_files() or ["(unknown)"]
                 raise RuntimeError(
                     f"data loading timed out after {self.timeout:g} s (data.timeout) while decoding: {', '.join(files)}"
                 ) from e
             yield batch
+
+
+class TimeoutNamingLoader(TimeoutNaming, DataLoader):
+    """A map-style dataset's DataLoader with :class:`TimeoutNaming`."""
 
 
 class EpochSampler(Sampler):

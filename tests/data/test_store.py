@@ -23,7 +23,7 @@ from avssl.data.decode import probe
 from avssl.data.prepare import PrepareConfig, prepare, timeline_frames
 from avssl.data.store import read, write
 from avssl.data.store.frames import ENCODED_KEY, decode_frames
-from avssl.data.store.meta import STORE_META
+from avssl.data.store.meta import STORE_FORMAT, STORE_META
 from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
 from tests.data.media import read_index, write_media
@@ -195,7 +195,7 @@ def test_bad_stores_are_named_or_their_videos_counted(zoo, tmp_path):
     assert int(batch["num_failed"]) > 0 and first is not None  # counted, not a crash
     meta = json.loads((store / STORE_META).read_text())
     (store / STORE_META).write_text(json.dumps({**meta, "store_format": 99}))
-    with pytest.raises(ConfigError, match=r"avssl_store.json: store format 99, this avssl reads format 1"):
+    with pytest.raises(ConfigError, match=rf"avssl_store.json: store format 99, this avssl reads format {STORE_FORMAT}"):
         AVDataModule(str(store), **CLIP).read_catalog()
     (store / STORE_META).write_text(json.dumps(meta))
     chunk.unlink()

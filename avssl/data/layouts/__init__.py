@@ -18,6 +18,7 @@ from avssl.data.layouts.store import Store
 from avssl.data.layouts.synthetic import Synthetic
 from avssl.data.layouts.ucf101 import UCF101
 from avssl.data.layouts.vggsound import VGGSound
+from avssl.data.store.remote import is_remote
 from avssl.errors import ConfigError
 
 LAYOUTS: tuple[Layout, ...] = (Store(), AVE(), UCF101(), HMDB51(), ESC50(), VGGSound(), Synthetic(), Manifest(), Folder())
@@ -34,6 +35,8 @@ __all__ = [
     "Layout",
     "ReadOptions",
     "VideoRecord",
+    "as_root",
+    "choose",
     "detect",
     "get",
     "read",
@@ -48,17 +51,31 @@ def get(name: str, field_name: str = "data.layout") -> Layout:
     return BY_NAME[name]
 
 
+def as_root(root: str | Path) -> Path | str:
+    """A local root as a :class:`~pathlib.Path`; an object-storage URI stays a string (only a
+    shard store is read from there, :mod:`avssl.data.store.remote`)."""
+    return str(root) if is_remote(root) else Path(root)
+
+
+def choose(root: str | Path, layout: str = "auto", field_name: str = "data.layout") -> Layout:
+    """The layout ``root`` is read as: ``layout`` by name, or the first that recognises the root
+    (a folder of videos when no other does); a URI is a store's."""
+    chosen = get(layout, field_name) if layout != "auto" else next(x for x in LAYOUTS if x.detect(as_root(root)))
+    if is_remote(root) and chosen.name != Store.name:
+        raise ConfigError(f"{field_name}: {root} is in object storage, where avssl reads shard stores only, not a {chosen.name} layout")
+    return chosen
+
+
 def detect(root: str | Path) -> Layout:
     """The first layout that recognises ``root`` (a folder of videos when no other does)."""
-    root = Path(root)
-    return next(layout for layout in LAYOUTS if layout.detect(root))
+    return choose(root)
 
 
 def read(root: str | Path, layout: str = "auto", options: ReadOptions = ReadOptions()) -> Catalog:
     """The catalog of ``root`` read as ``layout`` (``auto``: detected)."""
-    chosen = detect(root) if layout == "auto" else get(layout)
+    chosen = choose(root, layout)
     chosen.check_split(options.split)
-    return chosen.read(Path(root), options)
+    return chosen.read(as_root(root), options)
 
 
 def with_official_splits() -> dict[str, int]:

@@ -1,13 +1,15 @@
 """A shard store written by ``avssl prepare --format shards`` (:mod:`avssl.data.store`),
-recognised by its ``avssl_store.json``; its records, splits, labels and classes are the ones of
-the source it was written from (nothing is decoded, no chunk is opened to read them)."""
+recognised by its ``avssl_store.json``, in a local directory or in object storage (a URI such as
+``s3://bucket/prefix``: only a store can be read from there); its records, splits, labels and
+classes are the ones of the source it was written from (nothing is decoded, no chunk is opened to
+read them)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from avssl.data.layouts.base import Catalog, Layout, ReadOptions, VideoRecord
+from avssl.data.store import remote
 from avssl.data.store.meta import LITDATA_INDEX, STAGE_DIR, STORE_META, StoreMeta
 from avssl.errors import ConfigError
 
@@ -16,26 +18,31 @@ class Store(Layout):
     name = "store"
     declares_streams = True  # the streams the store was written with
 
-    def detect(self, root: Path) -> bool:
+    def detect(self, root: Path | str) -> bool:
+        if remote.is_remote(root):
+            return True
         return (root / STORE_META).is_file() or (root / STAGE_DIR).is_dir()  # complete, or being written
 
-    def read(self, root: Path, options: ReadOptions) -> Catalog:
+    def read(self, root: Path | str, options: ReadOptions) -> Catalog:
         meta = StoreMeta.read(root)
         if meta.split is not None and options.split != meta.split:
             raise ConfigError(f"data.split: the store {root} holds split {meta.split} of its {meta.layout} source, got {options.split}")
-        chunks = [c["filename"] for c in json.loads((root / LITDATA_INDEX).read_text())["chunks"]]
-        missing = [name for name in chunks if not (root / name).is_file()]
+        chunks = [c["filename"] for c in meta.chunks]
+        if remote.is_remote(meta.root):
+            missing = remote.missing(meta.root, chunks)
+        else:
+            missing = [name for name in chunks if not (Path(meta.root) / name).is_file()]
         if missing:  # litdata would wait for a missing chunk to appear: refused up front
             raise ConfigError(f"data.root: the store {root} lacks {len(missing)} chunk file(s) its {LITDATA_INDEX} lists: {missing[:5]}")
         records = [
             VideoRecord(
-                str(root / meta.items[r["item"]].source),  # names the video in reports (not a file of the store)
+                meta.source(r["item"]),  # names the video in reports (not a file of the store)
                 r["label"],
                 r["video_id"],
                 r["split"],
                 r["offset"],
                 r["length"],
-                store=str(root),
+                store=meta.root,
                 item=r["item"],
             )
             for r in meta.records

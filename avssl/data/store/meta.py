@@ -1,4 +1,6 @@
-"""What a shard store holds, read from its ``avssl_store.json`` without opening a chunk.
+"""What a shard store holds, read from its ``avssl_store.json`` and litdata's ``index.json``
+without opening a chunk; the store is a local directory or a URI in object storage
+(:mod:`~avssl.data.store.remote`).
 
 A store whose description was written by another store format, or that lacks litdata's
 ``index.json``, is refused with an error naming the file and what was expected.
@@ -14,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from avssl.data.store import remote
 from avssl.errors import ConfigError
 
 STORE_META = "avssl_store.json"  # the store's description, written last: its presence marks a complete store
 STAGE_DIR = ".avssl-store-items"  # finished files of a store being written, kept until its chunks are written
 LITDATA_INDEX = "index.json"  # litdata's chunk index
-STORE_FORMAT = 1  # the layout of avssl_store.json and of the items; bumped when either changes
+STORE_FORMAT = 2  # the layout of avssl_store.json and of the items; bumped when either changes (2: an item per record, by split)
 ITEM_KEYS = ("jpeg", "offsets", "audio", "crc")  # one item: JPEG bytes, [F + 1] byte offsets, int16 samples, checksums
 
 
@@ -55,6 +58,7 @@ class StoreMeta:
     streams: tuple[str, ...]
     items: tuple[StoreItem, ...]
     records: tuple[dict, ...]  # {"item", "video_id", "label", "split", "offset", "length"}
+    chunks: tuple[dict, ...]  # litdata's chunk list (``index.json``): {"filename", "chunk_size", ...}, in item order
     version: str = ""
 
     @property
@@ -69,6 +73,21 @@ class StoreMeta:
     def short_side(self) -> int:
         return int(self.settings["short_side"])
 
+    def split_range(self, split: str) -> range:
+        """The items of ``split``'s records: one contiguous range (the writer stores an item per
+        record, split by split), which litdata streams as a region of its chunks."""
+        items = [r["item"] for r in self.records if r["split"] == split]
+        if not items:
+            raise ConfigError(f"data.root: the store {self.root} has no records in the {split} split")
+        span = range(items[0], items[0] + len(items))
+        if items != list(span):
+            raise ConfigError(f"{remote.join(self.root, STORE_META)}: the {split} split's items are not one contiguous range of the chunks")
+        return span
+
+    def source(self, item: int) -> str:
+        """The name of item ``item``'s video in reports: its source file's path under the store's root."""
+        return remote.join(self.root, self.items[item].source)
+
     @staticmethod
     @lru_cache(maxsize=16)
     def cached(root: str) -> StoreMeta:
@@ -77,28 +96,33 @@ class StoreMeta:
 
     @classmethod
     def read(cls, root: str | Path) -> StoreMeta:
-        """The description of the store at ``root``; a :class:`ConfigError` names what is wrong."""
-        root = Path(root)
-        path = root / STORE_META
+        """The description of the store at ``root`` (a directory or a URI); a :class:`ConfigError`
+        names what is wrong."""
+        root = str(root)
+        where = remote.join(root, STORE_META)
         try:
+            path = remote.fetch(root, STORE_META) if remote.is_remote(root) else Path(root) / STORE_META
             raw = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(
                 f"data.root: {root} is not a complete shard store (no {STORE_META}; was avssl prepare interrupted?)"
             ) from None
         except (OSError, ValueError) as e:
-            raise ConfigError(f"{path}: not readable as a store description ({e})") from None
+            raise ConfigError(f"{where}: not readable as a store description ({e})") from None
         if not isinstance(raw, dict) or raw.get("store_format") != STORE_FORMAT:
             found = raw.get("store_format") if isinstance(raw, dict) else None
             raise ConfigError(
-                f"{path}: store format {found!r}, this avssl reads format {STORE_FORMAT}; re-run avssl prepare --format shards "
+                f"{where}: store format {found!r}, this avssl reads format {STORE_FORMAT}; re-run avssl prepare --format shards "
                 f"with this version (the store was written by avssl {raw.get('avssl', '?') if isinstance(raw, dict) else '?'})"
             )
-        if not (root / LITDATA_INDEX).is_file():
-            raise ConfigError(f"data.root: {root} has {STORE_META} but no {LITDATA_INDEX} (litdata's chunk index)")
+        try:
+            index = remote.fetch(root, LITDATA_INDEX) if remote.is_remote(root) else Path(root) / LITDATA_INDEX
+            chunks = json.loads(index.read_text())["chunks"]
+        except (ConfigError, OSError, ValueError, KeyError):
+            raise ConfigError(f"data.root: {root} has {STORE_META} but no readable {LITDATA_INDEX} (litdata's chunk index)") from None
         try:
             return cls(
-                root=str(root),
+                root=root,
                 settings=dict(raw["settings"]),
                 layout=str(raw["layout"]),
                 split=raw["split"],
@@ -106,7 +130,8 @@ class StoreMeta:
                 streams=tuple(raw["streams"]),
                 items=tuple(StoreItem(**item) for item in raw["items"]),
                 records=tuple(raw["records"]),
+                chunks=tuple(chunks),
                 version=str(raw.get("avssl", "")),
             )
         except (KeyError, TypeError) as e:
-            raise ConfigError(f"{path}: field {e} missing or malformed") from None
+            raise ConfigError(f"{where}: field {e} missing or malformed") from None

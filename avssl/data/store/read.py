@@ -27,6 +27,7 @@ from avssl.data.decode.audio import finished_windows, native_window_length, pcm_
 from avssl.data.decode.probe import displayed_index
 from avssl.data.store.frames import EncodedFrames, resize_frames
 from avssl.data.store.meta import StoreItem
+from avssl.data.store.remote import allow_plain_http
 
 
 @lru_cache(maxsize=16)
@@ -36,6 +37,7 @@ def _open(root: str, pid: int):
     default window would deserialize a block of neighbouring videos for every one read."""
     from litdata import StreamingDataset
 
+    allow_plain_http()
     return StreamingDataset(root, batch_decode=0)
 
 
@@ -60,13 +62,17 @@ class StoreDecoder:
     def _read(self) -> dict:
         if self._data is None:
             try:
-                self._data = _open(self.root, os.getpid())[self.index]
+                data = _open(self.root, os.getpid())[self.index]
             except Exception as e:  # litdata raises its own and the OS's errors for a damaged chunk
                 raise DecodeError(self.name, "corrupt", f"chunk not readable: {type(e).__name__}: {e}") from e
-            if len(self._data["offsets"]) != self.item.frames + 1 or len(self._data["crc"]) != self.item.frames + 1:
-                self._data = None
-                raise DecodeError(self.name, "corrupt", f"the chunk's item does not hold the {self.item.frames} frames the store lists")
+            self.use(data)
         return self._data
+
+    def use(self, data: dict) -> None:
+        """Cut the clips from ``data``, this item as litdata's streaming loader read it."""
+        if len(data["offsets"]) != self.item.frames + 1 or len(data["crc"]) != self.item.frames + 1:
+            raise DecodeError(self.name, "corrupt", f"the chunk's item does not hold the {self.item.frames} frames the store lists")
+        self._data = data
 
     def _damaged(self, what: str) -> DecodeError:
         self._data = None

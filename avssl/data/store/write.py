@@ -1,8 +1,11 @@
 """``avssl prepare SRC DST --format shards``: write a dataset once into a litdata store.
 
 ``SRC`` is any root avssl reads (its layout is detected as ``data.root`` would be; a transfer
-benchmark is read with its first official split). Every file of its catalog becomes one litdata
-item: its frames as JPEG, exactly the frames ``avssl prepare`` would encode into an mp4 copy with
+benchmark is read with its first official split). Every record of its catalog becomes one litdata
+item, written split by split (train, val, test, then any other), so that a split is one
+contiguous range of items that litdata streams on its own (:mod:`~avssl.data.store.stream`); a
+file listed by several records (a video in two splits) is written once per record. An item holds
+its frames as JPEG, exactly the frames ``avssl prepare`` would encode into an mp4 copy with
 the same short side and fps (:func:`~avssl.data.prepare.timeline_frames`), and its audio as the
 int16 samples that copy's WAV sidecar would hold (:func:`~avssl.data.prepare.timeline_audio`).
 A catalog without audio (UCF101, HMDB51) stores frames only; an audio-only one (ESC-50) audio only.
@@ -12,7 +15,7 @@ accounted for in ``DST/prepare_report.json`` (prepared, or skipped with its reas
 that is missing, unreadable, without the audio the catalog needs, truncated, ...); resumable: each
 file is staged in ``DST/.avssl-store-items`` when complete (written under a temporary name and
 renamed), a re-run keeps the staged files and redoes the others, and resuming with other settings
-is refused. When every file is staged the chunks are written in catalog order with litdata's
+is refused. When every file is staged the chunks are written in that order with litdata's
 :class:`~litdata.streaming.writer.BinaryWriter`, then ``avssl_store.json`` (the store's
 description, whose presence marks a complete store), and the staged files are removed.
 """
@@ -38,12 +41,14 @@ from tqdm.auto import tqdm
 from avssl import __version__
 from avssl.data import layouts
 from avssl.data.decode import DecodeError, probe
+from avssl.data.layouts import VideoRecord
 from avssl.data.prepare import check_settings, timeline_audio, timeline_frames
 from avssl.data.prepared import PREPARE_REPORT, PrepareConfig
 from avssl.data.store.meta import ITEM_KEYS, LITDATA_INDEX, STAGE_DIR, STORE_FORMAT, STORE_META, StoreMeta, checksums
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
+SPLIT_ORDER = ("train", "val", "test")
 CHUNK_BYTES = "64MB"  # litdata chunk size: a few hundred videos of 10 s at 128 px per chunk
 
 
@@ -90,6 +95,12 @@ def store_file(src: str, out: str, cfg: PrepareConfig, streams: tuple[str, ...])
         Path(tmp).unlink(missing_ok=True)
 
 
+def training_order(records: list[VideoRecord]) -> list[VideoRecord]:
+    """``records`` by split (train, val, test, then the others by name), each split in catalog order."""
+    rank = {split: i for i, split in enumerate(SPLIT_ORDER)}
+    return sorted(records, key=lambda r: (rank.get(r.split, len(rank)), "" if r.split in rank else r.split))
+
+
 def _staged_name(path: str) -> str:
     return hashlib.sha1(path.encode()).hexdigest()[:20] + ".npz"
 
@@ -132,8 +143,11 @@ def write_store(
         for path, result, detail in tqdm(results, total=len(todo), desc="prepare (shards)", disable=not progress):
             status[path] = (result, detail)
     prepared = [f for f in files if status[f][0] == "prepared"]
-    items, nonfinite = _write_chunks(dst, [staged[f] for f in prepared], progress)
-    index = {f: i for i, f in enumerate(prepared)}
+    records = training_order([r for r in catalog.records if status[r.path][0] == "prepared"])
+    items, nonfinite = _write_chunks(dst, [staged[r.path] for r in records], progress)
+    item_of: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        item_of.setdefault(r.path, []).append(i)
     meta = {
         "store_format": STORE_FORMAT,
         "avssl": __version__,
@@ -143,11 +157,10 @@ def write_store(
         "split": catalog.split,
         "classes": catalog.classes,
         "streams": list(catalog.streams),
-        "items": [{"source": _relative(f, src), **item} for f, item in zip(prepared, items)],
+        "items": [{"source": _relative(r.path, src), **item} for r, item in zip(records, items)],
         "records": [
-            {"item": index[r.path], "video_id": r.video_id, "label": r.label, "split": r.split, "offset": r.offset, "length": r.length}
-            for r in catalog.records
-            if r.path in index
+            {"item": i, "video_id": r.video_id, "label": r.label, "split": r.split, "offset": r.offset, "length": r.length}
+            for i, r in enumerate(records)
         ],
     }
     tmp = dst / (STORE_META + ".tmp")
@@ -155,12 +168,12 @@ def write_store(
     os.replace(tmp, dst / STORE_META)
     skipped = [{"path": m, "reason": "missing", "detail": "listed by the catalog, not on disk"} for m in catalog.missing]
     skipped += [{"path": f, "reason": status[f][0], "detail": status[f][1]} for f in files if status[f][0] != "prepared"]
-    file_entries = {_relative(f, src): {"status": status[f][0], "item": index.get(f)} for f in files}
-    for f, count in zip(prepared, nonfinite):
+    file_entries = {_relative(f, src): {"status": status[f][0], "items": item_of.get(f, [])} for f in files}
+    for r, count in zip(records, nonfinite):
         if count:
-            file_entries[_relative(f, src)]["nonfinite_audio_samples"] = count
+            file_entries[_relative(r.path, src)]["nonfinite_audio_samples"] = count
     report = _report(src, settings, len(files) + len(catalog.missing), len(prepared) - len(done), len(done), skipped, file_entries)
-    report["nonfinite_audio_files"] = sum(1 for c in nonfinite if c)
+    report["nonfinite_audio_files"] = sum(1 for e in file_entries.values() if e.get("nonfinite_audio_samples"))
     (dst / PREPARE_REPORT).write_text(json.dumps(report, indent=2))
     shutil.rmtree(stage, ignore_errors=True)
     log.info("prepare (shards): %d prepared, %d skipped %s -> %s", len(prepared), len(skipped), report["skipped_by_reason"], dst)

@@ -1,0 +1,77 @@
+"""Stores in object storage: ``data.root`` as a URI that litdata reads (``s3://bucket/prefix``,
+``gs://...``, ...).
+
+A store uploaded as it was written (``aws s3 sync DST s3://bucket/prefix``) is read in place: its
+two small description files (``avssl_store.json`` and litdata's ``index.json``) are downloaded
+into avssl's cache (``$AVSSL_CACHE/stores/<hash of the URI>``) whenever a process reads the
+store's description, and read from there; its chunks are
+downloaded by litdata on demand, into litdata's own cache, by the process that reads them
+(each rank and worker its own chunks when streaming). Credentials and endpoint come from the
+environment as for the provider's own tools (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` for an
+S3-compatible server, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from avssl.errors import ConfigError
+from avssl.utils.cache import cache_dir
+
+LOCAL_SCHEMES = ("", "file")
+
+
+def is_remote(root: str | Path) -> bool:
+    """Whether ``root`` is an object-storage URI (``scheme://...``) rather than a local path."""
+    text = str(root)
+    return "://" in text and text.split("://", 1)[0] not in LOCAL_SCHEMES
+
+
+def join(root: str, name: str) -> str:
+    """``root/name`` for a URI or a local path."""
+    return root.rstrip("/") + "/" + name
+
+
+def _provider(root: str):
+    from litdata.streaming.fs_provider import _get_fs_provider
+
+    allow_plain_http()
+    return _get_fs_provider(root)
+
+
+def fetch(root: str, name: str) -> Path:
+    """A fresh local copy of ``root/name`` in avssl's cache; a :class:`ConfigError` names the
+    object when it cannot be read."""
+    local = cache_dir("stores", hashlib.sha1(root.encode()).hexdigest()[:16], name)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.with_suffix(f"{local.suffix}.{os.getpid()}.part")  # processes may fetch it at once
+    try:
+        _provider(root).download_file(join(root, name), str(tmp))
+    except Exception as e:  # the provider's SDK raises its own errors (no object, no credentials, no network)
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"data.root: cannot read {join(root, name)} ({type(e).__name__}: {e})") from None
+    tmp.replace(local)
+    return local
+
+
+def missing(root: str, names: list[str]) -> list[str]:
+    """The objects of ``names`` under ``root`` that do not exist (asked in parallel)."""
+    provider = _provider(root)
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda name: provider.exists(join(root, name)), names))
+    return [name for name, ok in zip(names, found) if not ok]
+
+
+def allow_plain_http() -> None:
+    """Let litdata's chunk downloads reach an S3-compatible server over plain ``http://`` (MinIO, a
+    local test server). litdata 0.2.76 downloads chunks with obstore, passing client options
+    without ``allow_http``; obstore then refuses every ``http://`` URL ("builder error:
+    BadScheme"), whatever the endpoint. Adding the option only permits such URLs."""
+    from litdata.streaming import downloader
+
+    options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)
+    if isinstance(options, dict):
+        options.setdefault("allow_http", "true")
