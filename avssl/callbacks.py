@@ -41,6 +41,9 @@ class AugmentationPreview(pl.Callback):
         if logger is None:
             log.warning("AugmentationPreview: no TensorBoardLogger configured; nothing logged")
             return
+        if not isinstance(getattr(pl_module, "views", None), AVTransform):
+            log.warning("AugmentationPreview: %s makes no pre-training views; nothing logged", type(pl_module).__name__)
+            return
         datamodule = trainer.datamodule
         dataset = datamodule.dataset("train", train=True)
         samples = [dataset[(0, i)] for i in range(min(self.num_samples, len(dataset)))]
@@ -48,7 +51,7 @@ class AugmentationPreview(pl.Callback):
         if "video" not in batch:
             return
         batch = {k: v[:, :1].to(pl_module.device) if k in ("video", "audio") else v for k, v in batch.items()}
-        transform: AVTransform = datamodule.transform
+        transform: AVTransform = pl_module.views  # the method's pre-training views
         for name, variant in self._variants(transform).items():
             views = variant.to(pl_module.device).train_views(batch, self._generator(pl_module.device), keep_wave=True)
             self._log(logger.experiment, name, views, transform, trainer.global_step)

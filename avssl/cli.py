@@ -44,7 +44,7 @@ COMMANDS = {
     "synth": Command("write the synthetic audiovisual dataset to a directory", "avssl.data.synthetic"),
     "prepare": Command("re-encode a dataset once into a training-friendly copy (SRC DST)", "avssl.data.prepared"),
     "grid": Command("run table cells (configs/paper/<table>): pre-train, then linear evaluation", "avssl.workflows.grid"),
-    "report": Command("tables and figures in the paper's layout from a runs directory", "avssl.report"),
+    "report": Command("tables and figures in the paper's layout from a runs directory", "avssl.paper.report"),
     "transfer": Command(
         "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",
         "avssl.workflows.transfer",
@@ -129,9 +129,9 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
         def test(self, model, datamodule=None, ckpt_path=None, verbose=True, **kwargs) -> None:
             """A linear probe trains (``Trainer.fit``) before it is tested; ``--ckpt_path`` resumes
             the probe's training. Any other model is tested as it is."""
-            from avssl.evaluation import LinearProbe, linear_evaluation
+            from avssl.evaluation import EncoderEvaluation, linear_evaluation
 
-            if isinstance(model, LinearProbe):
+            if isinstance(model, EncoderEvaluation):
                 linear_evaluation(self.trainer, model, datamodule, ckpt_path=ckpt_path)
             else:
                 self.trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=verbose, **kwargs)
@@ -166,15 +166,15 @@ def apply_encoder_settings(config, explicit) -> None:
     in ``config`` where the user set none; the probe checks the rest against the encoder."""
     from jsonargparse import Namespace
 
+    from avssl.evaluation.base import EncoderEvaluation
     from avssl.evaluation.encoder import encoder_settings, leaves, read_checkpoint
-    from avssl.evaluation.probe import LinearProbe
 
     model = config.model
     try:
         cls = _import(model.class_path)
     except (AttributeError, ImportError):
         return
-    if not (isinstance(cls, type) and issubclass(cls, LinearProbe)) or not model.init_args.encoder_ckpt:
+    if not (isinstance(cls, type) and issubclass(cls, EncoderEvaluation)) or not model.init_args.encoder_ckpt:
         return
     path = model.init_args.encoder_ckpt
     checkpoint = read_checkpoint(path)

@@ -47,11 +47,12 @@ def embed(model: SSLMethod, data, split: str) -> dict[str, torch.Tensor]:
     dataset = data.dataset(split, train=False)
     last_start = min(info.duration for info in dataset.infos) - data.clip.clip_seconds
     out = {k: [] for k in ("audio", "video", "index", "label", "phase")}
+    transform = data.views.transform()
     for p, phase in enumerate(PHASES):
         starts = np.arange(0.0, last_start - phase + 1e-9, 0.5) + phase
         dataset.clip_starts = lambda epoch, index, s=starts: s.copy()  # fixed windows for this phase
         for batch in data.loader(dataset, shuffle=False):
-            batch = data.transform.eval_views(batch, [0.5])
+            batch = transform.eval_views(batch, [0.5])
             streams = model.encode_streams(batch["video"], batch["spec"])
             n = batch["video"].shape[1]
             for stream in ("audio", "video"):

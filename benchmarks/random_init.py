@@ -72,6 +72,7 @@ def main() -> None:
 
     print(f"{'encoder':<46} {'seed':>4} " + " ".join(f"{r:>7}" for r in READOUTS))
     pretrained_features = encode(pretrained, data, args.clips)  # the same for every seed
+    transform = data.views.transform()
     for seed in (int(s) for s in args.seeds.split(",")):
         torch.manual_seed(seed)
         random = TwoStreamBackbone(pretrained.architecture).eval()
@@ -79,7 +80,7 @@ def main() -> None:
             "pre-trained": pretrained_features,
             "random-init, initial batch-norm statistics": encode(encoder(random), data, args.clips),
             "random-init, statistics of the training clips": encode(
-                encoder(copy.deepcopy(random).estimate_norm_statistics(data.transform.eval_views(b) for b in data.train_dataloader())),
+                encoder(copy.deepcopy(random).estimate_norm_statistics(transform.eval_views(b) for b in data.train_dataloader())),
                 data,
                 args.clips,
             ),

@@ -90,7 +90,7 @@ def time_method(
     model.to(device).train()
     model.log = model.log_dict = quiet
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    transform = dm.transform.to(device)
+    transform = dm.views.transform().to(device)
     loader = batches(dm.train_dataloader())
     parts = {"data": [], "device decode": [], "augment": [], "fwd+bwd+step": []}
     for step in range(steps + 2):  # two warm-up steps

@@ -131,7 +131,7 @@ def main() -> None:
         modules.append(teacher_projector)
     optimiser = torch.optim.SGD([p for m in modules for p in m.parameters()], lr=args.lr, momentum=0.9, weight_decay=1e-4)
 
-    loader = data.train_dataloader()
+    loader, transform = data.train_dataloader(), data.views.transform()
     total, warmup, step, start = args.epochs * len(loader), 3 * len(loader), 0, time.perf_counter()
     print(f"| epoch | loss | readout top-1 % | seconds |  ({args.stream}, target {args.target}, head {args.head}, lr {args.lr:g})")
     print("|---|---|---|---|")
@@ -139,7 +139,7 @@ def main() -> None:
         loader.sampler.set_epoch(epoch)
         losses = []
         for i, batch in enumerate(loader):
-            batch_views = data.transform.train_views(batch, torch.Generator().manual_seed(hash((args.seed, epoch, i)) & 0xFFFF_FFFF))
+            batch_views = transform.train_views(batch, torch.Generator().manual_seed(hash((args.seed, epoch, i)) & 0xFFFF_FFFF))
             x = batch_views[key]
             b, n = x.shape[:2]
             z = projector(encoder(x.flatten(0, 1))).view(b, n, -1)

@@ -53,7 +53,7 @@ def views(data, split: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     loader = data.loader(data.dataset(split, train=False), shuffle=False)
     parts, labels = {k: [] for k in INPUT.values()}, []
     for batch in loader:
-        batch = data.transform.eval_views(batch, data.eval_positions)
+        batch = data.views.transform().eval_views(batch, data.views.eval_positions)
         for key in parts:
             parts[key].append(batch[key])
         labels.append(batch["label"])
@@ -75,12 +75,12 @@ def fixed_batches(x: torch.Tensor, y: torch.Tensor, seed: int):
 
 def augmented_batches(data, key: str, seed: int):
     """Per epoch: new pre-training clip pairs of the training split through ``train_views``."""
-    loader = data.train_dataloader()
+    loader, transform = data.train_dataloader(), data.views.transform()
 
     def epoch(e: int):
         loader.sampler.set_epoch(e)
         for step, batch in enumerate(loader):
-            views = data.transform.train_views(batch, torch.Generator().manual_seed(hash((seed, e, step)) & 0xFFFF_FFFF))
+            views = transform.train_views(batch, torch.Generator().manual_seed(hash((seed, e, step)) & 0xFFFF_FFFF))
             yield views[key].flatten(0, 1), batch["label"].repeat_interleave(views[key].shape[1])
 
     return epoch

@@ -88,7 +88,8 @@ def test_each_stream_learns_the_pretraining_task(pretrained):
     data = encoder_datamodule(encoder, batch_size=SPEC.num_classes * SPEC.videos_per_class // 2, num_workers=0)
     data.setup("fit")
     generator = torch.Generator().manual_seed(0)
-    views = [data.transform.train_views(next(iter(data.train_dataloader())), generator) for _ in range(ROUNDS)]
+    transform = data.views.transform()
+    views = [transform.train_views(next(iter(data.train_dataloader())), generator) for _ in range(ROUNDS)]
     torch.manual_seed(SEED)  # the backbone is the first module the method builds: its initial weights
     scores = {
         "pretrained": pair_auc(encoder.backbone.estimate_norm_statistics(views), views),

@@ -10,8 +10,8 @@ import yaml
 
 from avssl.cli import instantiate, main
 from avssl.errors import ConfigError
-from avssl.paper import CELLS, PAPER, write_configs
-from avssl.report import collect, figure3_matrix, means, paired_difference, write_report
+from avssl.paper.cells import CELLS, PAPER, write_configs
+from avssl.paper.report import collect, figure3_matrix, means, paired_difference, write_report
 from tests.conftest import TINY_DATA_ARGS
 
 SMALL = ["--model.init_args.backbone.width=4", "--model.init_args.backbone.layers=[1, 1, 1, 1]"]
@@ -47,7 +47,7 @@ def test_every_cell_instantiates_its_model_and_data(table, cell, tiny_root):
     override = yaml.safe_load(Path(f"configs/paper/{table}/{cell}.yaml").read_text())
     temporal = override.get("data", {}).get("augment", {}).get("temporal")
     if temporal is not None:
-        assert [(t.name, t.alpha, t.streams) for t in data.transform.cfg.temporal] == [
+        assert [(t.name, t.alpha, t.streams) for t in data.views.augment.temporal] == [
             (t["name"], t["alpha"], t["streams"]) for t in temporal
         ]
     if "num_frames" in override.get("data", {}):

@@ -244,10 +244,14 @@ def test_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(tiny_root,
 
 
 def test_augmentation_randomness_depends_on_seed_batch_number_and_rank_only(tiny_root):
+    """The views a pre-training method draws for a batch (its own on_after_batch_transfer)."""
+    import dataclasses
     from types import SimpleNamespace
 
     from avssl.augment.pipeline import AugmentConfig
     from avssl.data.datamodule import AVDataModule
+    from avssl.methods import SimCLR
+    from avssl.models.backbone import BackboneConfig
     from tests.conftest import TINY
 
     dm = AVDataModule(
@@ -260,13 +264,15 @@ def test_augmentation_randomness_depends_on_seed_batch_number_and_rank_only(tiny
         augment=AugmentConfig(crop_size=32),
     )
     batch = next(iter(dm.train_dataloader()))
+    model = SimCLR(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=16, proj_dim=8)
 
     def views(batch_number, rank, seed=0, step=3):
-        dm.seed = seed
         progress = SimpleNamespace(total=SimpleNamespace(ready=batch_number))
         loop = SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
-        dm.trainer = SimpleNamespace(training=True, global_step=step, global_rank=rank, fit_loop=loop)
-        return dm.on_after_batch_transfer(dict(batch), 0)["video"]
+        data = SimpleNamespace(views=dataclasses.replace(dm.views, seed=seed))
+        model.trainer = SimpleNamespace(training=True, global_step=step, global_rank=rank, fit_loop=loop, datamodule=data)
+        model.setup("fit")
+        return model.on_after_batch_transfer(dict(batch), 0)["video"]
 
     assert torch.equal(views(5, 0), views(5, 0, step=7))  # a resumed run at batch 5 redraws the same views
     assert not torch.equal(views(5, 0), views(5, 1))  # ranks differ
@@ -279,6 +285,7 @@ def test_augmentation_randomness_depends_on_seed_batch_number_and_rank_only(tiny
     [
         ("--data.clip_seconds=30", ["data.clip_seconds", "longer than every video"]),
         ("--data.num_frames=0", ["data.num_frames", ">= 1"]),
+        ("--data.gap_power=0", ["data.gap_power", "> 0"]),
         ("--data.video_backend=ffmpeg", ["data.video_backend", "pyav, decord", "ffmpeg"]),
         ("--model.class_path=avssl.methods.NoSuchMethod", ["NoSuchMethod"]),
         ("--model.init_args.base_momentum=2", ["base_momentum"]),

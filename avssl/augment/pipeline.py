@@ -27,8 +27,6 @@ intermediates are memory-bound there.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -130,14 +128,6 @@ class AVTransform(nn.Module):
         self.cfg = augment
         self.logmel = LogMel(sample_rate, spectrogram, chunk_size=augment.chunk_size)
         self.audio_aug = AudioAugment(sample_rate, augment.audio)
-
-    def probe_views(self) -> AVTransform:
-        """The linear probe's training views (paper section 3.4): the domain-specific augmentations
-        only (no temporal ones), with the crops resized to the test crop size, so the classifier
-        trains on inputs of the resolution it is tested on. Shares the log-mel and audio modules."""
-        other = copy.copy(self)
-        other.cfg = dataclasses.replace(self.cfg, temporal=[], crop_size=self.eval_crop_size)
-        return other
 
     @property
     def eval_crop_size(self) -> int:

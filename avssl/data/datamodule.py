@@ -1,4 +1,8 @@
-"""AVDataModule: datasets, loaders, and augmentation on the device after transfer."""
+"""AVDataModule: a dataset root's catalog -> clip datasets -> loaders.
+
+It loads clips and nothing more: the views the models see are made by whoever consumes the
+batches (:mod:`avssl.augment.views`), from the view settings this module carries
+(:attr:`AVDataModule.views`) so that a config types them once, under ``data:``."""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from avssl.augment.audio import SpectrogramConfig
-from avssl.augment.pipeline import AugmentConfig, AVTransform
+from avssl.augment.pipeline import AugmentConfig
+from avssl.augment.views import ViewSpec
 from avssl.data import layouts
-from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate, decoded
+from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
 from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
-from avssl.data.store.frames import decode_frames
 from avssl.data.store.remote import is_remote
 from avssl.data.store.stream import StoreLoader, StoreStream
 from avssl.data.synthetic import SyntheticSpec, generate
@@ -28,15 +32,6 @@ from avssl.utils.cache import cache_dir
 from avssl.utils.plain import plain
 
 log = logging.getLogger(__name__)
-
-
-def batch_generator(trainer: pl.Trainer, seed: int, device: torch.device) -> torch.Generator:
-    """The generator of a training batch's augmentation, seeded from (seed, batch number, rank):
-    reproducible, restored on resume (Lightning saves the loop's progress), different for every
-    micro-batch of an accumulated optimiser step and for every rank."""
-    batch_number = trainer.fit_loop.epoch_loop.batch_progress.total.ready  # batches before this one
-    generator = torch.Generator(device=device)
-    return generator.manual_seed(hash((seed, batch_number, trainer.global_rank)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 def default_synthetic_root(spec: SyntheticSpec) -> Path:
@@ -78,16 +73,19 @@ class AVDataModule(pl.LightningDataModule):
         num_frames: frames per clip ``T``.
         num_clips: positive clips per video in pre-training (>= 2).
         eval_clips: uniformly spaced clips per video in testing.
-        eval_crops: spatial crops per clip in validation / testing (3: left / centre / right).
+        eval_crops: spatial crops per clip in validation / testing (3: left / centre / right);
+            a view setting, made by the batches' consumer (:mod:`avssl.augment.views`).
         short_side: short side of decoded frames in pixels (aspect ratio kept; frames of
             different shapes share a batch by padding, see :mod:`avssl.data.dataset`).
         sample_rate: audio rate in Hz (paper: 44100).
         gap_power: ``p`` of the CVRL gap density (``null`` for uniform).
         min_gap: least gap in seconds between the starts of a video's positive clips (0: CVRL's
             sampling; ``clip_seconds``: positives never overlap in time). Beyond the paper.
-        augment: training augmentations (crop, flip, temporal, normalisation).
+        augment: training augmentations (crop, flip, temporal, normalisation); with
+            ``spectrogram``, ``eval_crops`` and ``seed`` the settings of the views
+            (:attr:`views`) the batches' consumer makes.
         spectrogram: log-mel parameters.
-        seed: base seed of clip sampling, shuffling and augmentation.
+        seed: base seed of clip sampling, shuffling and of the training views' draws.
         timeout: seconds a worker may take for one batch before the loader fails with an error
             naming the files being decoded (with ``num_workers > 0``).
         video_backend: ``pyav`` (default; skips the frames no clip shows), ``decord`` or
@@ -151,13 +149,14 @@ class AVDataModule(pl.LightningDataModule):
             ("batch_size", batch_size, 1),
             ("num_clips", num_clips, 2),
             ("eval_clips", eval_clips, 1),
-            ("eval_crops", eval_crops, 1),
             ("num_workers", num_workers, 0),
         ):
             if value < low:
                 raise ConfigError(f"data.{name} must be >= {low}, got {value}")
         if min_gap < 0:
             raise ConfigError(f"data.min_gap must be >= 0, got {min_gap}")
+        if gap_power is not None and not gap_power > 0:
+            raise ConfigError(f"data.gap_power must be > 0 (or null: uniform gaps), got {gap_power}")
         if not timeout > 0:
             raise ConfigError(f"data.timeout must be > 0, got {timeout}")
         if prefetch_factor is not None and prefetch_factor < 1:
@@ -194,10 +193,9 @@ class AVDataModule(pl.LightningDataModule):
         self._streams = tuple(streams) if streams is not None else None
         self.catalog: Catalog | None = None
         self.batch_size, self.num_workers, self.timeout, self.prefetch_factor = batch_size, num_workers, timeout, prefetch_factor
-        self.eval_positions = [0.5] if eval_crops == 1 else [i / (eval_crops - 1) for i in range(eval_crops)]
         self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
         self.min_gap = min_gap
-        self.transform = AVTransform(sample_rate, augment, spectrogram)
+        self._views = ViewSpec(sample_rate, augment, spectrogram, eval_crops, seed)
         self.datasets: dict[str, AVClipDataset] = {}
 
     # ------------------------------------------------------------------ index
@@ -229,6 +227,11 @@ class AVDataModule(pl.LightningDataModule):
     def clip(self) -> ClipSpec:
         """What a clip is: the clip settings with the streams decoded."""
         return dataclasses.replace(self._clip, streams=self.streams)
+
+    @property
+    def views(self) -> ViewSpec:
+        """The settings of the views made of these clips, by their consumer (:mod:`avssl.augment.views`)."""
+        return self._views
 
     @property
     def input_spec(self) -> InputSpec:
@@ -341,16 +344,3 @@ class AVDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
-
-    # ------------------------------------------------------------------ augmentation
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Training batches get random views, all others deterministic views (on the device)."""
-        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
-        if not decoded(batch):  # every sample of the batch failed to decode
-            return batch
-        device = batch["label"].device
-        self.transform.to(device)
-        trainer = self.trainer
-        if trainer is not None and trainer.training:
-            return self.transform.train_views(batch, batch_generator(trainer, self.seed, device))
-        return self.transform.eval_views(batch, self.eval_positions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from avssl.lazy import lazy_exports
 
 _EXPORTS = {
+    "EncoderEvaluation": "avssl.evaluation.base",
     "FineTune": "avssl.evaluation.finetune",
     "Features": "avssl.evaluation.features",
     "LinearProbe": "avssl.evaluation.probe",

@@ -117,7 +117,7 @@ def extract_features(
     dataset = datamodule.clip_dataset(records, train=False, num_clips=clips or datamodule.eval_clips)
     skipped = dict(dataset.skipped_files)
     backbone = encoder.backbone.to(device).eval()
-    transform = datamodule.transform.to(device)
+    transform = datamodule.views.transform().to(device)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in READOUTS}
     rows, labels = [], []
     for batch in datamodule.loader(dataset, shuffle=False):

@@ -3,11 +3,12 @@
     avssl test --config finetune.yaml --model.encoder_ckpt CKPT --data.root data/UCF101 --data.split 1
     avssl transfer finetune --ckpt CKPT --root data/UCF101 --split all
 
-The workflow is the linear probe's (:mod:`avssl.workflows.linear`): ``Trainer.fit`` on one
-augmented clip per training video per epoch (the data's domain-specific augmentations: random
-resized crop, flip, colour; no temporal ones), then ``Trainer.test`` with each test video's
-prediction the mean softmax over ``data.eval_clips`` clips x ``data.eval_crops`` crops. What
-differs: the encoder of the data's streams is trained too (BatchNorm in training mode), the
+A sibling of the linear probe on the same base (:mod:`avssl.evaluation.base`) and workflow
+(:mod:`avssl.workflows.linear`): ``Trainer.fit`` on one augmented clip per training video per
+epoch (the probe's views: domain-specific augmentations, no temporal ones), then ``Trainer.test``
+with each test video's prediction the mean softmax over ``data.eval_clips`` clips x
+``data.eval_crops`` crops. What differs: the encoder of the data's streams is trained too
+(BatchNorm in training mode), the
 classifier is dropout + linear on the pooled features, and the optimiser is AVID-CMA's for UCF101
 / HMDB51 (Morgado et al., CVPR 2021, released configs ``benchmark/ucf/8at16``): Adam, lr 1e-4 for
 every parameter, no weight decay, the rate multiplied by 0.3 after epochs 6, 10 and 14 of 16,
@@ -25,11 +26,11 @@ import torch
 from torch import nn
 
 from avssl.errors import ConfigError
-from avssl.evaluation.probe import LinearProbe
+from avssl.evaluation.base import EncoderEvaluation
 from avssl.models.backbone import BackboneConfig
 
 
-class FineTune(LinearProbe):
+class FineTune(EncoderEvaluation):
     """End-to-end fine-tuning of a pre-trained encoder with a classifier, run by ``avssl test``.
 
     Args:
@@ -44,11 +45,12 @@ class FineTune(LinearProbe):
         baselines: also train the architecture from scratch, and report chance.
         seed: seed of the random initialisations and of the augmentation draws.
         output_dir: where ``results.json`` goes (default: the logger's directory).
-        override_input_settings: see :class:`~avssl.evaluation.probe.LinearProbe`.
+        override_input_settings: see :class:`~avssl.evaluation.base.EncoderEvaluation`.
         backbone: the architecture when ``encoder_ckpt`` is null.
         random_init: train the architecture from scratch (no ``encoder_ckpt``), on purpose.
     """
 
+    mode = "finetune"  # names its results (keys, table, results.json)
     trains_encoder = True
 
     def __init__(
@@ -76,7 +78,6 @@ class FineTune(LinearProbe):
         super().__init__(
             encoder_ckpt,
             num_classes=num_classes,
-            mode="full",
             baselines=baselines,
             seed=seed,
             output_dir=output_dir,
@@ -84,7 +85,7 @@ class FineTune(LinearProbe):
             backbone=backbone,
             random_init=random_init,
         )
-        self.mode = "finetune"  # names its results (keys, table, results.json) as fine-tuning, not a probe
+        self.build_heads(seed)
         self.encoders.requires_grad_(True).train()  # Lightning keeps a submodule's mode: the loaded encoder is in eval mode
 
     @staticmethod
@@ -97,7 +98,7 @@ class FineTune(LinearProbe):
         return nn.Sequential(nn.Dropout(self.hparams.dropout), nn.Linear(dim, self.hparams.num_classes))
 
     def attach(self, datamodule) -> None:
-        """As the probe's, keeping one readout: fused for audio-visual data, else the stream's;
+        """As every evaluation's, keeping one readout: fused for audio-visual data, else the stream's;
         the encoder of a stream the data lacks is not trained (its parameters are frozen)."""
         super().attach(datamodule)
         for encoder in self.encoders.values():

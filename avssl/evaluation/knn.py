@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def knn_predict(
@@ -33,3 +34,29 @@ def knn_predict(
         votes = torch.zeros(chunk.shape[0], num_classes, device=chunk.device).scatter_add_(1, bank_labels[idx], weights)
         out.append(votes / votes.sum(dim=1, keepdim=True))
     return torch.cat(out) if out else query.new_zeros(0, num_classes)
+
+
+class KNNHead(nn.Module):
+    """The kNN vote scored as a classifier: ``[..., D]`` features -> ``[..., K]`` log vote shares
+    (the softmax of which is the vote shares themselves), so a test view's kNN prediction is
+    aggregated over views exactly as a linear classifier's logits are. Nothing is trained: the
+    bank is set once from the cached training features (:meth:`set_bank`)."""
+
+    def __init__(self, num_classes: int, *, k: int = 20, temperature: float = 0.07):
+        super().__init__()
+        self.num_classes, self.k, self.temperature = num_classes, k, temperature
+        self.bank: torch.Tensor | None = None
+        self.bank_labels: torch.Tensor | None = None
+
+    def set_bank(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """The training features ``[N, D]`` and their labels ``[N]`` the test features vote with."""
+        self.bank, self.bank_labels = features, labels
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.bank is None:
+            raise RuntimeError("KNNHead: no bank of training features set (set_bank)")
+        flat = features.reshape(-1, features.shape[-1])
+        shares = knn_predict(
+            flat, self.bank.to(flat.device), self.bank_labels.to(flat.device), self.num_classes, k=self.k, temperature=self.temperature
+        )
+        return shares.log().view(*features.shape[:-1], self.num_classes)

@@ -1,9 +1,12 @@
 """SSLMethod: the shared base of every pre-training method.
 
-It owns the two-stream backbone, the optional cross-modal term, the optimiser (SGD, ``lr = base_lr * global_batch / 256``,
-weight decay off for biases and normalisation parameters), the warm-up + cosine schedule (a pure
-function of the step, :func:`avssl.utils.schedules.warmup_cosine`), the online linear probe and
-the logging. A method subclass adds its heads and implements :meth:`ssl_loss`.
+It owns the two-stream backbone, the views it trains on (built from the data module's view
+settings when the fit is set up, applied on the device after each transfer:
+:mod:`avssl.augment.views`), the optional cross-modal term, the optimiser (SGD,
+``lr = base_lr * global_batch / 256``, weight decay off for biases and normalisation parameters),
+the warm-up + cosine schedule (a pure function of the step,
+:func:`avssl.utils.schedules.warmup_cosine`), the online linear probe and the logging. A method
+subclass adds its heads and implements :meth:`ssl_loss`.
 
 Batch layout in the step (after :class:`avssl.augment.pipeline.AVTransform`): ``video`` float
 ``[B, N, 3, T, H, W]``, ``spec`` float ``[B, N, 1, F, S]``, ``label`` ``[B]``.
@@ -18,6 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avssl.augment.pipeline import AVTransform
+from avssl.augment.views import ViewSpec, batch_generator
+from avssl.data.dataset import decoded
+from avssl.data.store.frames import decode_frames
 from avssl.errors import ConfigError
 from avssl.guards import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.losses import cross_modal_nce, info_nce
@@ -111,12 +118,37 @@ class SSLMethod(pl.LightningModule):
         self.finite = FiniteGuard(
             "training loss", "resume from the last checkpoint (e.g. with a lower model.base_lr or without mixed precision)"
         )
+        self.view_spec: ViewSpec | None = None  # the data's view settings and their transform, set up by setup()
+        self.views: AVTransform | None = None
         self.stream_projectors = None  # audio / video projectors of the per-stream and cross-modal terms
         if cross_modal_weight > 0 or stream_weight > 0:
             dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
             self.stream_projectors = nn.ModuleDict(
                 {k: stream_projector(stream_head, d, stream_hidden_dim, stream_dim) for k, d in dims.items()}
             )
+
+    # ------------------------------------------------------------------ views
+    def setup(self, stage: str) -> None:
+        """Build the views from the settings of the data module the trainer runs on."""
+        datamodule = self.trainer.datamodule
+        if not isinstance(getattr(datamodule, "views", None), ViewSpec):
+            raise ConfigError(
+                f"{type(self).__name__} takes its clips and their view settings from an AVDataModule: "
+                "trainer.fit(model, datamodule=AVDataModule(...))"
+            )
+        self.view_spec = datamodule.views
+        self.views = self.view_spec.transform()  # no parameters, no checkpoint keys
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Training batches: the random pre-training views; the others: deterministic views."""
+        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
+        if not decoded(batch):  # every sample of the batch failed to decode
+            return batch
+        device = batch["label"].device
+        views = self.views.to(device)
+        if self.trainer.training:
+            return views.train_views(batch, batch_generator(self.trainer, self.view_spec.seed, device))
+        return views.eval_views(batch, self.view_spec.eval_positions)
 
     def configure_model(self) -> None:
         """Lightning calls this once before the fit: the memory format and compilation options."""

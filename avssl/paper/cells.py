@@ -224,7 +224,7 @@ def render(table: str, cell: str) -> str:
     header = (
         f"# {table} / {cell}: {description}. {paper}.\n{note}"
         f"#   avssl fit --config configs/simclr.yaml --config configs/paper/{table}/{cell}.yaml\n"
-        "# Written by avssl.paper.write_configs; edit avssl/paper.py, not this file.\n"
+        "# Written by avssl.paper.cells.write_configs; edit avssl/paper/cells.py, not this file.\n"
     )
     return header + yaml.safe_dump(override, sort_keys=False)
 

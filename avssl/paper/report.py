@@ -29,7 +29,7 @@ from pathlib import Path
 
 from avssl.errors import ConfigError
 from avssl.evaluation.protocols import EVALUATION_PROTOCOLS, PROBE_MODES
-from avssl.paper import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
+from avssl.paper.cells import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
 from avssl.workflows.transfer import transfer_report
 
 ORDER = list(TEMPORAL)  # RE, FD, TM, TS

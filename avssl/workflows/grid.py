@@ -25,7 +25,7 @@ from pathlib import Path
 from avssl.bundled import resolve
 from avssl.errors import ConfigError
 from avssl.evaluation.protocols import PROBE_MODES
-from avssl.paper import cell_of
+from avssl.paper.cells import cell_of
 from avssl.workflows.runner import ENCODER_FLAG, run_avssl
 
 

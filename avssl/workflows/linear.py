@@ -12,8 +12,9 @@
    training videos, or on the cached features); ``ckpt_path`` resumes an interrupted probe.
 3. ``Trainer.test`` scores every test video once: mean softmax over its clips x crops.
 
-The trainer is given data loaders, not the data module, so the probe's own
-``on_after_batch_transfer`` makes the views (the data module's would make pre-training views).
+The trainer is given the loaders of this protocol's clips (one random clip per training video,
+or the cached features; every test clip), not the data module's pre-training loaders; the probe
+makes their views itself (:mod:`avssl.evaluation.base`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from avssl.errors import ConfigError
+from avssl.evaluation.base import EncoderEvaluation
 from avssl.evaluation.multiview import PredictionStore
 from avssl.evaluation.probe import LinearProbe
 
@@ -59,8 +61,10 @@ def cache_features(trainer: pl.Trainer, probe: LinearProbe, loader: DataLoader) 
     return {k: v.flatten(0, 1) for k, v in features.items()}, labels.repeat_interleave(clips)
 
 
-def linear_evaluation(trainer: pl.Trainer, probe: LinearProbe, datamodule, *, ckpt_path: str | None = None) -> None:
-    """Train ``probe`` on the training split of ``datamodule`` and test it on the test split."""
+def linear_evaluation(trainer: pl.Trainer, probe: EncoderEvaluation, datamodule, *, ckpt_path: str | None = None) -> None:
+    """Train ``probe`` (a :class:`~avssl.evaluation.probe.LinearProbe` or a
+    :class:`~avssl.evaluation.finetune.FineTune`) on the training split of ``datamodule`` and test
+    it on the test split."""
     datamodule.prepare_data()  # builds the synthetic dataset on first use
     probe.attach(datamodule)
     train_records = datamodule.records("train")
@@ -70,7 +74,7 @@ def linear_evaluation(trainer: pl.Trainer, probe: LinearProbe, datamodule, *, ck
     if probe.estimates_baseline_statistics:  # its clips are indexed only then
         centre_clips = datamodule.loader(datamodule.dataset("train", train=False, num_clips=1), shuffle=False)
         probe.estimate_baseline_statistics(centre_clips, trainer.strategy.root_device, progress=trainer.is_global_zero)
-    if probe.mode in ("cached", "knn"):
+    if isinstance(probe, LinearProbe) and probe.uses_cached_features:
         dataset = datamodule.dataset("train", train=False, num_clips=probe.hparams.train_clips)
         features, labels = cache_features(trainer, probe, datamodule.loader(dataset, shuffle=False))
         probe.num_train_videos = len(labels) // probe.hparams.train_clips

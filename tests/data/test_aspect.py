@@ -78,10 +78,10 @@ def test_decoded_frames_keep_their_aspect_and_batches_pad(ramp_root):
 def test_three_test_crops_differ_and_cover_the_long_side(ramp_root):
     dm = data(ramp_root)
     batch = next(iter(dm.test_dataloader()))
-    views = dm.transform.eval_views(batch, dm.eval_positions)  # [B, 3 crops, 3, T, h, w]
+    views = dm.views.transform().eval_views(batch, dm.views.eval_positions)  # [B, 3 crops, 3, T, h, w]
     assert views["video"].shape[1:] == (3, 3, 2, SHORT, SHORT)
     for i, name in enumerate(batch["video_id"]):
-        crops = unnormalise(views["video"][i], dm.transform.cfg)[:, :, 0]  # [3, 3 channels, h, w], first frame
+        crops = unnormalise(views["video"][i], dm.views.augment)[:, :, 0]  # [3, 3 channels, h, w], first frame
         portrait = name == "portrait"
         # position along the long side, in [0, 1], read from the ramp of each crop's pixels
         along = (crops[:, 1].mean(2) if portrait else crops[:, 0].mean(1)) / 255  # [3, side]
@@ -97,10 +97,10 @@ def test_three_test_crops_differ_and_cover_the_long_side(ramp_root):
 def test_training_crops_land_anywhere_in_the_frame_and_never_in_the_padding(ramp_root):
     dm = data(ramp_root, color=ColorConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0), flip_p=0.0, temporal=[])
     batch = next(iter(dm.train_dataloader()))
-    reach = {name: [1.0, 0.0] for name in batch["video_id"]}
+    reach, transform = {name: [1.0, 0.0] for name in batch["video_id"]}, dm.views.transform()
     for seed in range(40):
-        views = dm.transform.train_views(batch, torch.Generator().manual_seed(seed))
-        video = unnormalise(views["video"], dm.transform.cfg)  # [B, 2 clips, 3, T, h, w]
+        views = transform.train_views(batch, torch.Generator().manual_seed(seed))
+        video = unnormalise(views["video"], dm.views.augment)  # [B, 2 clips, 3, T, h, w]
         assert video[:, :, 2].min() > 120, video[:, :, 2].min()  # the padding (blue 0) never enters a crop, even partly
         for i, name in enumerate(batch["video_id"]):
             ramp = video[i, :, 1 if name == "portrait" else 0] / 255

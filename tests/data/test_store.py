@@ -137,8 +137,8 @@ def test_device_decoding_gives_the_worker_decoded_batch(zoo, side):
     assert int(decoded["extent"].min(1).values.max()) == side  # every video at the clip's short side
     expected = collate([a[(1, i)] for i in range(len(a))])  # videos of three sizes: padded alike
     assert torch.equal(decoded["video"], expected["video"]) and torch.equal(decoded["extent"], expected["extent"])
-    views = device.transform.eval_views(batch)  # the views decode what arrives encoded
-    assert torch.equal(views["video"], worker.transform.eval_views(expected)["video"])
+    views = device.views.transform().eval_views(batch)  # the views decode what arrives encoded
+    assert torch.equal(views["video"], worker.views.transform().eval_views(expected)["video"])
     with pytest.raises(ConfigError, match="data.decode_on: device decodes a shard store"):
         AVDataModule(str(zoo[1]), decode_on="device", **CLIP)
     with pytest.raises(ConfigError, match="data.decode_on must be one of auto, worker, device"):

@@ -122,8 +122,8 @@ def test_single_stream_data_gives_batches_of_that_stream_only(roots):
     vb, ab = next(iter(video.test_dataloader())), next(iter(audio.test_dataloader()))
     assert "audio" not in vb and vb["video"].shape[:2] == (2, 2)  # no zero-filled stand-in
     assert "video" not in ab and "extent" not in ab and ab["audio"].shape[:2] == (2, 2)
-    assert set(video.transform.eval_views(vb)) >= {"video"} and "spec" not in video.transform.eval_views(vb)
-    views = audio.transform.train_views(ab, torch.Generator().manual_seed(0))
+    assert set(video.views.transform().eval_views(vb)) >= {"video"} and "spec" not in video.views.transform().eval_views(vb)
+    views = audio.views.transform().train_views(ab, torch.Generator().manual_seed(0))
     assert "video" not in views and views["spec"].shape[:2] == (2, 2)
     backbone = avssl.TwoStreamBackbone(avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1)))
     out = backbone.forward_streams(None, views["spec"].flatten(0, 1))

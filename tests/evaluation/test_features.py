@@ -32,7 +32,7 @@ def test_features_of_a_list_of_files_match_the_encoder_on_the_same_clips(checkpo
     torch.testing.assert_close(again.fused[0], features.fused[1], rtol=1e-4, atol=1e-5)
     # reference: the two uniformly spaced clips of video 1, centre crops, through the backbone
     dataset = AVClipDataset([VideoRecord(str(videos[1]), -1, "v", "test")], data.clip, train=False, num_clips=2)
-    views = data.transform.eval_views(collate([dataset[0]]), [0.5])
+    views = data.views.transform().eval_views(collate([dataset[0]]), [0.5])
     with torch.no_grad():
         clip_features = encoder.backbone(views["video"][0], views["spec"][0])  # [2, D]
     torch.testing.assert_close(features.fused[1], clip_features.mean(0), rtol=1e-4, atol=1e-5)

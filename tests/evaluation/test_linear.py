@@ -25,6 +25,7 @@ from avssl.data.prepared import PrepareConfig
 from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
 from avssl.evaluation import LinearProbe, linear_evaluation
+from avssl.evaluation.base import probe_views
 from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax, topk_accuracy
 from avssl.evaluation.results import format_table
@@ -193,9 +194,9 @@ def test_every_mode_leaves_the_encoder_bit_identical_and_reports_its_mode(mode, 
 def test_full_mode_trains_on_domain_only_views_at_the_test_crop_size(tiny_root, tmp_path):
     fake_checkpoint(tmp_path / "enc.ckpt")
     data = tiny_data(tiny_root, eval_crop_size=40)
-    assert data.transform.cfg.temporal and data.transform.cfg.crop_size == 32  # RE and 32-px crops in pre-training
-    probe_views = data.transform.probe_views()
-    assert probe_views.cfg.temporal == [] and probe_views.cfg.crop_size == 40
+    assert data.views.augment.temporal and data.views.augment.crop_size == 32  # RE and 32-px crops in pre-training
+    views = probe_views(data.views)
+    assert views.cfg.temporal == [] and views.cfg.crop_size == 40
     shapes = []
 
     class Record(pl.Callback):
