@@ -19,6 +19,8 @@ The ``store`` variant trains eager from a shard store of the same synthetic vide
 prepare --format shards`` at the run's short side, fps and sample rate) with ``data.decode_on:
 device``: the workers return JPEG bytes and the batch's frames are decoded on the device (nvjpeg
 on CUDA) inside "transfer + augmentation"; its row gives the frames decoded on the device per step.
+The ``media`` variant decodes the synthetic mp4 files themselves on the device (``video_backend:
+torchcodec``, ``decode_on: device``: NVDEC on CUDA), one decoder per video.
 
 It then runs ``benchmarks/augment.py`` on the device (batched augmentation vs per-sample), prints
 one table and writes everything to ``--out`` (JSON).
@@ -47,6 +49,7 @@ VARIANTS = {
     "channels_last": ["--model.init_args.channels_last=true"],
     "compile+channels_last": ["--model.init_args.compile=true", "--model.init_args.channels_last=true"],
     "store": ["--data.decode_on=device"],  # eager, from a shard store of the same videos (see shard_store)
+    "media": ["--data.video_backend=torchcodec", "--data.decode_on=device"],  # eager, the mp4 files decoded by torchcodec on the device
 }
 PHASES = ("data wait", "transfer + augmentation", "forward + backward", "optimiser")
 
@@ -132,7 +135,9 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
         "ms_per_step": phases,
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
         "clips_per_s": clips / seconds if seconds > 0 else None,
-        "device_decoded_frames": ns.batch_size * data.num_clips * data.clip.num_frames if name == "store" else 0,  # per step
+        "device_decoded_frames": ns.batch_size * data.num_clips * data.clip.num_frames
+        if data.clip.decode_on == "device"
+        else 0,  # per step
     }
 
 

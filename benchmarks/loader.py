@@ -22,7 +22,10 @@ side 256, 25 fps, JPEG quality 90, 16-bit PCM) is read both ways: ``decode_on: w
 worker decodes the JPEG frames and resizes them) and ``decode_on: device`` (the worker returns the
 frames' bytes and the audio window; the decode + resize of those bytes, ``decode_frames``, is
 timed separately per sample on ``--device``, in batches of 32 samples); a second store is written
-at the clips' short side (128), which needs no resize. Disk cost: bytes per
+at the clips' short side (128), which needs no resize. Media files with ``decode_on: device``
+(``torchcodec``; the raw GOP-250 and the prepared sets): the worker reads the file's bytes and
+decodes the audio only; torchcodec's decode of the frames (NVDEC with ``--device cuda``) is timed
+separately per sample, in batches of 8. Disk cost: bytes per
 second of video of each file set (mp4 + WAV sidecars for the prepared copy, chunks + index for the
 store).
 
@@ -56,9 +59,9 @@ sys.path.insert(0, str(ROOT))
 from avssl.data import layouts  # noqa: E402
 from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, collate  # noqa: E402
 from avssl.data.decode import VIDEO_BACKENDS, sidecar_path, single_threaded  # noqa: E402
+from avssl.data.encoded import decode_frames  # noqa: E402
 from avssl.data.layouts import VideoRecord  # noqa: E402
 from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
-from avssl.data.store.frames import decode_frames  # noqa: E402
 from avssl.data.store.write import write_store  # noqa: E402
 
 CLIP = dict(clip_seconds=1.28, num_frames=8, short_side=128, sample_rate=44100)
@@ -179,6 +182,15 @@ def main() -> None:
         for name, root in (("store", store), ("store-128", small))
         for on in DECODE_ON
     }
+    media_on_device = {  # torchcodec: the workers read the bytes, the frames decode on the device
+        (name, "media device"): AVClipDataset(
+            [VideoRecord(str(p), 0, p.stem) for p in sorted(sets[name].glob("v*.mp4"))],
+            ClipSpec(**CLIP, video_backend="torchcodec", decode_on="device"),
+            train=True,
+            num_clips=NUM_CLIPS,
+        )
+        for name in ("raw GOP 250", "prepared")
+    }
 
     datasets = {
         (name, backend): AVClipDataset(
@@ -208,12 +220,13 @@ def main() -> None:
                     else:
                         naive_decode(ds.records[i].path, starts, 1.28)
                 times.setdefault((name, variant), []).append((time.perf_counter() - start) / n * 1000)
-        for (name, on), ds in stores.items():
+        for (name, on), ds in {**stores, **media_on_device}.items():
             start = time.perf_counter()
             samples = [ds[(rep, i)] for i in range(n)]
             times.setdefault((name, on), []).append((time.perf_counter() - start) / n * 1000)
-            if on == "device":
-                times.setdefault((name, "device decode"), []).append(device_decode_ms(samples, torch.device(ns.device)))
+            if on != "worker":
+                batch = 8 if on == "media device" else 32
+                times.setdefault((name, f"{on} decode"), []).append(device_decode_ms(samples, torch.device(ns.device), batch))
     ms = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nper-sample decode time (2 clips x 8 frames + audio), {n} videos of 10 s 640x360, median of {ns.repeats} interleaved rounds")
     print("| file set | video backend | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
@@ -230,6 +243,7 @@ def main() -> None:
         ratio = ms[("raw GOP 250", backend)] / ms[("prepared", backend)]
         print(f"prepared vs raw GOP 250 through avssl ({backend}): {ratio:.1f}x faster")
     print_store(ms, {**sets, "store": store, "store-128": small}, n, ns.device)
+    print_media_on_device(ms, ns.device)
 
     for backend in VIDEO_BACKENDS if ns.soak else ():
         soak(datasets[("prepared", backend)], ns.soak, backend)
@@ -279,6 +293,17 @@ def print_store(ms: dict, sets: dict[str, Path], n: int, device: str) -> None:
     for name, root in sets.items():
         size = disk_bytes(root)
         print(f"| {name} | {size / 1e6:.1f} | {size / (10 * n) / 1e3:.0f} kB | {size / raw:.2f}x |")
+
+
+def print_media_on_device(ms: dict, device: str) -> None:
+    """Media files through torchcodec with ``decode_on: device``: the worker's cost (bytes + audio)
+    and the device-side decode, against torchcodec decoding in the worker."""
+    print("\nmedia files, torchcodec: frames decoded in the worker vs on the device, per sample on one thread")
+    print("| file set | worker ms (decode_on: worker) | worker ms (decode_on: device) | device-side decode ms | worker speed-up |")
+    print("|---|---|---|---|---|")
+    for name in ("raw GOP 250", "prepared"):
+        worker, bytes_only, on_device = ms[(name, "torchcodec")], ms[(name, "media device")], ms[(name, "media device decode")]
+        print(f"| {name} | {worker:.1f} | {bytes_only:.1f} | {on_device:.1f} ({device}) | {worker / bytes_only:.1f}x |")
 
 
 def soak(ds: AVClipDataset, samples: int, backend: str) -> None:

@@ -35,8 +35,8 @@ from methods import HEADS, demo_config  # noqa: E402
 
 from avssl.cli import instantiate  # noqa: E402
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS  # noqa: E402
+from avssl.data.encoded import decode_frames  # noqa: E402
 from avssl.data.prepared import PrepareConfig  # noqa: E402
-from avssl.data.store.frames import decode_frames  # noqa: E402
 from avssl.data.store.write import write_store  # noqa: E402
 
 

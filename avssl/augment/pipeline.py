@@ -38,7 +38,7 @@ from avssl.augment.audio import AudioAugConfig, AudioAugment, LogMel, Spectrogra
 from avssl.augment.functional import crop_flip_resize, normalise_, select_frames, view_boxes
 from avssl.augment.temporal import TemporalAug, TimePlan
 from avssl.augment.video import ColorConfig, color_augment, sample_resized_crop
-from avssl.data.store.frames import decode_frames
+from avssl.data.encoded import decode_frames
 from avssl.errors import ConfigError
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -136,8 +136,7 @@ class AVTransform(nn.Module):
     # ------------------------------------------------------------------ training views
     def train_views(self, batch: dict, generator: torch.Generator, keep_wave: bool = False) -> dict:
         """Randomly augmented views: :meth:`apply` of parameters drawn by :meth:`sample`. Frames
-        that arrive JPEG-encoded (a store read with ``data.decode_on: device``) are decoded
-        first, on the batch's device."""
+        that arrive encoded (``data.decode_on: device``) are decoded first, on the batch's device."""
         batch = decode_frames(batch)
         return self.apply(batch, self.sample(batch, generator), keep_wave=keep_wave)
 
@@ -208,7 +207,7 @@ class AVTransform(nn.Module):
         ``positions`` along its long side (0 = left / top, 0.5 = centre, 1 = right / bottom; see
         :func:`~avssl.augment.functional.view_boxes`), resized to ``eval_crop_size``. With ``K``
         positions the view axis holds ``N * K`` views, clip-major; each view's spectrogram is its
-        clip's. Frames that arrive JPEG-encoded are decoded first, as in :meth:`train_views`."""
+        clip's. Frames that arrive encoded are decoded first, as in :meth:`train_views`."""
         batch = decode_frames(batch)
         k = len(positions)
         b, n = (batch["video"] if "video" in batch else batch["audio"]).shape[:2]

@@ -90,10 +90,11 @@ class AVDataModule(pl.LightningDataModule):
             naming the files being decoded (with ``num_workers > 0``).
         video_backend: ``pyav`` (default; skips the frames no clip shows), ``decord`` or
             ``torchcodec`` (see :mod:`avssl.data.decode` and the data guide's loader table).
-        decode_on: where a shard store's JPEG frames are decoded (:mod:`avssl.data.store`):
-            ``worker`` (in the loader's workers), ``device`` (workers return the bytes; the batch
-            is decoded on its device after the transfer: nvjpeg on CUDA) or ``auto`` (default:
-            ``device`` when CUDA is available, else ``worker``). Media files decode in the workers.
+        decode_on: where video frames are decoded (:mod:`avssl.data.encoded`): ``worker`` (in the
+            loader's workers), ``device`` (workers return the encoded frames: a shard store's JPEG
+            frames, or with ``video_backend: torchcodec`` a media file's bytes; the batch is
+            decoded on its device after the transfer: nvjpeg / NVDEC on CUDA) or ``auto``
+            (default: ``device`` for a shard store when CUDA is available, else ``worker``).
         prefetch_factor: batches each worker loads ahead (``null``: PyTorch's default, 2); raise it
             when a fast GPU waits on data between slow batches (docs/guides/gpu.md).
     """
@@ -143,7 +144,7 @@ class AVDataModule(pl.LightningDataModule):
             video_backend=video_backend,
             streams=tuple(streams) if streams is not None else STREAMS,
             allow_missing_audio=allow_missing_audio,
-            decode_on=decode_on if decode_on != "auto" else ("device" if torch.cuda.is_available() else "worker"),
+            decode_on="worker" if decode_on == "auto" else decode_on,  # auto is resolved with the layout, below
         )
         for name, value, low in (
             ("batch_size", batch_size, 1),
@@ -184,11 +185,15 @@ class AVDataModule(pl.LightningDataModule):
         else:
             self._layout = layouts.choose(root, layout)
         self._layout.check_split(split)
-        if decode_on == "device" and self._layout.name != "store":
+        store = self._layout.name == "store"
+        if decode_on == "device" and not store and video_backend != "torchcodec":
             raise ConfigError(
-                f"data.decode_on: device decodes a shard store's JPEG frames on the batch's device; data.root is a "
-                f"{self._layout.name} of media files, decoded in the workers (write a store with avssl prepare --format shards)"
+                f"data.decode_on: device decodes a shard store's JPEG frames, or media files with data.video_backend torchcodec, "
+                f"on the batch's device; data.root is a {self._layout.name} of media files and data.video_backend is "
+                f"{video_backend} (set it to torchcodec, or write a store with avssl prepare --format shards)"
             )
+        if decode_on == "auto" and store and torch.cuda.is_available():  # nvjpeg: media files stay in the workers unless asked
+            self._clip = dataclasses.replace(self._clip, decode_on="device")
         self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
         self._streams = tuple(streams) if streams is not None else None
         self.catalog: Catalog | None = None

@@ -62,9 +62,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, check_torchcodec, probe
+from avssl.data.encoded import ENCODED_KEY, join
 from avssl.data.layouts import STREAMS, VideoRecord
 from avssl.data.sampling import sample_train_starts, uniform_starts
-from avssl.data.store.frames import ENCODED_KEY, EncodedFrames
 from avssl.data.store.meta import StoreMeta
 from avssl.data.store.read import StoreDecoder
 from avssl.errors import ConfigError
@@ -92,10 +92,10 @@ class ClipSpec:
             zero-filled stand-in for the other); audio-only data may be audio files.
         allow_missing_audio: keep videos without an audio stream, with silent audio (counted);
             ``False`` skips them.
-        decode_on: where a shard store's JPEG frames are decoded: ``worker`` (in the loader's
-            workers) or ``device`` (the workers return the bytes; the batch is decoded after
-            the transfer, on its device: :mod:`avssl.data.store.frames`). Media files are always
-            decoded in the workers.
+        decode_on: where the frames are decoded: ``worker`` (in the loader's workers) or
+            ``device`` (the workers return them encoded, a store's JPEG frames or a media file's
+            bytes for the ``torchcodec`` backend; the batch is decoded after the transfer, on its
+            device: :mod:`avssl.data.encoded`).
     """
 
     clip_seconds: float = 1.28
@@ -270,7 +270,7 @@ class AVClipDataset(Dataset):
                 decoder.use(item)
             if "video" in self.streams:
                 times = decoder.frame_times(starts, clip.clip_seconds, clip.num_frames)
-                if clip.decode_on == "device" and record.store:
+                if clip.decode_on == "device":  # decoded after the transfer (avssl.data.encoded)
                     sample[ENCODED_KEY] = decoder.encoded(times)
                 else:
                     sample["video"] = torch.from_numpy(decoder.video(times))
@@ -345,7 +345,7 @@ def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
         return {"num_failed": torch.tensor(failed)}
     batch: dict[str, Any] = {}
     if ENCODED_KEY in ok[0]:  # decoded on the device after the transfer (decode_frames)
-        batch[ENCODED_KEY] = EncodedFrames.join([s[ENCODED_KEY] for s in ok])
+        batch[ENCODED_KEY] = join([s[ENCODED_KEY] for s in ok])
         batch["extent"] = torch.tensor(batch[ENCODED_KEY].sizes, dtype=torch.long)
     if "video" in ok[0]:
         extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)

@@ -33,7 +33,7 @@ from torch import nn
 from avssl.augment.pipeline import AVTransform
 from avssl.augment.views import ViewSpec, batch_generator
 from avssl.data.dataset import decoded
-from avssl.data.store.frames import decode_frames
+from avssl.data.encoded import decode_frames
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
@@ -65,7 +65,8 @@ class EncoderEvaluation(pl.LightningModule):
             takes the checkpoint's input settings (frames, clip length, audio rate, spectrogram,
             normalisation) and dataset (see :mod:`avssl.evaluation.encoder`).
         num_classes: classes (linked from the data).
-        baselines: also evaluate the same architecture randomly initialised, and report chance.
+        baselines: also evaluate the same architecture randomly initialised (frozen for the probe,
+            trained from scratch for fine-tuning), and report chance.
         seed: seed of the random-init encoder, of the classifiers' initialisation and of the
             training views' draws.
         output_dir: where ``results.json`` goes (default: the logger's directory).
@@ -133,9 +134,9 @@ class EncoderEvaluation(pl.LightningModule):
         self.skipped_files: dict[str, dict[str, str]] = {}  # set by the workflow: {dataset: {file: reason}}
         self.finite = FiniteGuard("probe loss", "the encoder's features or the evaluation's learning rate are not usable")
 
-    def build_heads(self, seed: int) -> None:
+    def build_heads(self) -> None:
         """One classifier (:meth:`make_head`) per encoder and readout, initialised from ``seed``."""
-        torch.manual_seed(seed)
+        torch.manual_seed(self.hparams.seed)
         some = next(iter(self.encoders.values()))
         dims = {"fused": some.out_dim, "audio": some.audio.out_dim, "video": some.video.out_dim}
         self.heads = nn.ModuleDict({f"{enc}/{r}": self.make_head(dims[r]) for enc in self.encoders for r in READOUTS})
@@ -183,7 +184,7 @@ class EncoderEvaluation(pl.LightningModule):
         one centre crop per clip; test: every clip x ``data.eval_crops`` crops."""
         if "features" in batch:  # cached features: nothing to view
             return batch
-        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
+        batch = decode_frames(batch)  # frames that arrive encoded (data.decode_on: device)
         if not decoded(batch):  # every sample failed to decode
             return batch
         trainer, device = self.trainer, batch["label"].device

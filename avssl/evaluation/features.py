@@ -25,8 +25,8 @@ import torch
 
 from avssl.data.datamodule import AVDataModule
 from avssl.data.dataset import decoded
+from avssl.data.encoded import decode_frames
 from avssl.data.layouts import VideoRecord
-from avssl.data.store.frames import decode_frames
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.results import READOUTS

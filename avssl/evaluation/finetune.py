@@ -22,12 +22,13 @@ Checkpoints hold the fine-tuned encoder with the classifier.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from avssl.errors import ConfigError
 from avssl.evaluation.base import EncoderEvaluation
-from avssl.models.backbone import BackboneConfig
 
 
 class FineTune(EncoderEvaluation):
@@ -35,19 +36,15 @@ class FineTune(EncoderEvaluation):
 
     Args:
         encoder_ckpt: pre-training checkpoint (required unless ``random_init``).
-        num_classes: classes (linked from the data).
         lr: Adam learning rate of the encoder and the classifier (AVID-CMA: 1e-4).
         weight_decay: Adam weight decay (AVID-CMA: 0).
         milestones: epochs after which the rate is multiplied by ``gamma`` (AVID-CMA: 6, 10, 14
             of 16 epochs; ``trainer.max_epochs`` sets the length).
         gamma: the rate's factor at each milestone (AVID-CMA: 0.3).
         dropout: dropout before the linear classifier (AVID-CMA: 0.5).
-        baselines: also train the architecture from scratch, and report chance.
-        seed: seed of the random initialisations and of the augmentation draws.
-        output_dir: where ``results.json`` goes (default: the logger's directory).
-        override_input_settings: see :class:`~avssl.evaluation.base.EncoderEvaluation`.
-        backbone: the architecture when ``encoder_ckpt`` is null.
-        random_init: train the architecture from scratch (no ``encoder_ckpt``), on purpose.
+        **kwargs: the :class:`~avssl.evaluation.base.EncoderEvaluation` arguments (``num_classes``,
+            ``baselines``: the architecture is also trained from scratch, ``seed``, ``output_dir``,
+            ``override_input_settings``, ``backbone``, ``random_init``).
     """
 
     mode = "finetune"  # names its results (keys, table, results.json)
@@ -57,35 +54,20 @@ class FineTune(EncoderEvaluation):
         self,
         encoder_ckpt: str | None = None,
         *,
-        num_classes: int = 0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         milestones: tuple[int, ...] = (6, 10, 14),
         gamma: float = 0.3,
         dropout: float = 0.5,
-        baselines: bool = False,
-        seed: int = 0,
-        output_dir: str | None = None,
-        override_input_settings: bool = False,
-        backbone: BackboneConfig | None = None,
-        random_init: bool = False,
+        **kwargs: Any,
     ):
         if not lr > 0 or weight_decay < 0 or not 0 < gamma <= 1 or not 0 <= dropout < 1:
             raise ConfigError(
                 f"model: fine-tuning needs lr > 0, weight_decay >= 0, 0 < gamma <= 1 and 0 <= dropout < 1, "
                 f"got lr={lr}, weight_decay={weight_decay}, gamma={gamma}, dropout={dropout}"
             )
-        super().__init__(
-            encoder_ckpt,
-            num_classes=num_classes,
-            baselines=baselines,
-            seed=seed,
-            output_dir=output_dir,
-            override_input_settings=override_input_settings,
-            backbone=backbone,
-            random_init=random_init,
-        )
-        self.build_heads(seed)
+        super().__init__(encoder_ckpt, **kwargs)
+        self.build_heads()
         self.encoders.requires_grad_(True).train()  # Lightning keeps a submodule's mode: the loaded encoder is in eval mode
 
     @staticmethod

@@ -19,18 +19,18 @@ crops (:mod:`avssl.evaluation.base`).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avssl.data.dataset import decoded
-from avssl.data.store.frames import decode_frames
+from avssl.data.encoded import decode_frames
 from avssl.errors import ConfigError
 from avssl.evaluation.base import RANDOM_INIT, EncoderEvaluation
 from avssl.evaluation.knn import KNNHead
 from avssl.evaluation.protocols import PROBE_MODES
-from avssl.models.backbone import BackboneConfig
 from avssl.utils.dist import world_size
 from avssl.utils.schedules import warmup_cosine
 
@@ -62,10 +62,12 @@ class ProbeHead(nn.Module):
 class LinearProbe(EncoderEvaluation):
     """Linear (or kNN) evaluation of a frozen encoder, run by ``avssl test``.
 
+    With ``baselines`` the random-init encoder is probed twice: with its batch-norm statistics
+    re-estimated on the training clips (``random-init``, the baseline margins are measured against)
+    and with its initial ones (``random-init-initial-bn``).
+
     Args:
-        encoder_ckpt: pre-training checkpoint (required unless ``random_init``); see
-            :class:`~avssl.evaluation.base.EncoderEvaluation`.
-        num_classes: classes (linked from the data).
+        encoder_ckpt: pre-training checkpoint (required unless ``random_init``).
         mode: ``full`` (the paper's protocol), ``cached`` or ``knn`` (fast modes).
         base_lr: learning rate per 256 samples of global batch (paper: 30). The batch is
             ``data.batch_size`` per device (paper: 256); epochs are ``trainer.max_epochs``
@@ -74,15 +76,9 @@ class LinearProbe(EncoderEvaluation):
         train_clips: uniformly spaced clips per training video in the cached features.
         knn_k: neighbours of the kNN vote.
         knn_temperature: temperature of the kNN vote weights ``exp(sim / T)``.
-        baselines: also probe the same architecture randomly initialised (with its batch-norm
-            statistics re-estimated on the training clips, and with its initial ones), and report
-            chance.
-        seed: seed of the random-init encoder, of the classifiers' initialisation and of the
-            probe's augmentation draws.
-        output_dir: where ``results.json`` goes (default: the logger's directory).
-        override_input_settings: see :class:`~avssl.evaluation.base.EncoderEvaluation`.
-        backbone: the architecture of the randomly initialised encoder when ``encoder_ckpt`` is null.
-        random_init: probe a randomly initialised encoder instead of a pre-trained one, on purpose.
+        **kwargs: the :class:`~avssl.evaluation.base.EncoderEvaluation` arguments (``num_classes``,
+            ``baselines``, ``seed``, ``output_dir``, ``override_input_settings``, ``backbone``,
+            ``random_init``).
     """
 
     trains_encoder = False
@@ -91,19 +87,13 @@ class LinearProbe(EncoderEvaluation):
         self,
         encoder_ckpt: str | None = None,
         *,
-        num_classes: int = 0,
         mode: str = "full",
         base_lr: float = 30.0,
         normalize: str = "l2",
         train_clips: int = 10,
         knn_k: int = 20,
         knn_temperature: float = 0.07,
-        baselines: bool = False,
-        seed: int = 0,
-        output_dir: str | None = None,
-        override_input_settings: bool = False,
-        backbone: BackboneConfig | None = None,
-        random_init: bool = False,
+        **kwargs: Any,
     ):
         if mode not in PROBE_MODES:
             raise ConfigError(f"model.mode must be one of {list(PROBE_MODES)}, got {mode!r}")
@@ -113,20 +103,11 @@ class LinearProbe(EncoderEvaluation):
             raise ConfigError(f"model.knn_k must be >= 1, got {knn_k}")
         if train_clips < 1:
             raise ConfigError(f"model.train_clips must be >= 1, got {train_clips}")
-        super().__init__(
-            encoder_ckpt,
-            num_classes=num_classes,
-            baselines=baselines,
-            seed=seed,
-            output_dir=output_dir,
-            override_input_settings=override_input_settings,
-            backbone=backbone,
-            random_init=random_init,
-        )
+        super().__init__(encoder_ckpt, **kwargs)
         self.mode = mode
         if RANDOM_INIT in self.encoders:  # the same weights with the initial statistics, for comparison
             self.encoders[RANDOM_INIT_INITIAL_BN] = copy.deepcopy(self.encoders[RANDOM_INIT])
-        self.build_heads(seed)
+        self.build_heads()
 
     @property
     def uses_cached_features(self) -> bool:

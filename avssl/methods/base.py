@@ -24,7 +24,7 @@ from torch import nn
 from avssl.augment.pipeline import AVTransform
 from avssl.augment.views import ViewSpec, batch_generator
 from avssl.data.dataset import decoded
-from avssl.data.store.frames import decode_frames
+from avssl.data.encoded import decode_frames
 from avssl.errors import ConfigError
 from avssl.guards import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.losses import cross_modal_nce, info_nce
@@ -141,7 +141,7 @@ class SSLMethod(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Training batches: the random pre-training views; the others: deterministic views."""
-        batch = decode_frames(batch)  # a store's JPEG frames with decode_on: device
+        batch = decode_frames(batch)  # frames that arrive encoded (data.decode_on: device)
         if not decoded(batch):  # every sample of the batch failed to decode
             return batch
         device = batch["label"].device

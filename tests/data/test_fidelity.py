@@ -5,6 +5,7 @@ full-scale policy, truncated files detected; the same through both video backend
 
 from __future__ import annotations
 
+import csv
 import json
 from fractions import Fraction
 
@@ -270,6 +271,39 @@ def test_audio_above_full_scale_is_clipped_alike_in_raw_and_prepared_files(tmp_p
     copy = decoders(dst / "loud.mp4")["pyav"].audio(np.array([0.5]), 1.0)[0]
     assert raw.max() == pytest.approx(1.0) and raw.min() == pytest.approx(-1.0)
     assert np.abs(raw - copy).max() < 1e-3
+
+
+# ------------------------------------------------------------------ a zoo of the cases above
+def write_zoo(src):
+    """A manifest over the fidelity cases: streams that start at 1.0 s (with B-frames), a phone
+    video rotated 90 degrees, an odd display size with stereo 24-bit PCM, unsigned 8-bit audio, a
+    4:3 file, and a broken file and a listed file that is missing (both must be reported)."""
+    late = [1 + i / FPS for i in range(3 * FPS)]
+    write_media(
+        src / "late.mp4",
+        frames(3 * FPS),
+        pts=[Fraction(t).limit_denominator(1000) for t in late],
+        audio=bursts(3.0, [0.6, 1.8]),
+        audio_start=1.0,
+    )
+    write_media(src / "phone.mp4", np.repeat(marker(32, 64)[None], 60, 0), audio=bursts(2.4, [1.0]), rotation=90)
+    stereo = np.concatenate([bursts(2.6, [0.7]), bursts(2.6, [1.9])])
+    write_media(src / "odd.mkv", frames(65, 40, 72), audio=stereo, audio_codec="pcm_s24le")
+    write_media(src / "u8.mov", frames(70, 48, 64), audio=bursts(2.8, [1.2]), audio_codec="pcm_u8")
+    (src / "broken.mp4").write_bytes(b"\x00" * 64)
+    rows = [
+        ("late.mp4", 0, "train"),
+        ("phone.mp4", 1, "train"),
+        ("odd.mkv", 0, "train"),
+        ("u8.mov", 1, "test"),
+        ("broken.mp4", 1, "train"),
+        ("gone.mp4", 0, "train"),
+    ]
+    with open(src / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        writer.writerows(rows)
+    return src
 
 
 # ------------------------------------------------------------------ truncated files

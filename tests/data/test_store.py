@@ -3,11 +3,9 @@ same settings, on the fidelity media zoo; every source accounted for; resumable;
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +18,14 @@ from avssl.cli import main
 from avssl.data.datamodule import AVDataModule
 from avssl.data.dataset import collate
 from avssl.data.decode import probe
+from avssl.data.encoded import ENCODED_KEY, decode_frames
 from avssl.data.prepare import PrepareConfig, prepare, timeline_frames
 from avssl.data.store import read, write
-from avssl.data.store.frames import ENCODED_KEY, decode_frames
 from avssl.data.store.meta import STORE_FORMAT, STORE_META
 from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
-from tests.data.media import read_index, write_media
-from tests.data.test_fidelity import FPS, RATE, ROTATED, bursts, corners, frames, marker
+from tests.data.media import read_index
+from tests.data.test_fidelity import FPS, RATE, ROTATED, corners, write_zoo
 
 SETTINGS = dict(short_side=32, fps=FPS, audio_rate=RATE)
 CLIP = dict(
@@ -44,35 +42,9 @@ CLIP = dict(
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-    """A manifest over the fidelity cases: streams that start at 1.0 s, a phone video rotated 90
-    degrees, an odd display size with stereo 24-bit PCM, unsigned 8-bit audio, a 4:3 file, and
-    a broken file and a listed file that is missing (both must be reported)."""
-    src = tmp_path_factory.mktemp("zoo")
-    late = [1 + i / FPS for i in range(3 * FPS)]
-    write_media(
-        src / "late.mp4",
-        frames(3 * FPS),
-        pts=[Fraction(t).limit_denominator(1000) for t in late],
-        audio=bursts(3.0, [0.6, 1.8]),
-        audio_start=1.0,
-    )
-    write_media(src / "phone.mp4", np.repeat(marker(32, 64)[None], 60, 0), audio=bursts(2.4, [1.0]), rotation=90)
-    stereo = np.concatenate([bursts(2.6, [0.7]), bursts(2.6, [1.9])])
-    write_media(src / "odd.mkv", frames(65, 40, 72), audio=stereo, audio_codec="pcm_s24le")
-    write_media(src / "u8.mov", frames(70, 48, 64), audio=bursts(2.8, [1.2]), audio_codec="pcm_u8")
-    (src / "broken.mp4").write_bytes(b"\x00" * 64)
-    rows = [
-        ("late.mp4", 0, "train"),
-        ("phone.mp4", 1, "train"),
-        ("odd.mkv", 0, "train"),
-        ("u8.mov", 1, "test"),
-        ("broken.mp4", 1, "train"),
-        ("gone.mp4", 0, "train"),
-    ]
-    with open(src / "manifest.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "split"])
-        writer.writerows(rows)
+    """The fidelity zoo (:func:`tests.data.test_fidelity.write_zoo`) as an mp4 copy and a store
+    prepared with the same settings."""
+    src = write_zoo(tmp_path_factory.mktemp("zoo"))
     root = tmp_path_factory.mktemp("zoo-out")
     mp4 = root / "mp4"
     prepare(src, mp4, PrepareConfig(**SETTINGS), workers=2, progress=False)
@@ -193,6 +165,19 @@ def test_bad_stores_are_named_or_their_videos_counted(zoo, tmp_path):
     fresh = AVDataModule(str(store), **CLIP).dataset("train", train=True)
     batch = collate([fresh[(0, i)] for i in range(len(fresh))])
     assert int(batch["num_failed"]) > 0 and first is not None  # counted, not a crash
+    read._open.cache_clear()
+    streamed = list(AVDataModule(str(store), **CLIP).train_dataloader())  # litdata's streaming loader
+    assert streamed and sum(int(b["num_failed"]) for b in streamed) > 0  # counted, not a crash
+    items = int(np.frombuffer(raw, "<u4", count=1)[0])
+    offsets = bytearray(raw)
+    offsets[4 : 4 * (items + 2)] = bytes(4 * (items + 1))  # the items' byte offsets: litdata cannot cut them out
+    chunk.write_bytes(bytes(offsets))
+    streamed = list(AVDataModule(str(store), **CLIP).train_dataloader())
+    assert streamed and sum(int(b["num_failed"]) for b in streamed) > 0  # counted, not a crash
+    chunk.write_bytes(bytes(len(raw)))  # its header too: litdata's loader would stop on it, so it is named up front
+    with pytest.raises(ConfigError, match=rf"chunk file\(s\) of the store .* are damaged .*\['{chunk.name}'\]"):
+        AVDataModule(str(store), **CLIP).read_catalog()
+    chunk.write_bytes(bytes(raw))
     meta = json.loads((store / STORE_META).read_text())
     (store / STORE_META).write_text(json.dumps({**meta, "store_format": 99}))
     with pytest.raises(ConfigError, match=rf"avssl_store.json: store format 99, this avssl reads format {STORE_FORMAT}"):

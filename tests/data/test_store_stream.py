@@ -97,10 +97,10 @@ def test_the_training_loader_streams_every_video_once_per_epoch_with_the_dataset
     loader, clips = data.train_dataloader(), data.dataset("train", train=True)
     assert isinstance(loader, StoreLoader) and len(loader) == 4
     orders = []
-    for _ in range(2):
+    for epoch in range(2):  # numbered as Lightning numbers them
         seen = []
         for batch in loader:
-            epoch = loader.dataset.current_epoch
+            assert loader.dataset.epoch == epoch
             for index, video, starts in zip(batch["index"].tolist(), batch["video_id"], batch["start"].numpy()):
                 assert clips.records[index].video_id == video
                 assert (starts == clips.clip_starts(epoch, index)).all()  # the map-style dataset's clips
@@ -131,7 +131,10 @@ def test_two_ranks_read_disjoint_videos_and_a_mid_epoch_resume_continues_the_epo
     """4 steps per epoch (16 videos, 2 ranks x 2 per batch); stopped after step 5 (mid-epoch 1),
     resumed to step 10: the resumed steps are the uninterrupted run's, to the augmented views."""
     full = fit(store, tmp_path / "full", "--max-steps", "10")
-    train = {r.video_id for r in AVDataModule(str(store), **CLIP).dataset("train", train=True).records}
+    clips = AVDataModule(str(store), **CLIP).dataset("train", train=True)
+    train, index = {r.video_id for r in clips.records}, {r.video_id: i for i, r in enumerate(clips.records)}
+    for row in (row for rank in full for row in rank):  # the clips media files give each video in Lightning's epoch
+        assert row["starts"] == [clips.clip_starts(row["epoch"], index[v]).tolist() for v in row["videos"]]
     for epoch in (0, 1):
         per_rank = [[v for row in rank if row["epoch"] == epoch for v in row["videos"]] for rank in full]
         assert not set(per_rank[0]) & set(per_rank[1])
@@ -154,7 +157,7 @@ def test_a_store_in_object_storage_gives_the_clips_of_the_local_store(store, buc
     loader, clips, seen = data.train_dataloader(), data.dataset("train", train=True), []
     for batch in loader:  # streamed by litdata's workers from the bucket
         for index, starts in zip(batch["index"].tolist(), batch["start"].numpy()):
-            assert (starts == clips.clip_starts(loader.dataset.current_epoch, index)).all()
+            assert (starts == clips.clip_starts(loader.dataset.epoch, index)).all()
         seen += batch["video_id"]
     assert sorted(seen) == sorted(r.video_id for r in clips.records)
 

@@ -237,3 +237,22 @@ def test_invalid_arguments_are_config_errors():
         build(MoCoV3, queue_size=-1)
     with pytest.raises(ConfigError, match="cross_modal_weight"):
         build(SimCLR, cross_modal_weight=-1.0)
+
+
+def test_a_method_takes_its_views_from_the_data_module_it_is_fitted_on():
+    """A method makes its own views from the data module's view settings (setup); without a data
+    module there are none to make: a ConfigError naming what to pass, not an error mid-step."""
+    from types import SimpleNamespace
+
+    from avssl.augment.pipeline import AugmentConfig
+    from avssl.augment.views import ViewSpec
+
+    model = build(SimCLR)
+    model.trainer = SimpleNamespace(datamodule=None)
+    with pytest.raises(ConfigError, match=r"SimCLR takes its clips and their view settings from an AVDataModule"):
+        model.setup("fit")
+    spec = ViewSpec(16000, AugmentConfig(crop_size=24), eval_crops=3)
+    model.trainer = SimpleNamespace(datamodule=SimpleNamespace(views=spec))
+    model.setup("fit")
+    assert model.view_spec is spec and model.views.cfg.crop_size == 24 and spec.eval_positions == (0.0, 0.5, 1.0)
+    assert not any(k.startswith("views.") for k in model.state_dict())  # no checkpoint keys: 0.2 checkpoints still load

@@ -15,8 +15,10 @@ files it gets wrong or cannot read: those decord cannot open (e.g. AV1) or decod
 shape, the codecs of :data:`PYAV_ONLY_CODECS` (HEVC: decord seeks to wrong frames in open-GOP
 streams), and files whose timeline does not start at 0 (streams that start late: decord was
 measured up to 3 frames off on such a file). ``backend="torchcodec"``: the PyTorch project's
-FFmpeg decoder (an optional extra; :mod:`~avssl.data.decode.video_torchcodec`). Every backend
-decodes on one thread (loader workers provide the parallelism); PyAV decodes what another cannot.
+FFmpeg decoder (an optional extra; :mod:`~avssl.data.decode.video_torchcodec`), which can also
+decode on the batch's device after the transfer (``data.decode_on: device``, NVDEC on CUDA). Every
+backend decodes on one thread in the workers (they provide the parallelism); PyAV decodes what
+another cannot.
 
 Truncated files: a file whose frames end before the duration its header claims (a cut download)
 decodes the frames it has; a window reaching more than :data:`TRUNCATION_SLACK` seconds past the
@@ -48,7 +50,8 @@ from avssl.data.decode.probe import (
 )
 from avssl.data.decode.video_decord import DecordVideo
 from avssl.data.decode.video_pyav import PyAVVideo, display_rgb
-from avssl.data.decode.video_torchcodec import TorchCodecVideo, check_torchcodec
+from avssl.data.decode.video_torchcodec import EncodedVideo, TorchCodecVideo, check_torchcodec
+from avssl.errors import ConfigError
 
 __all__ = [
     "DEFAULT_VIDEO_BACKEND",
@@ -139,6 +142,13 @@ class ClipDecoder:
         if frames is None:
             frames = self._pyav.frames(times)
         return frames.reshape(*times.shape, self.height, self.width, 3)
+
+    def encoded(self, times: np.ndarray) -> EncodedVideo:
+        """The file's bytes with the times ``[N, T]`` its clips show, decoded after the transfer on
+        the batch's device (``data.decode_on: device``; the ``torchcodec`` backend only)."""
+        if self.backend != "torchcodec":
+            raise ConfigError(f"data.decode_on: device decodes media files with torchcodec, not the {self.backend} backend")
+        return EncodedVideo.read(self.path, times, self.info, (self.height, self.width))
 
     def audio(self, starts: np.ndarray, clip_seconds: float) -> np.ndarray:
         """float32 ``[N, round(clip_seconds * rate)]`` mono windows in [-1, 1] (clipped after

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from avssl.data.layouts.base import Catalog, Layout, ReadOptions, VideoRecord
 from avssl.data.store import remote
 from avssl.data.store.meta import LITDATA_INDEX, STAGE_DIR, STORE_META, StoreMeta
@@ -34,6 +36,12 @@ class Store(Layout):
             missing = [name for name in chunks if not (Path(meta.root) / name).is_file()]
         if missing:  # litdata would wait for a missing chunk to appear: refused up front
             raise ConfigError(f"data.root: the store {root} lacks {len(missing)} chunk file(s) its {LITDATA_INDEX} lists: {missing[:5]}")
+        damaged = [] if remote.is_remote(meta.root) else damaged_chunks(Path(meta.root), meta.chunks)
+        if damaged:  # litdata's streaming loader stops on such a chunk: refused up front
+            raise ConfigError(
+                f"data.root: {len(damaged)} chunk file(s) of the store {root} are damaged (their header does not list the items "
+                f"{LITDATA_INDEX} gives them; restore them or write the store again): {damaged[:5]}"
+            )
         records = [
             VideoRecord(
                 meta.source(r["item"]),  # names the video in reports (not a file of the store)
@@ -48,3 +56,15 @@ class Store(Layout):
             for r in meta.records
         ]
         return Catalog(f"{self.name} of {meta.layout}", meta.split, records, meta.classes, meta.streams)
+
+
+def damaged_chunks(root: Path, chunks: tuple[dict, ...]) -> list[str]:
+    """The chunk files whose header (litdata's item count, their first 4 bytes) is not the item
+    count ``index.json`` lists: one small read per chunk. Damage inside an item is caught when the
+    item is read (a counted skip)."""
+    damaged = []
+    for chunk in chunks:
+        header = np.fromfile(root / chunk["filename"], dtype="<u4", count=1)
+        if len(header) != 1 or int(header[0]) != int(chunk["chunk_size"]):
+            damaged.append(chunk["filename"])
+    return damaged

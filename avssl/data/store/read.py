@@ -25,7 +25,8 @@ from torchvision.io import decode_jpeg
 from avssl.data.decode import DecodeError, clip_frame_times, resized_shape
 from avssl.data.decode.audio import finished_windows, native_window_length, pcm_float
 from avssl.data.decode.probe import displayed_index
-from avssl.data.store.frames import EncodedFrames, resize_frames
+from avssl.data.encoded import resize_frames
+from avssl.data.store.frames import EncodedFrames
 from avssl.data.store.meta import StoreItem
 from avssl.data.store.remote import allow_plain_http
 
@@ -101,7 +102,7 @@ class StoreDecoder:
 
     def encoded(self, times: np.ndarray) -> EncodedFrames:
         """The JPEG bytes of the frames showing at ``times`` ``[N, T]``, decoded after the transfer
-        (:func:`~avssl.data.store.frames.decode_frames`)."""
+        (:func:`~avssl.data.encoded.decode_frames`)."""
         frames = self._frames(times)
         offsets = np.zeros(len(frames) + 1, np.int64)
         offsets[1:] = np.cumsum([len(f) for f in frames])

@@ -17,6 +17,7 @@ video), so a streamed clip is the clip of the map-style dataset for the same epo
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from litdata.streaming.sampler import ChunkedIndex
 from avssl.data.dataset import AVClipDataset, TimeoutNaming
 from avssl.data.store.meta import StoreMeta
 from avssl.data.store.remote import allow_plain_http
+
+log = logging.getLogger(__name__)
 
 
 def chunk_region(chunks: list[dict], items: range) -> tuple[list[str], list[tuple[int, int]], list[int]]:
@@ -76,13 +79,23 @@ class StoreStream(StreamingDataset):
         self._first = items.start
 
     def __getitem__(self, index: Any) -> Any:
-        data = super().__getitem__(index)
         if not isinstance(index, ChunkedIndex):  # litdata's own reads (by position)
-            return data
+            return super().__getitem__(index)
+        try:
+            data = super().__getitem__(index)
+        except Exception as e:  # a damaged chunk: litdata raises its own and the OS's errors
+            log.warning("store chunk %s not readable (%s: %s): its videos are read one by one", index.chunk_index, type(e).__name__, e)
+            data = None  # the dataset reads the item itself, and counts it if it fails there too
         offset = index.index + self._shifts[index.chunk_index] - self._first
         position = int(self._position[offset])
         same = self.clips.records[position].item == self._first + offset
-        return self.clips.sample(self.current_epoch, position, data if same else None)
+        return self.clips.sample(self.epoch, position, data if same else None)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch as Lightning counts it (from 0; litdata counts from 1): the clip starts of a
+        video in an epoch are the ones media files give it in that epoch."""
+        return self.current_epoch - 1
 
     def in_flight_files(self) -> list[str]:
         """Files the workers are decoding right now."""
