@@ -172,6 +172,11 @@ class EncoderEvaluation(pl.LightningModule):
         """Whether a frozen random-init baseline needs its batch-norm statistics from the data."""
         return False
 
+    @property
+    def uses_cached_features(self) -> bool:
+        """Whether the classifiers learn from features extracted once (else from augmented clips)."""
+        return False
+
     def on_fit_start(self) -> None:
         if self.trainer.datamodule is not None:  # its training loader gives pre-training clips
             raise ConfigError(

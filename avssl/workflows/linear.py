@@ -74,7 +74,7 @@ def linear_evaluation(trainer: pl.Trainer, probe: EncoderEvaluation, datamodule,
     if probe.estimates_baseline_statistics:  # its clips are indexed only then
         centre_clips = datamodule.loader(datamodule.dataset("train", train=False, num_clips=1), shuffle=False)
         probe.estimate_baseline_statistics(centre_clips, trainer.strategy.root_device, progress=trainer.is_global_zero)
-    if isinstance(probe, LinearProbe) and probe.uses_cached_features:
+    if probe.uses_cached_features:
         dataset = datamodule.dataset("train", train=False, num_clips=probe.hparams.train_clips)
         features, labels = cache_features(trainer, probe, datamodule.loader(dataset, shuffle=False))
         probe.num_train_videos = len(labels) // probe.hparams.train_clips

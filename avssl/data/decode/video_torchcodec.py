@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from avssl.data.decode.probe import TIME_TOLERANCE, DecodeError, MediaInfo, past_last_frame
 from avssl.data.encoded import Decoded
 from avssl.errors import ConfigError
+from avssl.utils.device import to_device
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class TorchCodecVideo:
             raise DecodeError(self.name, "corrupt", f"torchcodec: {e}") from e
         last_start = float(torch.cat(pts).max()) - self.info.start
         self.truncated |= past_last_frame(times.reshape(-1), last_start, self.info)
-        return self._display(torch.cat(frames))[torch.from_numpy(inverse).to(self.device)]
+        return self._display(torch.cat(frames))[to_device(torch.from_numpy(inverse), self.device)]  # no host wait on CUDA
 
     def _display(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW frames (torchcodec has applied the display rotation) at the display size (the

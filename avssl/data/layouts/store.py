@@ -30,13 +30,13 @@ class Store(Layout):
         if meta.split is not None and options.split != meta.split:
             raise ConfigError(f"data.split: the store {root} holds split {meta.split} of its {meta.layout} source, got {options.split}")
         chunks = [c["filename"] for c in meta.chunks]
-        if remote.is_remote(meta.root):
-            missing = remote.missing(meta.root, chunks)
+        if remote.is_remote(meta.root):  # a chunk's header is checked by litdata when it downloads it
+            missing, damaged = remote.missing(meta.root, chunks), []
         else:
             missing = [name for name in chunks if not (Path(meta.root) / name).is_file()]
+            damaged = [] if missing else damaged_chunks(Path(meta.root), meta.chunks)
         if missing:  # litdata would wait for a missing chunk to appear: refused up front
             raise ConfigError(f"data.root: the store {root} lacks {len(missing)} chunk file(s) its {LITDATA_INDEX} lists: {missing[:5]}")
-        damaged = [] if remote.is_remote(meta.root) else damaged_chunks(Path(meta.root), meta.chunks)
         if damaged:  # litdata's streaming loader stops on such a chunk: refused up front
             raise ConfigError(
                 f"data.root: {len(damaged)} chunk file(s) of the store {root} are damaged (their header does not list the items "
