@@ -13,7 +13,7 @@ $(BIN)/activate:
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/python -m avssl.help_cache  # the trainer commands' --help, kept so it starts without torch
+	$(BIN)/python -c 'from avssl.cli.trainer import cache_help; cache_help()'  # the trainer commands' --help, kept so it starts without torch
 	touch $@
 
 install: $(VENV)/.installed

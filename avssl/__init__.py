@@ -6,7 +6,7 @@ The public API is imported on first use (``avssl.SimCLR`` imports the methods th
 
 from __future__ import annotations
 
-from avssl.lazy import lazy_exports
+from avssl.utils.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -24,7 +24,7 @@ _EXPORTS = {
     "SimCLR": "avssl.methods",
     "SimSiam": "avssl.methods",
     "Supervised": "avssl.methods",
-    "SyntheticSpec": "avssl.data.synthetic",
+    "SyntheticSpec": "avssl.data.layouts.synthetic",
     "TemporalAug": "avssl.augment.temporal",
     "TwoStreamBackbone": "avssl.models.backbone",
     "byol_loss": "avssl.losses",

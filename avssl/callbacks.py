@@ -15,7 +15,7 @@ from torchvision.utils import make_grid
 from avssl.augment.audio import AudioAugConfig
 from avssl.augment.pipeline import AVTransform
 from avssl.augment.video import ColorConfig
-from avssl.data.dataset import collate
+from avssl.data.batch import collate, decoded_on_device
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,10 @@ class AugmentationPreview(pl.Callback):
         datamodule = trainer.datamodule
         dataset = datamodule.dataset("train", train=True)
         samples = [dataset[(0, i)] for i in range(min(self.num_samples, len(dataset)))]
-        batch = collate(samples)
-        if "video" not in batch:
+        batch = decoded_on_device({k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in collate(samples).items()})
+        if batch is None or "video" not in batch:
             return
-        batch = {k: v[:, :1].to(pl_module.device) if k in ("video", "audio") else v for k, v in batch.items()}
+        batch = {k: v[:, :1] if k in ("video", "audio") else v for k, v in batch.items()}  # each video's first clip
         transform: AVTransform = pl_module.views  # the method's pre-training views
         for name, variant in self._variants(transform).items():
             views = variant.to(pl_module.device).train_views(batch, self._generator(pl_module.device), keep_wave=True)

@@ -143,8 +143,8 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
 
 def shard_store(args: list[str], work: Path) -> Path:
     """A shard store of the run's synthetic videos at its short side, fps and sample rate."""
-    from avssl.data.prepared import PrepareConfig
-    from avssl.data.store.write import write_store
+    from avssl.data.formats import PrepareConfig
+    from avssl.prepare.shards import write_store
 
     _, data, _ = instantiate(args)
     data.prepare_data()  # the synthetic set, if no variant built it yet

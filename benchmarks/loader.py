@@ -57,12 +57,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from avssl.data import layouts  # noqa: E402
-from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, collate  # noqa: E402
-from avssl.data.decode import VIDEO_BACKENDS, sidecar_path, single_threaded  # noqa: E402
+from avssl.data.batch import collate  # noqa: E402
+from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec  # noqa: E402
+from avssl.data.decode import VIDEO_BACKENDS, single_threaded  # noqa: E402
 from avssl.data.encoded import decode_frames  # noqa: E402
+from avssl.data.formats import PrepareConfig  # noqa: E402
 from avssl.data.layouts import VideoRecord  # noqa: E402
-from avssl.data.prepare import PrepareConfig, prepare  # noqa: E402
-from avssl.data.store.write import write_store  # noqa: E402
+from avssl.data.loaders import EpochSampler  # noqa: E402
+from avssl.data.prepared import sidecar_path  # noqa: E402
+from avssl.prepare.mp4 import prepare  # noqa: E402
+from avssl.prepare.shards import write_store  # noqa: E402
 
 CLIP = dict(clip_seconds=1.28, num_frames=8, short_side=128, sample_rate=44100)
 NUM_CLIPS = 2

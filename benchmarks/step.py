@@ -36,8 +36,8 @@ from methods import HEADS, demo_config  # noqa: E402
 from avssl.cli import instantiate  # noqa: E402
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS  # noqa: E402
 from avssl.data.encoded import decode_frames  # noqa: E402
-from avssl.data.prepared import PrepareConfig  # noqa: E402
-from avssl.data.store.write import write_store  # noqa: E402
+from avssl.data.formats import PrepareConfig  # noqa: E402
+from avssl.prepare.shards import write_store  # noqa: E402
 
 
 def quiet(*args, **kwargs) -> None:

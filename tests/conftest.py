@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from avssl.data.synthetic import SyntheticSpec, generate
+from avssl.data.layouts.synthetic import SyntheticSpec
+from avssl.prepare.synthetic import generate
 
 TINY = SyntheticSpec(num_classes=4, videos_per_class=6, duration=3.0, size=48, sample_rate=16000, seed=1)
 

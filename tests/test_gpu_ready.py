@@ -16,7 +16,7 @@ from avssl import losses
 from avssl.augment.audio import SpectrogramConfig, overlap_add_istft
 from avssl.augment.pipeline import AugmentConfig, AVTransform
 from avssl.cli import instantiate
-from avssl.guards import FiniteGuard, NonFiniteLossError
+from avssl.reliability.finite import FiniteGuard, NonFiniteLossError
 from tests.conftest import TINY, TINY_DATA_ARGS
 
 # ops whose result the host must wait for: a scalar read, or an output shape that depends on the data

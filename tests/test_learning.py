@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from avssl.cli import main
-from avssl.data.synthetic import SyntheticSpec, generate
+from avssl.data.layouts.synthetic import SyntheticSpec
 from avssl.evaluation.encoder import load_encoder
 from avssl.evaluation.features import encoder_datamodule
 from avssl.models.backbone import TwoStreamBackbone
+from avssl.prepare.synthetic import generate
 
 SPEC = SyntheticSpec(num_classes=4, videos_per_class=24, duration=3.0, size=48, sample_rate=16000, seed=0)
 BATCH = 16

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from avssl.bundled import CONFIG_DIR, bundled_configs, resolve
 from avssl.cli import main
+from avssl.cli.bundled import CONFIG_DIR, bundled_configs, resolve
 from avssl.errors import ConfigError
 from tests.conftest import TINY_DATA_ARGS
 

@@ -16,10 +16,10 @@ import torch
 
 from avssl.cli import main
 from avssl.errors import ConfigError
-from avssl.guards import NonFiniteLossError
 from avssl.methods import SimCLR
 from avssl.models.backbone import BackboneConfig
 from avssl.reliability import AtomicCheckpointIO
+from avssl.reliability.finite import NonFiniteLossError
 from avssl.utils.plain import plain
 from tests.conftest import TINY_DATA_ARGS
 

@@ -38,7 +38,7 @@ def test_every_command_is_in_the_usage_and_each_flag_of_prepare_comes_from_its_d
     import dataclasses
 
     from avssl.cli import main
-    from avssl.data.prepared import PrepareConfig
+    from avssl.data.formats import PrepareConfig
 
     main(["--help"])
     usage = capsys.readouterr().out

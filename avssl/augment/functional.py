@@ -46,7 +46,7 @@ def crop_flip_resize(
         flip: bool ``[M]``.
         size: output ``(h, w)``.
         extent: ``[M, 2]`` valid ``(height, width)`` of each clip's frames when the batch is
-            padded to a common size (see :func:`avssl.data.dataset.collate`); ``None``: the whole
+            padded to a common size (see :func:`avssl.data.batch.collate`); ``None``: the whole
             frame is valid. Sampling positions are clamped to the valid pixel centres, so the
             padding never enters a view.
 

@@ -7,6 +7,9 @@ batch's largest frame with each video's valid ``extent``, waveforms ``[B, N, S]`
 * ``video``: float ``[B, N, 3, T, h, w]``, normalised;
 * ``spec``: float ``[B, N, 1, n_mels, frames]`` log-mel spectrograms.
 
+Its input is decoded: frames that travel encoded are decoded before, once, by the batch's
+consumer (:class:`avssl.data.batch.ViewsAfterTransfer`).
+
 Training views: per clip, a random resized crop of the whole frame + horizontal flip (one box for
 all frames of a clip, independent between clips), colour jitter / grayscale / blur, the ordered
 temporal augmentations on the chosen streams (composed into one plan per stream and applied
@@ -38,7 +41,6 @@ from avssl.augment.audio import AudioAugConfig, AudioAugment, LogMel, Spectrogra
 from avssl.augment.functional import crop_flip_resize, normalise_, select_frames, view_boxes
 from avssl.augment.temporal import TemporalAug, TimePlan
 from avssl.augment.video import ColorConfig, color_augment, sample_resized_crop
-from avssl.data.encoded import decode_frames
 from avssl.errors import ConfigError
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
@@ -135,9 +137,7 @@ class AVTransform(nn.Module):
 
     # ------------------------------------------------------------------ training views
     def train_views(self, batch: dict, generator: torch.Generator, keep_wave: bool = False) -> dict:
-        """Randomly augmented views: :meth:`apply` of parameters drawn by :meth:`sample`. Frames
-        that arrive encoded (``data.decode_on: device``) are decoded first, on the batch's device."""
-        batch = decode_frames(batch)
+        """Randomly augmented views: :meth:`apply` of parameters drawn by :meth:`sample`."""
         return self.apply(batch, self.sample(batch, generator), keep_wave=keep_wave)
 
     def sample(self, batch: dict, generator: torch.Generator) -> ViewParams:
@@ -207,8 +207,7 @@ class AVTransform(nn.Module):
         ``positions`` along its long side (0 = left / top, 0.5 = centre, 1 = right / bottom; see
         :func:`~avssl.augment.functional.view_boxes`), resized to ``eval_crop_size``. With ``K``
         positions the view axis holds ``N * K`` views, clip-major; each view's spectrogram is its
-        clip's. Frames that arrive encoded are decoded first, as in :meth:`train_views`."""
-        batch = decode_frames(batch)
+        clip's."""
         k = len(positions)
         b, n = (batch["video"] if "video" in batch else batch["audio"]).shape[:2]
         views = spec = None
@@ -299,7 +298,7 @@ class AVTransform(nn.Module):
 
 def clip_extent(batch: dict) -> torch.Tensor:
     """``[B * N, 2]`` valid ``(height, width)`` of every clip's frames: the batch's ``extent``
-    (per video, see :func:`avssl.data.dataset.collate`) or, without one, the whole frame."""
+    (per video, see :func:`avssl.data.batch.collate`) or, without one, the whole frame."""
     video = batch["video"]
     b, n, height, width = video.shape[0], video.shape[1], video.shape[3], video.shape[4]
     extent = batch.get("extent")

@@ -7,8 +7,6 @@ batches (:mod:`avssl.augment.views`), from the view settings this module carries
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -20,24 +18,20 @@ from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig
 from avssl.augment.views import ViewSpec
 from avssl.data import layouts
-from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate
+from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
-from avssl.data.layouts import MANIFEST, STREAMS, Catalog, ReadOptions, VideoRecord
+from avssl.data.formats import MANIFEST
+from avssl.data.layouts import STREAMS, Catalog, ReadOptions, VideoRecord
+from avssl.data.layouts import synthetic as embedded
+from avssl.data.layouts.synthetic import SyntheticSpec
+from avssl.data.loaders import LoaderSpec
 from avssl.data.store.remote import is_remote
-from avssl.data.store.stream import StoreLoader, StoreStream
-from avssl.data.synthetic import SyntheticSpec, generate
+from avssl.data.streaming import StoreLoader, StoreStream
 from avssl.errors import ConfigError
 from avssl.spec import InputSpec
-from avssl.utils.cache import cache_dir
 from avssl.utils.plain import plain
 
 log = logging.getLogger(__name__)
-
-
-def default_synthetic_root(spec: SyntheticSpec) -> Path:
-    """``$AVSSL_CACHE/synthetic/<hash of spec>`` (``~/.cache/avssl`` by default)."""
-    digest = hashlib.sha1(json.dumps(spec.params(), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir("synthetic", digest)
 
 
 class AVDataModule(pl.LightningDataModule):
@@ -144,62 +138,20 @@ class AVDataModule(pl.LightningDataModule):
             video_backend=video_backend,
             streams=tuple(streams) if streams is not None else STREAMS,
             allow_missing_audio=allow_missing_audio,
-            decode_on="worker" if decode_on == "auto" else decode_on,  # auto is resolved with the layout, below
+            decode_on="worker",  # resolved with the layout, below
         )
-        for name, value, low in (
-            ("batch_size", batch_size, 1),
-            ("num_clips", num_clips, 2),
-            ("eval_clips", eval_clips, 1),
-            ("num_workers", num_workers, 0),
-        ):
-            if value < low:
-                raise ConfigError(f"data.{name} must be >= {low}, got {value}")
-        if min_gap < 0:
-            raise ConfigError(f"data.min_gap must be >= 0, got {min_gap}")
-        if gap_power is not None and not gap_power > 0:
-            raise ConfigError(f"data.gap_power must be > 0 (or null: uniform gaps), got {gap_power}")
-        if not timeout > 0:
-            raise ConfigError(f"data.timeout must be > 0, got {timeout}")
-        if prefetch_factor is not None and prefetch_factor < 1:
-            raise ConfigError(f"data.prefetch_factor must be >= 1 (or null: PyTorch's default), got {prefetch_factor}")
-        if self._clip.num_samples < spectrogram.n_fft:
-            raise ConfigError(
-                f"data.sample_rate: a {clip_seconds} s clip at {sample_rate} Hz has {self._clip.num_samples} samples, "
-                f"fewer than one spectrogram window (data.spectrogram.n_fft {spectrogram.n_fft})"
-            )
-        for name, side in (("crop_size", augment.crop_size), ("eval_crop_size", augment.eval_crop_size)):
-            if side is not None and side > short_side:
-                raise ConfigError(
-                    f"data.augment.{name}: {side} px crops are larger than the decoded short side (data.short_side {short_side}); "
-                    "they would be up-scaled: lower the crop or raise the short side"
-                )
-        if root is not None and not is_remote(root) and not Path(root).is_dir():
-            raise ConfigError(f"data.root: directory {root!r} does not exist")
-        if layout != "auto":
-            layouts.get(layout)
+        self.loading = LoaderSpec(batch_size, num_workers, timeout, prefetch_factor, seed)
+        check_settings(self._clip, augment, spectrogram, num_clips=num_clips, eval_clips=eval_clips, min_gap=min_gap, gap_power=gap_power)
+        self._layout = choose_layout(root, layout, split)
         self.root, self.split = root, split
         self.synthetic = synthetic
-        self.synthetic_root = Path(synthetic_root) if synthetic_root else default_synthetic_root(synthetic)
-        if root is None:  # the embedded set, built under synthetic_root by prepare_data
-            self._layout = layouts.get("synthetic")
-        else:
-            self._layout = layouts.choose(root, layout)
-        self._layout.check_split(split)
-        store = self._layout.name == "store"
-        if decode_on == "device" and not store and video_backend != "torchcodec":
-            raise ConfigError(
-                f"data.decode_on: device decodes a shard store's JPEG frames, or media files with data.video_backend torchcodec, "
-                f"on the batch's device; data.root is a {self._layout.name} of media files and data.video_backend is "
-                f"{video_backend} (set it to torchcodec, or write a store with avssl prepare --format shards)"
-            )
-        if decode_on == "auto" and store and torch.cuda.is_available():  # nvjpeg: media files stay in the workers unless asked
-            self._clip = dataclasses.replace(self._clip, decode_on="device")
+        self.synthetic_root = Path(synthetic_root) if synthetic_root else embedded.default_root(synthetic)
+        self._clip = dataclasses.replace(self._clip, decode_on=resolve_decode_on(decode_on, self._layout.name, video_backend))
         self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
         self._streams = tuple(streams) if streams is not None else None
         self.catalog: Catalog | None = None
-        self.batch_size, self.num_workers, self.timeout, self.prefetch_factor = batch_size, num_workers, timeout, prefetch_factor
-        self.num_clips, self.eval_clips, self.gap_power, self.seed = num_clips, eval_clips, gap_power, seed
-        self.min_gap = min_gap
+        self.batch_size, self.num_workers = batch_size, num_workers  # read by the consumers (learning rate, feature passes)
+        self.num_clips, self.eval_clips, self.gap_power, self.min_gap, self.seed = num_clips, eval_clips, gap_power, min_gap, seed
         self._views = ViewSpec(sample_rate, augment, spectrogram, eval_crops, seed)
         self.datasets: dict[str, AVClipDataset] = {}
 
@@ -254,7 +206,7 @@ class AVDataModule(pl.LightningDataModule):
         """Build the synthetic dataset on first use (rank 0 only, as Lightning calls it)."""
         if self.root is None and not (self.synthetic_root / MANIFEST).exists():
             log.info("building the synthetic dataset (%s) under %s", self.synthetic, self.synthetic_root)
-            generate(self.synthetic_root, self.synthetic)
+            embedded.build(self.synthetic_root, self.synthetic)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -303,31 +255,14 @@ class AVDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def loader(self, dataset: AVClipDataset, *, shuffle: bool, drop_last: bool = False) -> DataLoader:
-        workers = self.num_workers
-        return TimeoutNamingLoader(
-            dataset,
-            sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed),
-            drop_last=drop_last,
-            persistent_workers=workers > 0,  # epochs travel in the sampler keys
-            **self._loader_settings(),
-        )
+        """A map-style loader of ``dataset`` with this module's loader settings."""
+        return self.loading.loader(dataset, shuffle=shuffle, drop_last=drop_last)
 
     def stream_loader(self, dataset: AVClipDataset) -> StoreLoader:
-        """litdata's streaming loader of a store's training split (:mod:`avssl.data.store.stream`):
+        """litdata's streaming loader of a store's training split (:mod:`avssl.data.streaming`):
         resumable mid-epoch from Lightning's checkpoints. Its workers start with each epoch
         (litdata hands them the epoch)."""
-        return StoreLoader(StoreStream(dataset, "train", seed=self.seed), drop_last=True, **self._loader_settings())
-
-    def _loader_settings(self) -> dict:
-        workers = self.num_workers
-        return dict(
-            batch_size=self.batch_size,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=torch.cuda.is_available(),
-            timeout=self.timeout if workers > 0 else 0,
-            prefetch_factor=self.prefetch_factor if workers > 0 else None,
-        )
+        return StoreLoader(StoreStream(dataset, "train", seed=self.seed), drop_last=True, **self.loading.settings())
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train", train=True)
@@ -349,3 +284,54 @@ class AVDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+
+def check_settings(clip: ClipSpec, augment: AugmentConfig, spectrogram: SpectrogramConfig, **sampling) -> None:
+    """Refuse clip and view settings that no dataset or view can use (``sampling``: the data
+    module's ``num_clips``, ``eval_clips``, ``min_gap`` and ``gap_power``); each error names its
+    ``data.*`` field."""
+    for name, low in (("num_clips", 2), ("eval_clips", 1)):
+        if sampling[name] < low:
+            raise ConfigError(f"data.{name} must be >= {low}, got {sampling[name]}")
+    if sampling["min_gap"] < 0:
+        raise ConfigError(f"data.min_gap must be >= 0, got {sampling['min_gap']}")
+    if sampling["gap_power"] is not None and not sampling["gap_power"] > 0:
+        raise ConfigError(f"data.gap_power must be > 0 (or null: uniform gaps), got {sampling['gap_power']}")
+    if clip.num_samples < spectrogram.n_fft:
+        raise ConfigError(
+            f"data.sample_rate: a {clip.clip_seconds} s clip at {clip.sample_rate} Hz has {clip.num_samples} samples, "
+            f"fewer than one spectrogram window (data.spectrogram.n_fft {spectrogram.n_fft})"
+        )
+    for name, side in (("crop_size", augment.crop_size), ("eval_crop_size", augment.eval_crop_size)):
+        if side is not None and side > clip.short_side:
+            raise ConfigError(
+                f"data.augment.{name}: {side} px crops are larger than the decoded short side (data.short_side {clip.short_side}); "
+                "they would be up-scaled: lower the crop or raise the short side"
+            )
+
+
+def choose_layout(root: str | None, layout: str, split: int) -> layouts.Layout:
+    """The layout ``root`` is read as (``None``: the embedded synthetic set, built under its root
+    by ``prepare_data``), its official ``split`` checked."""
+    if root is not None and not is_remote(root) and not Path(root).is_dir():
+        raise ConfigError(f"data.root: directory {root!r} does not exist")
+    if layout != "auto":
+        layouts.get(layout)  # a mistyped name is an error, also for the embedded set
+    chosen = layouts.get("synthetic") if root is None else layouts.choose(root, layout)
+    chosen.check_split(split)
+    return chosen
+
+
+def resolve_decode_on(requested: str, layout: str, video_backend: str) -> str:
+    """Where frames are decoded: ``requested``, with ``auto`` resolved (``device`` for a shard
+    store when CUDA is available, else ``worker``); ``device`` needs a store or torchcodec."""
+    store = layout == "store"
+    if requested == "device" and not store and video_backend != "torchcodec":
+        raise ConfigError(
+            f"data.decode_on: device decodes a shard store's JPEG frames, or media files with data.video_backend torchcodec, "
+            f"on the batch's device; data.root is a {layout} of media files and data.video_backend is "
+            f"{video_backend} (set it to torchcodec, or write a store with avssl prepare --format shards)"
+        )
+    if requested == "auto":  # nvjpeg: media files stay in the workers unless asked
+        return "device" if store and torch.cuda.is_available() else "worker"
+    return requested

@@ -1,31 +1,6 @@
-"""Index + clip sampling + decoding. Bad files are skipped, counted by reason and reported.
+"""The index of a dataset split, clip sampling and decoding: :class:`AVClipDataset`.
 
-Sample layout (the one layout used everywhere, see also :mod:`avssl.data`):
-
-================  ===================================  =====================================
-key               sample                               batch (after ``collate``)
-================  ===================================  =====================================
-``video``         uint8 ``[N, T, H, W, 3]``             uint8 ``[B, N, T, H, W, 3]``, padded
-``extent``        int64 ``[2]`` frame ``(H, W)``         int64 ``[B, 2]`` each video's valid ``(H, W)``
-``audio``         float32 ``[N, S]``                    float32 ``[B, N, S]``
-``label``         int (-1 unknown)                      int64 ``[B]``
-``index``         int (row in the index)                int64 ``[B]``
-``start``         float64 ``[N]`` clip starts (s)       float64 ``[B, N]``
-``video_id``      str                                   list of ``B`` str
-(counters)        ``num_failed`` + the flags below      int64 scalars ``num_failed``,
-                                                        ``num_silent_audio``, ``num_padded_audio``,
-                                                        ``num_nonfinite_audio``, ``num_short_video``,
-                                                        ``num_truncated_video``
-================  ===================================  =====================================
-
-``N`` is the number of clips per video (2 positives in pre-training, ``eval_clips`` in
-evaluation), ``T`` frames per clip, ``S = round(clip_seconds * sample_rate)``. Frames keep their
-aspect ratio: the decoder resizes the short side to ``short_side`` and crops nothing, so a video's
-``H x W`` is its own (16:9, 4:3, portrait, ...). A batch holds videos of different shapes by
-zero-padding every frame at the bottom and right to the batch's largest ``H`` and ``W``;
-``extent`` says which part of each video's frames is real, and the augmentations draw their crop
-boxes inside it (:mod:`avssl.augment.pipeline`), so no content is discarded before augmentation
-and nothing is stretched.
+A sample is laid out as :mod:`avssl.data.batch` describes.
 
 Bad input (never a crash, never hidden): a file that cannot be probed (missing, zero-byte,
 truncated headers, no video stream, no audio stream unless ``allow_missing_audio``) is left out of
@@ -41,7 +16,7 @@ it (``num_truncated_video``).
 
 Randomness: the clip starts of item ``i`` in epoch ``e`` come from
 ``numpy.random.default_rng([seed, e, i])``, so they do not depend on the worker count or on
-the order in which workers run. :class:`EpochSampler` yields ``(epoch, index)`` keys; Lightning
+the order in which workers run. :class:`~avssl.data.loaders.EpochSampler` yields ``(epoch, index)`` keys; Lightning
 calls its ``set_epoch`` at every epoch start.
 """
 
@@ -53,17 +28,18 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
-from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, check_torchcodec, probe
-from avssl.data.encoded import ENCODED_KEY, join
+from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS, ClipDecoder, DecodeError, MediaInfo, check_torchcodec
+from avssl.data.encoded import ENCODED_KEY
 from avssl.data.layouts import STREAMS, VideoRecord
+from avssl.data.prepared import probe_file
 from avssl.data.sampling import sample_train_starts, uniform_starts
 from avssl.data.store.meta import StoreMeta
 from avssl.data.store.read import StoreDecoder
@@ -71,7 +47,6 @@ from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 DECODE_ON = ("worker", "device")
-SAMPLE_FLAGS = ("silent_audio", "padded_audio", "nonfinite_audio", "short_video", "truncated_video")
 
 
 @dataclass(frozen=True)
@@ -208,7 +183,7 @@ class AVClipDataset(Dataset):
         self.infos: list[MediaInfo] = []
         for record in records:
             try:
-                info = store_info(record) if record.store else probe(record.path, video="video" in self.streams)
+                info = store_info(record) if record.store else probe_file(record.path, video="video" in self.streams)
                 if "audio" in self.streams and not info.has_audio and not clip.allow_missing_audio:
                     raise DecodeError(record.path, "no_audio_stream")
             except DecodeError as e:
@@ -249,7 +224,7 @@ class AVClipDataset(Dataset):
     def sample(self, epoch: int, index: int, item: dict | None = None) -> dict[str, Any] | None:
         """The clips of video ``index`` in ``epoch`` (``None`` if it fails to decode; in training
         the following videos stand in first). ``item``: its store item, already read by litdata's
-        streaming loader (:mod:`avssl.data.store.stream`)."""
+        streaming loader (:mod:`avssl.data.streaming`)."""
         attempts = 1 + (self.retries if self.train else 0)
         for attempt in range(min(attempts, len(self))):
             sample = self._load(epoch, (index + attempt) % len(self), item if attempt == 0 else None)
@@ -327,93 +302,3 @@ class AVClipDataset(Dataset):
             except OSError:  # the worker finished meanwhile
                 continue
         return sorted(out)
-
-
-def decoded(batch: dict) -> bool:
-    """Whether any sample of a collated batch decoded (a batch of failures holds only counters)."""
-    return "index" in batch
-
-
-def collate(samples: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Stack samples into the batch layout; ``num_failed`` counts samples that failed to decode.
-
-    Frames of different sizes are zero-padded at the bottom and right to the largest height and
-    width in the batch; ``extent`` ``[B, 2]`` keeps each video's own ``(H, W)``."""
-    ok = [s for s in samples if s is not None]
-    failed = len(samples) - len(ok) + sum(s.get("num_failed", 0) for s in ok)
-    if not ok:
-        return {"num_failed": torch.tensor(failed)}
-    batch: dict[str, Any] = {}
-    if ENCODED_KEY in ok[0]:  # decoded on the device after the transfer (decode_frames)
-        batch[ENCODED_KEY] = join([s[ENCODED_KEY] for s in ok])
-        batch["extent"] = torch.tensor(batch[ENCODED_KEY].sizes, dtype=torch.long)
-    if "video" in ok[0]:
-        extent = torch.tensor([s["video"].shape[-3:-1] for s in ok], dtype=torch.long)
-        height, width = extent.max(0).values.tolist()
-        first = ok[0]["video"]
-        video = torch.zeros((len(ok), *first.shape[:-3], height, width, first.shape[-1]), dtype=first.dtype)
-        for i, s in enumerate(ok):
-            video[i, ..., : extent[i, 0], : extent[i, 1], :] = s["video"]
-        batch.update(video=video, extent=extent)
-    if "audio" in ok[0]:
-        batch["audio"] = torch.stack([s["audio"] for s in ok])
-    batch |= {
-        "label": torch.tensor([s["label"] for s in ok], dtype=torch.long),
-        "index": torch.tensor([s["index"] for s in ok], dtype=torch.long),
-        "start": torch.stack([s["start"] for s in ok]),
-        "video_id": [s["video_id"] for s in ok],
-        "num_failed": torch.tensor(failed),
-    }
-    for flag in SAMPLE_FLAGS:
-        batch[f"num_{flag}"] = torch.tensor(sum(bool(s.get(flag, False)) for s in ok))
-    return batch
-
-
-class TimeoutNaming:
-    """A DataLoader mixin whose ``timeout`` error names the files the workers were decoding.
-
-    ``DataLoader(timeout=...)`` fails a hung worker with "DataLoader timed out after N seconds";
-    this re-raises it as a :class:`RuntimeError` that also lists the dataset's
-    ``in_flight_files()`` (:meth:`AVClipDataset.in_flight_files`)."""
-
-    def __iter__(self):
-        iterator = super().__iter__()
-        dataset = self.dataset
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                return
-            except RuntimeError as e:
-                if "timed out" not in str(e) or not hasattr(dataset, "in_flight_files"):
-                    raise
-                files = dataset.in_flight_files() or ["(unknown)"]
-                raise RuntimeError(
-                    f"data loading timed out after {self.timeout:g} s (data.timeout) while decoding: {', '.join(files)}"
-                ) from e
-            yield batch
-
-
-class TimeoutNamingLoader(TimeoutNaming, DataLoader):
-    """A map-style dataset's DataLoader with :class:`TimeoutNaming`."""
-
-
-class EpochSampler(Sampler):
-    """Yields ``(epoch, index)`` keys, shuffled per epoch from ``(seed, epoch)`` when ``shuffle``."""
-
-    def __init__(self, length: int, *, shuffle: bool, seed: int = 0):
-        self.length, self.shuffle, self.seed, self.epoch = length, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-            order = torch.randperm(self.length, generator=g).tolist()
-        else:
-            order = range(self.length)
-        return iter((self.epoch, i) for i in order)

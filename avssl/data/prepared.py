@@ -1,100 +1,74 @@
-"""What a prepared copy is: the settings ``avssl prepare`` re-encodes with, and the report it
-leaves in the copy's root (which the decoder reads to find each video's audio sidecar).
+"""Prepared copies on the read side: what a copy's ``prepare_report.json`` says of its files.
 
-Kept apart from :mod:`avssl.data.prepare` (the encoder, which needs torch) so the command line
-builds ``avssl prepare --help`` from these fields without loading it.
+``avssl prepare`` keeps each video's audio in a sidecar WAV (mono PCM16 at the prepared rate) and
+lists, in the report at the copy's root, every source with its output and sidecar, or the reason
+it was skipped. The index asks here, for each file it reads: a sidecar is used only when the
+report of a directory above the video lists it as that video's audio (a WAV that merely shares
+the video's name is never taken for its audio), and a missing file that the report says prepare
+skipped is skipped for that reason. :func:`probe_file` hands both to the decoders' :func:`probe`,
+which know nothing of any report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from functools import lru_cache
+from pathlib import Path
 
-from avssl.errors import ConfigError
-
-PREPARE_REPORT = "prepare_report.json"  # in DST: every source's status, output and audio sidecar
-FORMATS = ("mp4", "shards")
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of a prepared copy.
-
-    Args:
-        short_side: short side of the frames in pixels (aspect ratio kept, even sizes).
-        fps: constant output frame rate.
-        gop: frames between keyframes.
-        audio_rate: sample rate of the mono 16-bit WAV sidecar.
-        crf: x264 quality (lower is better).
-        bframes: non-reference B-frames between P-frames (0: none).
-        format: ``mp4`` (a copy of the dataset's tree: H.264 videos with WAV sidecars) or
-            ``shards`` (a litdata store of JPEG frames and PCM audio, see avssl.data.store).
-        jpeg_quality: JPEG quality of a store's frames (1-100).
-    """
-
-    short_side: int = 256
-    fps: int = 25
-    gop: int = 16
-    audio_rate: int = 44100
-    crf: int = 23
-    bframes: int = 3
-    format: str = "mp4"
-    jpeg_quality: int = 90
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError(f"prepare: --format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"prepare: --jpeg-quality must be in 1..100, got {self.jpeg_quality}")
-        for name in ("short_side", "fps", "gop", "audio_rate"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"prepare: --{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.bframes < 0:
-            raise ConfigError(f"prepare: --bframes must be >= 0, got {self.bframes}")
-
-    def settings(self) -> dict:
-        """The settings that shape the output of this format (kept in its report: resuming with
-        other settings is refused)."""
-        if self.format == "shards":
-            return {
-                "format": "shards",
-                "short_side": self.short_side,
-                "fps": self.fps,
-                "audio_rate": self.audio_rate,
-                "jpeg_quality": self.jpeg_quality,
-            }
-        return {k: getattr(self, k) for k in ("short_side", "fps", "gop", "audio_rate", "crf", "bframes")}
+from avssl.data.decode import DecodeError, MediaInfo, probe
+from avssl.data.formats import PREPARE_REPORT
 
 
-# ---------------------------------------------------------------------------- avssl prepare
-def add_arguments(parser) -> None:
-    from avssl.arguments import add_dataclass_arguments
+def probe_file(path: str, *, video: bool = True) -> MediaInfo:
+    """:func:`~avssl.data.decode.probe` of ``path`` as the index reads it: with its sidecar when
+    a prepared copy's report lists one; a missing file the report says ``avssl prepare`` skipped
+    (its copy was never written) raises :class:`DecodeError` with that reason."""
+    found = _prepared_entry(path)
+    if found is None:
+        return probe(path, video=video)
+    root, files, rel = found
+    if rel in files["skipped"] and not Path(path).exists():
+        reason, detail = files["skipped"][rel]
+        raise DecodeError(path, reason, f"skipped by avssl prepare: {detail}")
+    return probe(path, video=video, sidecar=_sidecar(root, files, rel))
 
-    parser.add_argument(
-        "src", help="dataset root: any root avssl reads (AVE, a transfer benchmark, a manifest, a folder, the synthetic set)"
-    )
-    parser.add_argument("dst", help="output root (created); re-running resumes")
-    add_dataclass_arguments(parser, PrepareConfig)
-    parser.add_argument("--workers", type=int, default=4, help="parallel processes (default 4)")
+
+def sidecar_path(path: str) -> str | None:
+    """The sidecar WAV that ``avssl prepare`` wrote for ``path``, if a ``prepare_report.json`` in a
+    directory above it lists one (and it exists); ``None`` otherwise."""
+    found = _prepared_entry(path)
+    return _sidecar(*found) if found is not None else None
 
 
-def run(ns) -> None:
-    from pathlib import Path
+def _sidecar(root: Path, files: dict, rel: str) -> str | None:
+    wav = files["sidecars"].get(rel)
+    return str(root / wav) if wav and (root / wav).is_file() else None
 
-    from avssl.arguments import dataclass_from
 
-    cfg = dataclass_from(ns, PrepareConfig)
-    if cfg.format == "shards":
-        from avssl.data.store.write import write_store as prepare  # the writers (torch): only once a copy is made
-    else:
-        from avssl.data.prepare import prepare
+def _prepared_entry(path: str) -> tuple[Path, dict, str] | None:
+    """``(copy root, its report's tables, path relative to it)`` for the nearest directory above
+    ``path`` holding a ``prepare_report.json``."""
+    path = Path(path).resolve()
+    for parent in path.parents:
+        tables = _prepared_files(str(parent))
+        if tables is not None:
+            return parent, tables, path.relative_to(parent).as_posix()
+    return None
 
-    report = prepare(ns.src, ns.dst, cfg, workers=ns.workers)
-    if report["prepared"] + report["already_done"] == 0:  # nothing usable: not a success
-        raise ConfigError(
-            f"prepare: none of the {report['videos']} videos under {ns.src} could be prepared {report['skipped_by_reason']}; "
-            f"each one's reason: {Path(ns.dst) / PREPARE_REPORT}"
-        )
-    print(
-        f"prepared {report['prepared']}, already done {report['already_done']}, skipped {len(report['skipped'])} "
-        f"{report['skipped_by_reason']}; report: {Path(ns.dst) / PREPARE_REPORT}"
-    )
+
+@lru_cache(maxsize=256)
+def _prepared_files(directory: str) -> dict[str, dict] | None:
+    """From ``directory``'s ``prepare_report.json`` (``None`` when it has none): ``sidecars``
+    ``{video: wav}`` of the prepared files, ``skipped`` ``{source: (reason, detail)}`` of the
+    others (paths relative to ``directory``)."""
+    report = Path(directory) / PREPARE_REPORT
+    if not report.is_file():
+        return None
+    try:
+        files = json.loads(report.read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return {"sidecars": {}, "skipped": {}}
+    return {
+        "sidecars": {f["output"]: f["audio"] for f in files.values() if f.get("status") == "prepared" and f.get("audio")},
+        "skipped": {rel: (f["status"], f.get("detail", "")) for rel, f in files.items() if f.get("status") not in (None, "prepared")},
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avssl.lazy import lazy_exports
+from avssl.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "EncoderEvaluation": "avssl.evaluation.base",

@@ -32,14 +32,13 @@ from torch import nn
 
 from avssl.augment.pipeline import AVTransform
 from avssl.augment.views import ViewSpec, batch_generator
-from avssl.data.dataset import decoded
-from avssl.data.encoded import decode_frames
+from avssl.data.batch import ViewsAfterTransfer, decoded
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
 from avssl.evaluation.multiview import PredictionStore, mean_softmax
 from avssl.evaluation.results import READOUTS, evaluation_results, format_table, write_results
-from avssl.guards import FiniteGuard, NonFiniteLossError, logging_step
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.reliability.finite import FiniteGuard, NonFiniteLossError, logging_step
 from avssl.utils.plain import plain
 
 RANDOM_INIT = "random-init"
@@ -54,7 +53,7 @@ def probe_views(spec: ViewSpec) -> AVTransform:
     )
 
 
-class EncoderEvaluation(pl.LightningModule):
+class EncoderEvaluation(ViewsAfterTransfer, pl.LightningModule):
     """Classifiers on an encoder's features, trained and tested on labelled data.
 
     Subclasses set :attr:`mode` (how their results are named) and :attr:`trains_encoder`, and
@@ -184,14 +183,10 @@ class EncoderEvaluation(pl.LightningModule):
             )
 
     # ------------------------------------------------------------------ views and features
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+    def make_views(self, batch: dict) -> dict:
         """Training batches: the probe's views (one random clip per video); feature extraction:
-        one centre crop per clip; test: every clip x ``data.eval_crops`` crops."""
-        if "features" in batch:  # cached features: nothing to view
-            return batch
-        batch = decode_frames(batch)  # frames that arrive encoded (data.decode_on: device)
-        if not decoded(batch):  # every sample failed to decode
-            return batch
+        one centre crop per clip; test: every clip x ``data.eval_crops`` crops. (Batches of cached
+        features hold no clips and pass as they are.)"""
         trainer, device = self.trainer, batch["label"].device
         if trainer.training:
             generator = batch_generator(trainer, self.hparams.seed, device)

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from avssl.errors import ConfigError
-from avssl.guards import refuse_nonfinite
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.reliability.finite import refuse_nonfinite
 from avssl.spec import InputSpec, same_setting
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,8 @@ from typing import Any
 
 import torch
 
+from avssl.data.batch import decoded_on_device
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import decoded
-from avssl.data.encoded import decode_frames
 from avssl.data.layouts import VideoRecord
 from avssl.errors import ConfigError
 from avssl.evaluation.encoder import PretrainedEncoder, load_encoder
@@ -121,8 +120,8 @@ def extract_features(
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in READOUTS}
     rows, labels = [], []
     for batch in datamodule.loader(dataset, shuffle=False):
-        batch = decode_frames({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
-        if not decoded(batch):  # every video of the batch failed to decode (named below)
+        batch = decoded_on_device({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        if batch is None:  # every video of the batch failed to decode (named below)
             continue
         rows += batch["index"].tolist()
         views = transform.eval_views(batch, [0.5])

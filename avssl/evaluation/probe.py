@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avssl.data.dataset import decoded
-from avssl.data.encoded import decode_frames
+from avssl.data.batch import decoded, decoded_on_device
 from avssl.errors import ConfigError
 from avssl.evaluation.base import RANDOM_INIT, EncoderEvaluation
 from avssl.evaluation.knn import KNNHead
@@ -145,8 +144,8 @@ class LinearProbe(EncoderEvaluation):
             return
         encoder, views = self.encoders[RANDOM_INIT].to(device), self.views.to(device)
         batches = tqdm(loader, desc="random-init batch-norm statistics", disable=not progress, leave=False)
-        moved = (decode_frames(move_data_to_device(b, device)) for b in batches)
-        encoder.estimate_norm_statistics(views.eval_views(b, [0.5]) for b in moved if decoded(b))
+        ready = (decoded_on_device(move_data_to_device(b, device)) for b in batches)
+        encoder.estimate_norm_statistics(views.eval_views(b, [0.5]) for b in ready if b is not None)
 
     # ------------------------------------------------------------------ feature cache
     def predict_step(self, batch: dict, batch_idx: int) -> dict | None:

@@ -23,14 +23,13 @@ from torch import nn
 
 from avssl.augment.pipeline import AVTransform
 from avssl.augment.views import ViewSpec, batch_generator
-from avssl.data.dataset import decoded
-from avssl.data.encoded import decode_frames
+from avssl.data.batch import ViewsAfterTransfer
 from avssl.errors import ConfigError
-from avssl.guards import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.losses import cross_modal_nce, info_nce
 from avssl.methods.probe import OnlineLinearProbe
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.heads import mlp
+from avssl.reliability.finite import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.spec import CHECKPOINT_KEY as INPUT_KEY
 from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.plain import plain
@@ -53,7 +52,7 @@ def stream_projector(kind: str, in_dim: int, hidden_dim: int, out_dim: int) -> n
     return nn.Linear(in_dim, out_dim) if kind == "linear" else nn.Identity()
 
 
-class SSLMethod(pl.LightningModule):
+class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
     """Base of the pre-training methods.
 
     Args:
@@ -139,11 +138,8 @@ class SSLMethod(pl.LightningModule):
         self.view_spec = datamodule.views
         self.views = self.view_spec.transform()  # no parameters, no checkpoint keys
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+    def make_views(self, batch: dict) -> dict:
         """Training batches: the random pre-training views; the others: deterministic views."""
-        batch = decode_frames(batch)  # frames that arrive encoded (data.decode_on: device)
-        if not decoded(batch):  # every sample of the batch failed to decode
-            return batch
         device = batch["label"].device
         views = self.views.to(device)
         if self.trainer.training:

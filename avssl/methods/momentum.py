@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from avssl.errors import ConfigError
-from avssl.guards import logging_step
 from avssl.methods.base import SSLMethod
+from avssl.reliability.finite import logging_step
 
 
 def momentum_schedule(step: int, total_steps: int, base: float, end: float = 1.0) -> float:

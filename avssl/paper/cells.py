@@ -232,7 +232,7 @@ def render(table: str, cell: str) -> str:
 def write_configs(root: str | Path | None = None) -> list[Path]:
     """Write every cell's YAML under ``root/<table>/<cell>.yaml`` (default: the bundled
     ``avssl/configs/paper``); returns the paths."""
-    from avssl.bundled import CONFIG_DIR
+    from avssl.cli.bundled import CONFIG_DIR
 
     root = CONFIG_DIR / "paper" if root is None else root
     paths = []
@@ -243,9 +243,3 @@ def write_configs(root: str | Path | None = None) -> list[Path]:
             path.write_text(render(table, cell))
             paths.append(path)
     return paths
-
-
-def cell_of(path: str | Path) -> tuple[str, str]:
-    """``(table, cell)`` of a cell file or of a run directory ``.../<table>/<cell>``."""
-    path = Path(path)
-    return path.parent.name, path.stem if path.suffix else path.name

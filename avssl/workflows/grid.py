@@ -22,10 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from avssl.bundled import resolve
+from avssl.cli.bundled import resolve
 from avssl.errors import ConfigError
 from avssl.evaluation.protocols import PROBE_MODES
-from avssl.paper.cells import cell_of
 from avssl.workflows.runner import ENCODER_FLAG, run_avssl
 
 
@@ -55,13 +54,19 @@ class Run:
         return self.directory / "checkpoints" / "last.ckpt"
 
     def fit_finished(self) -> bool:
-        from avssl.reliability import SUMMARY  # imports Lightning: only when a grid runs
+        from avssl.reliability.summary import SUMMARY  # imports Lightning: only when a grid runs
 
         summary = self.directory / "checkpoints" / SUMMARY
         return summary.exists() and json.loads(summary.read_text()).get("status") == "finished"
 
     def results(self, mode: str) -> Path:
         return self.directory / f"linear_{mode}" / "results.json"
+
+
+def cell_of(path: str | Path) -> tuple[str, str]:
+    """``(table, cell)`` of a cell file or of a run directory ``.../<table>/<cell>``."""
+    path = Path(path)
+    return path.parent.name, path.stem if path.suffix else path.name
 
 
 def plan(cell: Path, seed: int, ns: argparse.Namespace) -> Run:

@@ -3,12 +3,14 @@ import pytest
 import torch
 
 from avssl.augment.pipeline import AugmentConfig
+from avssl.data.batch import collate
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, collate
+from avssl.data.dataset import AVClipDataset, ClipSpec
 from avssl.data.layouts import VideoRecord
 from avssl.data.layouts.manifest import read_manifest
-from avssl.data.synthetic import write_av_mp4
+from avssl.data.loaders import EpochSampler
 from avssl.errors import ConfigError
+from avssl.prepare.synthetic import write_av_mp4
 from tests.conftest import TINY
 
 KW = dict(num_frames=4, short_side=32, sample_rate=8000)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import ClipDecoder, DecodeError, probe, resized_shape
-from avssl.data.synthetic import write_av_mp4
+from avssl.prepare.synthetic import write_av_mp4
 
 FPS, DURATION, STEP_AT = 25, 3.0, 1.0
 

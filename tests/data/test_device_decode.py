@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from avssl.augment.pipeline import AugmentConfig
+from avssl.data.batch import ViewsAfterTransfer, collate
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import collate
 from avssl.data.decode import DecodeError
 from avssl.data.decode.video_torchcodec import EncodedVideo, TorchCodecVideo
 from avssl.data.encoded import ENCODED_KEY, decode_frames
 from avssl.errors import ConfigError
+from avssl.evaluation.base import EncoderEvaluation
+from avssl.methods.base import SSLMethod
 from tests.data.test_fidelity import RATE, ROTATED, corners, truncated_mkv, write_zoo
 
 CLIP = dict(
@@ -80,12 +82,19 @@ def test_a_file_that_fails_the_device_decode_is_dropped_and_counted(zoo, monkeyp
     assert int(decoded["num_failed"]) == 1 and decoded["label"].shape[0] == len(dataset) - 1
 
 
-def test_the_views_and_the_consumers_decode_what_arrives_encoded(zoo):
+def test_the_consumers_decode_what_arrives_encoded_once_in_one_hook(zoo):
     worker, device = pair(zoo, batch_size=4)
     b, a = device.dataset("test", train=False), worker.dataset("test", train=False)
-    views = device.views.transform().eval_views(collate([b[0]]), device.views.eval_positions)
+
+    class Consumer(ViewsAfterTransfer):  # a method's or an evaluation's hook, with its views
+        def make_views(self, batch):
+            return device.views.transform().eval_views(batch, device.views.eval_positions)
+
+    views = Consumer().on_after_batch_transfer(collate([b[0]]), 0)
     expected = worker.views.transform().eval_views(collate([a[0]]), worker.views.eval_positions)
     assert torch.equal(views["video"], expected["video"])
+    for consumer in (SSLMethod, EncoderEvaluation):  # every consumer enters its views through that one hook
+        assert consumer.on_after_batch_transfer is ViewsAfterTransfer.on_after_batch_transfer
 
 
 def test_device_decoding_of_media_files_needs_torchcodec(zoo):

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, audio_samples, probe
-from avssl.data.prepare import PrepareConfig, prepare
+from avssl.data.formats import PrepareConfig
+from avssl.data.prepared import probe_file
+from avssl.prepare.mp4 import prepare
 
 from .media import PCM_FORMATS, index_frame, pcm, read_index, sequential_times, write_media
 
@@ -43,7 +45,7 @@ def onset(wave: np.ndarray) -> float:
 
 
 def decoders(path, short_side=64):
-    info = probe(str(path))
+    info = probe_file(str(path))  # as the index opens it: a prepared copy's sidecar named by its report
     return {b: ClipDecoder(str(path), info, short_side=short_side, sample_rate=RATE, backend=b) for b in VIDEO_BACKENDS}
 
 
@@ -379,7 +381,8 @@ def test_a_wav_sharing_a_videos_name_is_not_its_audio(tmp_path):
 
 
 def test_the_dataset_counts_truncated_windows(tmp_path):
-    from avssl.data.dataset import AVClipDataset, ClipSpec, collate
+    from avssl.data.batch import collate
+    from avssl.data.dataset import AVClipDataset, ClipSpec
     from avssl.data.layouts import VideoRecord
 
     path = truncated_mkv(tmp_path)

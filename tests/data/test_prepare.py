@@ -15,8 +15,10 @@ from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
 from avssl.data.datamodule import AVDataModule
 from avssl.data.decode import ClipDecoder, probe
-from avssl.data.prepare import PrepareConfig, prepare
+from avssl.data.formats import PrepareConfig
+from avssl.data.prepared import probe_file
 from avssl.errors import ConfigError
+from avssl.prepare.mp4 import prepare
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def test_prepared_copy_reads_like_the_source(source, tmp_path):
     dst_data = AVDataModule(str(dst), batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
     assert [(r.label, r.split) for r in src_data.records("train")] == [(r.label, r.split) for r in dst_data.records("train")]
     path = str(dst / "videos" / sorted(p.name for p in (dst / "videos").glob("*.mp4"))[0])
-    info = probe(path)
+    info = probe_file(path)  # the index's read: with the sidecar the copy's report names
     assert info.sidecar is not None and info.audio_rate == 16000
     prepared = ClipDecoder(path, info, short_side=32, sample_rate=16000).audio(np.array([0.5, 1.2]), 1.28)
     original_path = str(source / "videos" / (path.rsplit("/", 1)[1]))
@@ -122,8 +124,9 @@ def test_a_prepared_copy_can_be_prepared_again(source, tmp_path):
     report = prepare(first, second, PrepareConfig(short_side=16, gop=8, audio_rate=16000), workers=1, progress=False)
     assert report["prepared"] == 4 and report["skipped_by_reason"] == {}
     video = sorted((second / "videos").glob("*.mp4"))[0]
-    info = probe(str(video))
+    info = probe_file(str(video))  # as the index reads it: the copy's report names the sidecar
     assert info.sidecar == str(video.with_suffix(".wav")) and min(info.width, info.height) == 16
+    assert probe(str(video)).sidecar is None  # the decoder alone reads no report
     with wave.open(str(video.with_suffix(".wav"))) as new, wave.open(str(first / "videos" / video.with_suffix(".wav").name)) as old:
         a, b = (np.frombuffer(w.readframes(w.getnframes()), "<i2") for w in (new, old))
     assert len(a) == len(b) and np.abs(a.astype(int) - b).max() <= 1  # the same samples
@@ -132,7 +135,7 @@ def test_a_prepared_copy_can_be_prepared_again(source, tmp_path):
     shutil.copy(first / "prepare_report.json", outer / "copy")
     report = prepare(outer, tmp_path / "outer-dst", PrepareConfig(short_side=16, gop=8, audio_rate=16000), workers=1, progress=False)
     assert report["prepared"] == 4 and not (tmp_path / "outer-dst" / "copy" / "prepare_report.json").exists()
-    assert probe(str(tmp_path / "outer-dst" / "copy" / "videos" / video.name)).sidecar is not None
+    assert probe_file(str(tmp_path / "outer-dst" / "copy" / "videos" / video.name)).sidecar is not None
 
 
 def test_a_prepared_manifest_names_why_prepare_skipped_a_row(source, tmp_path):

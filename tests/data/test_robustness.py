@@ -11,11 +11,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from avssl.data.dataset import AVClipDataset, ClipSpec, EpochSampler, TimeoutNamingLoader, collate
+from avssl.data.batch import collate
+from avssl.data.dataset import AVClipDataset, ClipSpec
 from avssl.data.decode import VIDEO_BACKENDS, ClipDecoder, DecodeError, probe, video_pyav
 from avssl.data.decode.video_pyav import PyAVVideo
+from avssl.data.formats import PrepareConfig
 from avssl.data.layouts import VideoRecord
-from avssl.data.prepare import PrepareConfig, prepare_file
+from avssl.data.loaders import EpochSampler, TimeoutNamingLoader
+from avssl.prepare.mp4 import prepare_file
 from tests.data.media import index_frame, read_index, sequential_times, write_media
 
 KW = dict(clip_seconds=1.28, num_frames=4, short_side=32, sample_rate=16000)

@@ -15,15 +15,17 @@ from torchvision.io import decode_jpeg, encode_jpeg
 
 from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
+from avssl.data.batch import collate, decoded_on_device
 from avssl.data.datamodule import AVDataModule
-from avssl.data.dataset import collate
 from avssl.data.decode import probe
 from avssl.data.encoded import ENCODED_KEY, decode_frames
-from avssl.data.prepare import PrepareConfig, prepare, timeline_frames
-from avssl.data.store import read, write
-from avssl.data.store.meta import STORE_FORMAT, STORE_META
-from avssl.data.store.write import write_store
+from avssl.data.formats import STORE_FORMAT, STORE_META, PrepareConfig
+from avssl.data.store import read
 from avssl.errors import ConfigError
+from avssl.prepare import shards
+from avssl.prepare.mp4 import prepare
+from avssl.prepare.shards import write_store
+from avssl.prepare.timeline import timeline_frames
 from tests.data.media import read_index
 from tests.data.test_fidelity import FPS, RATE, ROTATED, corners, write_zoo
 
@@ -109,7 +111,7 @@ def test_device_decoding_gives_the_worker_decoded_batch(zoo, side):
     assert int(decoded["extent"].min(1).values.max()) == side  # every video at the clip's short side
     expected = collate([a[(1, i)] for i in range(len(a))])  # videos of three sizes: padded alike
     assert torch.equal(decoded["video"], expected["video"]) and torch.equal(decoded["extent"], expected["extent"])
-    views = device.views.transform().eval_views(batch)  # the views decode what arrives encoded
+    views = device.views.transform().eval_views(decoded_on_device(batch))  # as a consumer's hook makes them
     assert torch.equal(views["video"], worker.views.transform().eval_views(expected)["video"])
     with pytest.raises(ConfigError, match="data.decode_on: device decodes a shard store"):
         AVDataModule(str(zoo[1]), decode_on="device", **CLIP)
@@ -139,7 +141,7 @@ def test_an_interrupted_store_is_named_and_resumes_from_its_finished_files(zoo, 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(write, "_write_chunks", interrupted)
+    monkeypatch.setattr(shards, "_write_chunks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_store(src, dst, PrepareConfig(**SETTINGS, format="shards"), workers=1, progress=False)
     with pytest.raises(ConfigError, match="not a complete shard store .*interrupted"):

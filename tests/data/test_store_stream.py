@@ -19,11 +19,12 @@ import torch
 
 from avssl.augment.pipeline import AugmentConfig
 from avssl.data.datamodule import AVDataModule
-from avssl.data.prepared import PrepareConfig
-from avssl.data.store import write
-from avssl.data.store.stream import StoreLoader, StoreStream, chunk_region
-from avssl.data.synthetic import SyntheticSpec, generate
+from avssl.data.formats import PrepareConfig
+from avssl.data.layouts.synthetic import SyntheticSpec
+from avssl.data.streaming import StoreLoader, StoreStream, chunk_region
 from avssl.errors import ConfigError
+from avssl.prepare import shards
+from avssl.prepare.synthetic import generate
 
 SPEC = SyntheticSpec(
     num_classes=4, videos_per_class=6, duration=3.0, size=48, sample_rate=16000, seed=1, val_fraction=0.0, test_fraction=0.2
@@ -37,8 +38,8 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
     generate(root / "src", SPEC, progress=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(write, "CHUNK_BYTES", "500KB")
-        write.write_store(
+        patch.setattr(shards, "CHUNK_BYTES", "500KB")
+        shards.write_store(
             root / "src",
             root / "store",
             PrepareConfig(format="shards", short_side=40, fps=SPEC.fps, audio_rate=16000),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import probe
-from avssl.data.synthetic import (
+from avssl.prepare.synthetic import (
     FAMILIES,
     MOTIONS,
     SyntheticSpec,

@@ -63,7 +63,7 @@ def test_avssl_transfer_without_ckpt_needs_random_init(tmp_path, capsys):
 
 
 def test_nan_test_predictions_write_no_result(tmp_path):
-    from avssl.guards import NonFiniteLossError
+    from avssl.reliability.finite import NonFiniteLossError
 
     probe = avssl.LinearProbe(num_classes=3, random_init=True, backbone=avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1)), mode="cached")
     probe.store.add(torch.arange(2), torch.tensor([0, 1]), {"random-init/cached/fused": torch.full((2, 3), float("nan"))})

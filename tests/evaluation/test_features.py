@@ -6,11 +6,12 @@ import pytest
 import torch
 
 import avssl
-from avssl.data.dataset import AVClipDataset, collate
+from avssl.data.batch import collate
+from avssl.data.dataset import AVClipDataset
+from avssl.data.formats import PrepareConfig
 from avssl.data.layouts import VideoRecord
-from avssl.data.prepared import PrepareConfig
-from avssl.data.store.write import write_store
 from avssl.errors import ConfigError
+from avssl.prepare.shards import write_store
 from tests.conftest import TINY
 
 

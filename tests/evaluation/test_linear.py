@@ -21,8 +21,7 @@ from avssl.augment.audio import SpectrogramConfig
 from avssl.augment.pipeline import AugmentConfig
 from avssl.cli import main
 from avssl.data.datamodule import AVDataModule
-from avssl.data.prepared import PrepareConfig
-from avssl.data.store.write import write_store
+from avssl.data.formats import PrepareConfig
 from avssl.errors import ConfigError
 from avssl.evaluation import LinearProbe, linear_evaluation
 from avssl.evaluation.base import probe_views
@@ -30,6 +29,7 @@ from avssl.evaluation.knn import knn_predict
 from avssl.evaluation.multiview import PredictionStore, mean_softmax, topk_accuracy
 from avssl.evaluation.results import format_table
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.prepare.shards import write_store
 from avssl.spec import InputSpec
 from avssl.utils.plain import plain
 from avssl.workflows.linear import FeatureDataset

@@ -12,10 +12,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from avssl.data.prepared import PrepareConfig
-from avssl.data.store.write import write_store
+from avssl.data.formats import PrepareConfig
 from avssl.methods import MoCoV3, SimCLR
 from avssl.models.backbone import BackboneConfig
+from avssl.prepare.shards import write_store
 from avssl.utils.dist import all_gather_no_grad, rank, world_size
 from tests.conftest import TINY, TINY_DATA_ARGS
 

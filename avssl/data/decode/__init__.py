@@ -1,7 +1,7 @@
 """Decoding of clip windows: uint8 frames and float32 mono audio, split by stream kind.
 
 * :mod:`~avssl.data.decode.probe`: what a file is (:func:`probe`, :class:`MediaInfo`), the one
-  presentation timeline, display geometry and prepared copies' sidecars;
+  presentation timeline and display geometry;
 * :mod:`~avssl.data.decode.video_decord` and :mod:`~avssl.data.decode.video_pyav`: the two video
   backends;
 * :mod:`~avssl.data.decode.audio`: audio windows from the stream or a sidecar.
@@ -45,7 +45,6 @@ from avssl.data.decode.probe import (
     frame_time,
     probe,
     resized_shape,
-    sidecar_path,
     single_threaded,
 )
 from avssl.data.decode.video_decord import DecordVideo
@@ -69,7 +68,6 @@ __all__ = [
     "frame_time",
     "probe",
     "resized_shape",
-    "sidecar_path",
     "single_threaded",
 ]
 

@@ -1,5 +1,5 @@
-"""What a media file is, read without decoding it: :class:`MediaInfo` and :func:`probe`, the
-one presentation timeline every decoder uses, and prepared copies' audio sidecars.
+"""What a media file is, read without decoding it: :class:`MediaInfo` and :func:`probe`, and the
+one presentation timeline every decoder uses.
 
 One presentation timeline: frame and sample times are the container's time stamps (stream start
 times and edit lists applied by the demuxer) minus the container's start time, so the audio and
@@ -12,25 +12,19 @@ width (a 2:1 SAR shows 32 x 32 coded pixels as 64 x 32), then a rotation in the 
 180 or 270 degrees, as phones write) turns the frame; both apply before the short-side resize.
 :func:`probe` reports that display size.
 
-Prepared copies (``avssl prepare``) keep their audio in a sidecar WAV (mono PCM16 at the prepared
-rate). A sidecar is used only when the ``prepare_report.json`` of a directory above the video lists
-it as that video's audio (a WAV that merely shares the video's name is never taken for its audio);
-:func:`probe` then reports its rate.
+A file's audio may be in a sidecar WAV (mono PCM16, as ``avssl prepare`` writes it): the caller
+names it (:func:`probe`'s ``sidecar``, found by the index in the copy's report,
+:mod:`avssl.data.prepared`); the decoders know nothing of any dataset or report.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import wave
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import av
 import numpy as np
-
-from avssl.data.prepared import PREPARE_REPORT
 
 # Time stamps are floats from ``pts * time_base``: a time within this many seconds of a frame's
 # start counts as on that frame (a time that falls exactly on a frame boundary stays on the frame
@@ -68,11 +62,12 @@ class MediaInfo:
         return self.audio_rate > 0
 
 
-def probe(path: str, *, video: bool = True) -> MediaInfo:
+def probe(path: str, *, video: bool = True, sidecar: str | None = None) -> MediaInfo:
     """Read stream metadata with PyAV (headers and the first video frame, for its display
     rotation). ``width`` / ``height`` are the display size: sample aspect ratio and rotation
     applied. ``video=False`` reads audio-only files too (a WAV, or a video whose frames are not
-    wanted): the frame fields are then 0 and the duration is the audio's. Raises
+    wanted): the frame fields are then 0 and the duration is the audio's. ``sidecar``: a WAV
+    holding the file's audio (a prepared copy's), whose rate is then reported. Raises
     :class:`DecodeError`."""
     try:
         with av.open(path) as container:
@@ -96,7 +91,6 @@ def probe(path: str, *, video: bool = True) -> MediaInfo:
             width = max(1, round(width * sar))
             if rotation in (90, 270):
                 width, height = height, width
-            sidecar = sidecar_path(path)
             if sidecar is not None:
                 with wave.open(sidecar) as w:
                     audio_rate = w.getframerate()
@@ -106,9 +100,6 @@ def probe(path: str, *, video: bool = True) -> MediaInfo:
     except DecodeError:
         raise
     except FileNotFoundError as e:
-        skipped = prepare_skip(path)  # a prepared copy's manifest keeps the rows prepare skipped
-        if skipped is not None:
-            raise DecodeError(path, skipped[0], f"skipped by avssl prepare: {skipped[1]}") from e
         reason = "dangling_link" if os.path.islink(path) else "missing"  # a link whose target is gone
         raise DecodeError(path, reason, str(e)) from e
     except (av.FFmpegError, OSError, ValueError, EOFError, wave.Error) as e:
@@ -136,53 +127,6 @@ def _first_frame_rotation(container, stream) -> int:
     for frame in container.decode(stream):
         return int(round(frame.rotation / 90)) % 4 * 90
     return 0
-
-
-def sidecar_path(path: str) -> str | None:
-    """The sidecar WAV that ``avssl prepare`` wrote for ``path``, if a ``prepare_report.json`` in a
-    directory above it lists one (and it exists); ``None`` otherwise."""
-    found = _prepared_entry(path)
-    if found is None:
-        return None
-    root, files, rel = found
-    wav = files["sidecars"].get(rel)
-    return str(root / wav) if wav and (root / wav).is_file() else None
-
-
-def prepare_skip(path: str) -> tuple[str, str] | None:
-    """``(reason, detail)`` when the ``prepare_report.json`` of a directory above ``path`` says
-    ``avssl prepare`` skipped the source at that place (its copy was never written)."""
-    found = _prepared_entry(path)
-    return found[1]["skipped"].get(found[2]) if found is not None else None
-
-
-def _prepared_entry(path: str) -> tuple[Path, dict, str] | None:
-    """``(copy root, its report's tables, path relative to it)`` for the nearest directory above
-    ``path`` holding a ``prepare_report.json``."""
-    path = Path(path).resolve()
-    for parent in path.parents:
-        tables = _prepared_files(str(parent))
-        if tables is not None:
-            return parent, tables, path.relative_to(parent).as_posix()
-    return None
-
-
-@lru_cache(maxsize=256)
-def _prepared_files(directory: str) -> dict[str, dict] | None:
-    """From ``directory``'s ``prepare_report.json`` (``None`` when it has none): ``sidecars``
-    ``{video: wav}`` of the prepared files, ``skipped`` ``{source: (reason, detail)}`` of the
-    others (paths relative to ``directory``)."""
-    report = Path(directory) / PREPARE_REPORT
-    if not report.is_file():
-        return None
-    try:
-        files = json.loads(report.read_text()).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return {"sidecars": {}, "skipped": {}}
-    return {
-        "sidecars": {f["output"]: f["audio"] for f in files.values() if f.get("status") == "prepared" and f.get("audio")},
-        "skipped": {rel: (f["status"], f.get("detail", "")) for rel, f in files.items() if f.get("status") not in (None, "prepared")},
-    }
 
 
 def _stream_seconds(stream) -> float:

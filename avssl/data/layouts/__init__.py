@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avssl.data.formats import MANIFEST
 from avssl.data.layouts.ave import AVE
-from avssl.data.layouts.base import MANIFEST, SPLITS, STREAMS, VIDEO_EXTENSIONS, Catalog, Layout, ReadOptions, VideoRecord
+from avssl.data.layouts.base import SPLITS, STREAMS, VIDEO_EXTENSIONS, Catalog, Layout, ReadOptions, VideoRecord
 from avssl.data.layouts.esc50 import ESC50
 from avssl.data.layouts.hmdb51 import HMDB51
 from avssl.data.layouts.manifest import Folder, Manifest

@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 STREAMS = ("video", "audio")  # the streams a dataset can hold, in batch order
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
-MANIFEST = "manifest.csv"  # ``path,label[,split]``: the manifest layout's file, also written by the synthetic set
-SYNTHETIC_PARAMS = "synthetic.json"  # the synthetic generator's parameters, beside its manifest
 
 
 @dataclass(frozen=True)

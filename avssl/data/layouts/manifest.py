@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from avssl.data.layouts.base import MANIFEST, SPLITS, VIDEO_EXTENSIONS, Catalog, Layout, ReadOptions, VideoRecord
+from avssl.data.formats import MANIFEST
+from avssl.data.layouts.base import SPLITS, VIDEO_EXTENSIONS, Catalog, Layout, ReadOptions, VideoRecord
 from avssl.errors import ConfigError
 
 

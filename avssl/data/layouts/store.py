@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from avssl.data.formats import LITDATA_INDEX, STAGE_DIR, STORE_META
 from avssl.data.layouts.base import Catalog, Layout, ReadOptions, VideoRecord
 from avssl.data.store import remote
-from avssl.data.store.meta import LITDATA_INDEX, STAGE_DIR, STORE_META, StoreMeta
+from avssl.data.store.meta import StoreMeta
 from avssl.errors import ConfigError
 
 

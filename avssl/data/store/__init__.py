@@ -1,4 +1,4 @@
-"""The shard store: a dataset written once by ``avssl prepare SRC DST --format shards`` into
+"""Reading a shard store: a dataset written once by ``avssl prepare SRC DST --format shards`` into
 litdata's chunked format, cut into clips by the same clip sampling as media files: the training
 split streamed by litdata's loader (each rank and worker its own chunks, resumable mid-epoch), the
 other splits read by random access; in a local directory or in object storage.
@@ -12,11 +12,12 @@ reading a chunk: the settings, the classes, every record (video id, label, split
 item's frame count, size, duration and audio.
 
 * :mod:`~avssl.data.store.meta`: the store's description (:class:`StoreMeta`), read and checked;
-* :mod:`~avssl.data.store.write`: the writer behind ``avssl prepare --format shards``;
 * :mod:`~avssl.data.store.read`: clip windows of one item (:class:`StoreDecoder`), in a worker;
-* :mod:`~avssl.data.store.stream`: the training split streamed by litdata (:class:`StoreStream`,
-  :class:`StoreLoader`);
 * :mod:`~avssl.data.store.remote`: stores in object storage (``s3://...``);
 * :mod:`~avssl.data.store.frames`: JPEG frames carried encoded to the batch's device
   (``data.decode_on: device``) and decoded there in one batched call.
+
+Above it: the store's layout (:mod:`avssl.data.layouts.store`) and its training split streamed by
+litdata (:mod:`avssl.data.streaming`). The writer behind ``avssl prepare --format shards`` is on
+the write side (:mod:`avssl.prepare.shards`).
 """

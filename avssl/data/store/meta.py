@@ -16,14 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avssl.data.formats import LITDATA_INDEX, STORE_FORMAT, STORE_META
 from avssl.data.store import remote
 from avssl.errors import ConfigError
-
-STORE_META = "avssl_store.json"  # the store's description, written last: its presence marks a complete store
-STAGE_DIR = ".avssl-store-items"  # finished files of a store being written, kept until its chunks are written
-LITDATA_INDEX = "index.json"  # litdata's chunk index
-STORE_FORMAT = 2  # the layout of avssl_store.json and of the items; bumped when either changes (2: an item per record, by split)
-ITEM_KEYS = ("jpeg", "offsets", "audio", "crc")  # one item: JPEG bytes, [F + 1] byte offsets, int16 samples, checksums
 
 
 @dataclass(frozen=True)

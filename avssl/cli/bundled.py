@@ -12,7 +12,7 @@ from pathlib import Path
 
 from avssl.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PRETRAIN_BASE = CONFIG_DIR / "base.yaml"  # read by `avssl fit` before any --config
 
 

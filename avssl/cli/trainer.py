@@ -1,71 +1,27 @@
-"""The ``avssl`` command: one table of commands (:data:`COMMANDS`).
+"""The trainer commands (``avssl fit`` / ``validate`` / ``test`` / ``predict``): LightningCLI with
+avssl's settings, config-file checks and the cached ``--help``.
 
-The trainer commands (fit / validate / test / predict) run LightningCLI; every other command is
-a module with ``add_arguments(parser)`` and ``run(namespace)``, imported only when that command
-runs, so ``avssl --help``, ``avssl configs`` and each command's ``--help`` start without torch.
-Tests call :func:`main` with a list of arguments. Mistakes a user can fix (a missing data root,
-a bad value) end with one ``avssl: error: ...`` line and exit status 2, not a traceback.
+``instantiate`` builds the model, the data module and the trainer of a config without running
+anything (notebooks and benchmarks). :func:`cache_help` writes the help cache of every trainer
+command (``make install`` calls it, so even the first ``--help`` is quick).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from avssl import help_cache
-from avssl.bundled import PRETRAIN_BASE
+from avssl.cli import help_cache
+from avssl.cli.bundled import PRETRAIN_BASE, resolve
+from avssl.cli.commands import TRAINER_COMMANDS
+from avssl.cli.config_errors import explain, user_error
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Command:
-    """One ``avssl`` command: its one-line help and, unless it is a trainer command, the module
-    holding its ``add_arguments`` / ``run``; ``passthrough`` commands hand the arguments after
-    ``--`` to the runs they start (``namespace.extra``)."""
-
-    help: str
-    module: str | None = None
-    passthrough: bool = False
-
-
-COMMANDS = {
-    "fit": Command("pre-train a method (configs/<method>.yaml) or fit a model"),
-    "validate": Command("run the validation loop"),
-    "test": Command("linear evaluation of a pre-trained encoder (configs/linear.yaml)"),
-    "predict": Command("run the predict loop"),
-    "configs": Command("list the bundled configs, or print one (avssl configs simclr > my.yaml)", "avssl.bundled"),
-    "synth": Command("write the synthetic audiovisual dataset to a directory", "avssl.data.synthetic"),
-    "prepare": Command("re-encode a dataset once into a training-friendly copy (SRC DST)", "avssl.data.prepared"),
-    "grid": Command("run table cells (configs/paper/<table>): pre-train, then linear evaluation", "avssl.workflows.grid"),
-    "report": Command("tables and figures in the paper's layout from a runs directory", "avssl.paper.report"),
-    "transfer": Command(
-        "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",
-        "avssl.workflows.transfer",
-        passthrough=True,
-    ),
-}
-
-
-def run_command(name: str, args: Sequence[str]) -> int:
-    """Parse ``args`` with the command's own parser and run it; returns the exit status."""
-    command = COMMANDS[name]
-    module = importlib.import_module(command.module)
-    parser = argparse.ArgumentParser(prog=f"avssl {name}", description=command.help)
-    module.add_arguments(parser)
-    args = list(args)
-    cut = args.index("--") if command.passthrough and "--" in args else len(args)
-    ns = parser.parse_args(args[:cut])
-    if command.passthrough:
-        ns.extra = args[cut + 1 :]
-    code = module.run(ns)  # an exit status, or None (or a result for Python callers) when it succeeded
-    return code if isinstance(code, int) else 0
+STRICT_PARSER = {"exit_on_error": False, "allow_abbrev": False}
 
 
 def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
@@ -83,8 +39,6 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
             try:
                 super().parse_arguments(parser, args)
             except argparse.ArgumentError as e:  # one line naming the option (and its file), no usage dump
-                from avssl.config_errors import explain
-
                 given = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
                 subcommand = given[0] if given and given[0] in TRAINER_COMMANDS else None
                 raise explain(str(e), parser, subcommand, given) from None
@@ -147,10 +101,6 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
     )
 
 
-TRAINER_COMMANDS = [name for name, command in COMMANDS.items() if command.module is None]
-STRICT_PARSER = {"exit_on_error": False, "allow_abbrev": False}
-
-
 def name_logger_after_method(config) -> None:
     """A logger whose ``name`` is null (the bundled base's) is named after the method, so runs of
     ``simclr.yaml`` log to ``runs/simclr/version_N``, those of ``byol.yaml`` to ``runs/byol/...``."""
@@ -202,72 +152,16 @@ def instantiate(args: Sequence[str]):
     try:
         cli = _lightning_cli(config_files(["--config", str(PRETRAIN_BASE), *args]), run=False)
     except Exception as e:
-        user_error = _config_error(e)
-        if user_error is None:
+        fixable = user_error(e)
+        if fixable is None:
             raise
-        raise user_error from None
+        raise fixable from None
     finally:
         sys.argv = argv
     return cli.model, cli.datamodule, cli.trainer
 
 
-class _CurrentStderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is now (notebooks and test runners replace it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; ignored
-        pass
-
-
-def _log_to_stderr() -> None:
-    """Show avssl's INFO lines (dataset builds, skipped files, result paths) on the console."""
-    logger = logging.getLogger("avssl")
-    if not logger.handlers:
-        handler = _CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("[avssl] %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
-def _usage() -> str:
-    lines = [f"usage: avssl {{{','.join(COMMANDS)}}} ...", "", "commands:"]
-    lines += [f"  {name:<9} {command.help}" for name, command in COMMANDS.items()]
-    lines += ["", "`avssl COMMAND --help` lists the options of a command; the documentation (docs/, or `make docs`) has the guides."]
-    return "\n".join(lines)
-
-
-def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of the ``avssl`` console script and ``python -m avssl``."""
-    args = list(sys.argv[1:] if args is None else args)
-    _log_to_stderr()
-    if not args or args[0] in ("-h", "--help"):
-        print(_usage())
-        return
-    try:
-        if args[0] not in COMMANDS:
-            raise ConfigError(f"unknown command {args[0]!r}; choose from {', '.join(COMMANDS)}")
-        if COMMANDS[args[0]].module is not None:
-            code = run_command(args[0], args[1:])
-            if code:
-                raise SystemExit(code)
-        elif len(args) == 2 and args[1] in help_cache.HELP_FLAGS:
-            print(_trainer_help(args[0]), end="")
-            raise SystemExit(0)  # as argparse ends a --help
-        else:
-            _trainer_command(args)
-    except Exception as e:
-        user_error = _config_error(e)
-        if user_error is None:
-            raise
-        print(f"avssl: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def _trainer_command(args: Sequence[str]) -> None:
+def trainer_command(args: Sequence[str]) -> None:
     """Run a trainer command (``args[0]``) with LightningCLI."""
     base = ["--config", str(PRETRAIN_BASE)] if args[0] == "fit" and args[1:3] != ["--config", str(PRETRAIN_BASE)] else []
     resolved = [args[0], *config_files([*base, *args[1:]])]  # base: pre-training's shared trainer
@@ -280,7 +174,7 @@ def _trainer_command(args: Sequence[str]) -> None:
         sys.argv = argv
 
 
-def _trainer_help(command: str) -> str:
+def trainer_help(command: str) -> str:
     """``avssl COMMAND --help`` of a trainer command: from the cache, else built (and kept)."""
     import contextlib
     import io
@@ -292,7 +186,7 @@ def _trainer_help(command: str) -> str:
         os.environ["COLUMNS"] = str(help_cache.WIDTH)  # the same layout whoever builds it
         try:
             with contextlib.redirect_stdout(out):
-                _trainer_command([command, "--help"])
+                trainer_command([command, "--help"])
         except SystemExit as e:
             if e.code:
                 raise
@@ -308,10 +202,8 @@ def _trainer_help(command: str) -> str:
 
 def config_files(args: Sequence[str]) -> list[str]:
     """``args`` with every ``--config NAME`` / ``-c NAME`` resolved (a file, else a bundled config:
-    :func:`avssl.bundled.resolve`) and checked: it must hold a YAML mapping of settings; the error
+    :func:`avssl.cli.bundled.resolve`) and checked: it must hold a YAML mapping of settings; the error
     names the file and what is wrong with it (where the parser would print its whole usage)."""
-    from avssl.bundled import resolve
-
     out, args = [], list(args)
     for i, arg in enumerate(args):
         if arg.startswith("--config="):
@@ -342,22 +234,7 @@ def _checked_config(path: Path, name: str) -> Path:
     return path
 
 
-def _config_error(error: BaseException | None) -> ConfigError | None:
-    """The :class:`ConfigError` behind ``error``, if any (jsonargparse wraps errors raised while
-    it instantiates a class in its own ``ValueError``)."""
-    import pickle
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, ConfigError):
-            return error
-        if isinstance(error, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a file
-            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return ConfigError(f"checkpoint refused: not a weights-only checkpoint (it may carry code; nothing from it ran): {first_line}")
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def cache_help() -> None:
+    """Write the help cache of every trainer command."""
+    for name in TRAINER_COMMANDS:
+        trainer_help(name)

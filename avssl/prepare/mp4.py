@@ -37,35 +37,26 @@ import os
 import shutil
 import wave
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
-import torch
-import torchaudio.functional as AF
-from av.video.reformatter import VideoReformatter
 from tqdm.auto import tqdm
 
 from avssl.data.decode import (
-    TIME_TOLERANCE,
-    TRUNCATION_SLACK,
     DecodeError,
     MediaInfo,
-    audio_samples,
-    display_rgb,
-    frame_time,
-    probe,
     resized_shape,
 )
+from avssl.data.formats import PREPARE_REPORT, PREPARE_TMP, PrepareConfig
 from avssl.data.layouts import VIDEO_EXTENSIONS
-from avssl.data.prepared import PREPARE_REPORT, PrepareConfig
+from avssl.data.prepared import probe_file
 from avssl.errors import ConfigError
+from avssl.prepare.timeline import timeline_audio, timeline_frames
 
 log = logging.getLogger(__name__)
-TMP_DIR = ".avssl-prepare-tmp"  # DST's directory for outputs being written
 COPIED = (".txt", ".csv", ".json")
 
 
@@ -82,7 +73,7 @@ def prepare_file(
     tmp = Path(tmp_dir or dst_video.parent) / (".tmp-" + hashlib.sha1(dst.encode()).hexdigest()[:16])
     tmp_video, tmp_audio = tmp.with_suffix(".mp4"), tmp.with_suffix(".wav")
     try:
-        info = probe(src)
+        info = probe_file(src)  # a source that is itself a prepared copy has its audio in a sidecar
         if not info.has_audio:
             raise DecodeError(src, "no_audio_stream")
         dst_video.parent.mkdir(parents=True, exist_ok=True)
@@ -114,35 +105,6 @@ def _write_audio(src: str, path: Path, rate: int, info: MediaInfo) -> int:
     return nonfinite
 
 
-def timeline_audio(src: str, rate: int, info: MediaInfo) -> tuple[np.ndarray, int]:
-    """The source's audio as mono int16 samples at ``rate`` on the video's timeline: sample ``i``
-    is timeline time ``i / rate`` (a stream that starts late is preceded by silence, gaps stay
-    silent), and the count of non-finite samples (set to 0). Samples are clipped to [-1, 1] (the
-    decoder's policy for raw files). A source that is itself a prepared copy has its audio in its
-    sidecar WAV, whose sample 0 is already timeline 0."""
-    chunks, native = [], None
-    audio_src, origin = (info.sidecar, 0.0) if info.sidecar else (src, info.start)
-    with av.open(audio_src) as container:
-        stream = container.streams.audio[0]
-        native, tb = stream.sample_rate, stream.time_base
-        position = 0  # next sample index at the native rate
-        for frame in container.decode(stream):
-            data = audio_samples(frame)
-            first = position if frame.pts is None else int(round((float(frame.pts * tb) - origin) * native))
-            if first > position:  # the stream starts late or has a gap: silence
-                chunks.append(np.zeros(first - position, np.float32))
-                position = first
-            data = data[max(0, position - first) :]  # overlaps what is written (or precedes timeline 0)
-            chunks.append(data)
-            position += len(data)
-    wave_data = torch.from_numpy(np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
-    nonfinite = int((~torch.isfinite(wave_data)).sum())
-    wave_data = torch.nan_to_num(wave_data, nan=0.0, posinf=0.0, neginf=0.0)
-    if native != rate and len(wave_data):
-        wave_data = AF.resample(wave_data, native, rate)
-    return (wave_data.clamp(-1, 1) * 32767).round().to(torch.int16).numpy(), nonfinite
-
-
 def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> None:
     """:func:`timeline_frames` encoded to ``path`` (H.264, frame ``k`` at time stamp ``k / fps``)."""
     out_h, out_w = resized_shape(info.height, info.width, cfg.short_side)
@@ -164,33 +126,6 @@ def _write_video(src: str, path: Path, info: MediaInfo, cfg: PrepareConfig) -> N
             _encode(target, out, rgb, k)
         for packet in out.encode():
             target.mux(packet)
-
-
-def timeline_frames(src: str, info: MediaInfo, cfg: PrepareConfig) -> Iterator[np.ndarray]:
-    """RGB frames at ``cfg.fps`` on the source's timeline, resized to ``cfg.short_side`` in display
-    orientation: frame ``k`` (time ``k / fps``) shows the source frame displayed then, up to the
-    header's duration. Raises ``truncated`` when the source's frames end before that duration."""
-    out_h, out_w = resized_shape(info.height, info.width, cfg.short_side)
-    reformatter = VideoReformatter()
-    with av.open(src) as source:
-        stream = source.streams.video[0]
-        tb = float(stream.time_base)
-        k, last, t = 0, None, 0.0
-        for frame in source.decode(stream):
-            t = frame_time(frame, tb, info.start)
-            # output frame k (time k / fps) shows the last source frame starting at or before it
-            while last is not None and k / cfg.fps + TIME_TOLERANCE < t:
-                yield last
-                k += 1
-            last = display_rgb(frame, info.rotation, out_h, out_w, reformatter)
-        if last is None:
-            raise DecodeError(src, "no_frames")
-        interval = 1.0 / info.fps if info.fps > 0 else 0.0
-        if t + interval + TRUNCATION_SLACK < info.duration:
-            raise DecodeError(src, "truncated", f"frames end at {t + interval:.2f} s of the {info.duration:.2f} s its header gives")
-        while k / cfg.fps < info.duration - TIME_TOLERANCE:
-            yield last
-            k += 1
 
 
 def _encode(container, stream, rgb: np.ndarray, k: int) -> None:
@@ -219,7 +154,7 @@ def _plan(src: Path, dst: Path) -> tuple[list[Source], list[Path]]:
     keeps it and the others keep their extension (``a/clip.mkv.mp4``)."""
     videos, others = [], []
     for path in sorted(src.rglob("*")):
-        if dst == path or dst in path.parents or TMP_DIR in path.parts:
+        if dst == path or dst in path.parents or PREPARE_TMP in path.parts:
             continue
         rel = path.relative_to(src)
         if path.suffix.lower() in VIDEO_EXTENSIONS:
@@ -296,7 +231,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     settings = cfg.settings()
     check_settings(dst, settings)
     dst.mkdir(parents=True, exist_ok=True)
-    tmp_dir = dst / TMP_DIR
+    tmp_dir = dst / PREPARE_TMP
     shutil.rmtree(tmp_dir, ignore_errors=True)  # partial outputs of an interrupted run
     tmp_dir.mkdir()
     # settings first, so a re-run after an interruption cannot mix files of two settings

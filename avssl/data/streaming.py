@@ -24,7 +24,8 @@ import numpy as np
 from litdata import StreamingDataLoader, StreamingDataset
 from litdata.streaming.sampler import ChunkedIndex
 
-from avssl.data.dataset import AVClipDataset, TimeoutNaming
+from avssl.data.dataset import AVClipDataset
+from avssl.data.loaders import TimeoutNaming
 from avssl.data.store.meta import StoreMeta
 from avssl.data.store.remote import allow_plain_http
 

@@ -3,11 +3,11 @@
 ``SRC`` is any root avssl reads (its layout is detected as ``data.root`` would be; a transfer
 benchmark is read with its first official split). Every record of its catalog becomes one litdata
 item, written split by split (train, val, test, then any other), so that a split is one
-contiguous range of items that litdata streams on its own (:mod:`~avssl.data.store.stream`); a
+contiguous range of items that litdata streams on its own (:mod:`~avssl.data.streaming`); a
 file listed by several records (a video in two splits) is written once per record. An item holds
 its frames as JPEG, exactly the frames ``avssl prepare`` would encode into an mp4 copy with
-the same short side and fps (:func:`~avssl.data.prepare.timeline_frames`), and its audio as the
-int16 samples that copy's WAV sidecar would hold (:func:`~avssl.data.prepare.timeline_audio`).
+the same short side and fps (:func:`~avssl.prepare.timeline.timeline_frames`), and its audio as the
+int16 samples that copy's WAV sidecar would hold (:func:`~avssl.prepare.timeline.timeline_audio`).
 A catalog without audio (UCF101, HMDB51) stores frames only; an audio-only one (ESC-50) audio only.
 
 The same guarantees as an mp4 copy: ``workers`` processes with a progress bar; every source is
@@ -40,12 +40,14 @@ from tqdm.auto import tqdm
 
 from avssl import __version__
 from avssl.data import layouts
-from avssl.data.decode import DecodeError, probe
+from avssl.data.decode import DecodeError
+from avssl.data.formats import ITEM_KEYS, LITDATA_INDEX, PREPARE_REPORT, STAGE_DIR, STORE_FORMAT, STORE_META, PrepareConfig
 from avssl.data.layouts import VideoRecord
-from avssl.data.prepare import check_settings, timeline_audio, timeline_frames
-from avssl.data.prepared import PREPARE_REPORT, PrepareConfig
-from avssl.data.store.meta import ITEM_KEYS, LITDATA_INDEX, STAGE_DIR, STORE_FORMAT, STORE_META, StoreMeta, checksums
+from avssl.data.prepared import probe_file
+from avssl.data.store.meta import StoreMeta, checksums
 from avssl.errors import ConfigError
+from avssl.prepare.mp4 import check_settings
+from avssl.prepare.timeline import timeline_audio, timeline_frames
 
 log = logging.getLogger(__name__)
 SPLIT_ORDER = ("train", "val", "test")
@@ -58,7 +60,7 @@ def store_file(src: str, out: str, cfg: PrepareConfig, streams: tuple[str, ...])
     unless it is complete."""
     tmp = out + ".tmp.npz"
     try:
-        info = probe(src, video="video" in streams)
+        info = probe_file(src, video="video" in streams)
         if "audio" in streams and not info.has_audio:
             raise DecodeError(src, "no_audio_stream")
         chunks, height, width = [], 0, 0

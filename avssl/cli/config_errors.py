@@ -140,3 +140,20 @@ def _sets(content, parts: list[str]) -> bool:
     if head == "init_args" and "init_args" not in content:
         return _sets(content, rest)
     return head in content and _sets(content[head], rest)
+
+
+def user_error(error: BaseException | None) -> ConfigError | None:
+    """The :class:`ConfigError` behind ``error``, if any (jsonargparse wraps errors raised while
+    it instantiates a class in its own ``ValueError``)."""
+    import pickle
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        if isinstance(error, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a file
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return ConfigError(f"checkpoint refused: not a weights-only checkpoint (it may carry code; nothing from it ran): {first_line}")
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

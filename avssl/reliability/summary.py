@@ -1,14 +1,11 @@
-"""Run reliability: atomic checkpoints, start-up checks and an end-of-fit summary.
+"""The run's guard: start-up checks and the end-of-fit summary.
 
-* :class:`AtomicCheckpointIO` writes every checkpoint to a temporary file in the same directory,
-  ``fsync`` s it and renames it over the final name: a crash or a failing write mid-save never
-  leaves a partial file under the final name, and the previous ``last.ckpt`` stays loadable.
-* :class:`RunGuard` (added to every ``avssl fit`` by the CLI) checks at start-up that the
-  checkpoint directory is writable (failing loudly before the first epoch, not after it), counts
-  the data counters of every batch on the device (no host sync per step), and at the end of the
-  fit — finished or failed — logs a summary and writes ``fit_summary.json`` next to the
-  checkpoints: files skipped when indexing by reason, samples that failed to decode, repaired
-  audio, short videos, whether the run resumed and from where, and how it ended.
+:class:`RunGuard` (added to every ``avssl fit`` by the CLI) checks at start-up that the
+checkpoint directory is writable (failing loudly before the first epoch, not after it), counts
+the data counters of every batch on the device (no host sync per step), and at the end of the
+fit — finished or failed — logs a summary and writes ``fit_summary.json`` next to the
+checkpoints: files skipped when indexing by reason, samples that failed to decode, repaired
+audio, short videos, whether the run resumed and from where, and how it ended.
 """
 
 from __future__ import annotations
@@ -16,82 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 SUMMARY = "fit_summary.json"
-
-
-def check_training_checkpoint(path, field_name: str = "ckpt_path") -> None:
-    """Refuse, naming ``field_name`` and ``path``, a file that cannot resume a run: missing,
-    truncated or not a torch file, carrying pickled code (``weights_only`` refuses it, nothing
-    runs), or without Lightning's training state (a plain ``state_dict``). Storages are memory
-    mapped, not read."""
-    import pickle
-    import zipfile
-
-    if "://" in str(path):  # a URL: fsspec reads it when the run loads it
-        return
-    if not Path(path).is_file():
-        raise ConfigError(f"{field_name}: checkpoint {str(path)!r} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as e:
-        raise ConfigError(f"{field_name}: {path} is not a weights-only checkpoint and was refused (it may carry code): {e}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:  # a truncated or foreign file
-        first_line = str(e).splitlines()[0] if str(e) else ""
-        raise ConfigError(
-            f"{field_name}: {path} is not a readable checkpoint (truncated, or not a torch file): {type(e).__name__}: {first_line}"
-        ) from None
-    missing = [key for key in ("state_dict", "pytorch-lightning_version") if not isinstance(checkpoint, dict) or key not in checkpoint]
-    if missing:
-        raise ConfigError(
-            f"{field_name}: {path} is not a Lightning training checkpoint (no {' / '.join(missing)}; a plain state_dict "
-            "cannot resume a run): pass a checkpoint that avssl saved"
-        )
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``.<name>.tmp-*`` in the target directory, fsync, ``os.replace``; loads
-    with ``weights_only=True`` always (a checkpoint carrying pickled code is refused, the code
-    never runs)."""
-
-    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
-        check_training_checkpoint(path)
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO does not take storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
 
 
 def checkpoint_dir(trainer: pl.Trainer) -> Path | None:

@@ -6,8 +6,8 @@ Lightning seconds to import. The text is stored under ``$AVSSL_CACHE/help`` (``~
 by default), keyed by everything it is made from: the command, the installed versions of avssl,
 Lightning and jsonargparse and the avssl sources' modification times; the text is laid out
 :data:`WIDTH` columns wide whatever the terminal. Only the bare ``avssl COMMAND --help`` is cached
-(a ``--config`` changes the text). ``python -m avssl.help_cache`` writes every trainer command's
-(``make install`` does, so even the first ``--help`` is quick).
+(a ``--config`` changes the text). :func:`avssl.cli.trainer.cache_help` writes every trainer
+command's (``make install`` calls it, so even the first ``--help`` is quick).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def cache_path(command: str) -> Path:
             key.update(f"{package}={metadata.version(package)};".encode())
         except metadata.PackageNotFoundError:
             key.update(f"{package}=none;".encode())
-    sources = Path(__file__).resolve().parent
+    sources = Path(__file__).resolve().parents[1]  # the avssl package
     for path in sorted(sources.rglob("*")):
         if path.suffix in (".py", ".yaml"):
             key.update(f"{path.relative_to(sources)}:{path.stat().st_mtime_ns};".encode())
@@ -55,11 +55,3 @@ def write(command: str, text: str) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
-
-
-if __name__ == "__main__":  # pragma: no cover - run by make install
-    from avssl.cli import COMMANDS, _trainer_help
-
-    for name, command in COMMANDS.items():
-        if command.module is None:
-            _trainer_help(name)

@@ -27,7 +27,8 @@ so the timing of the redraws does not tie a clip's audio to its video either.
 
 Generation is deterministic from ``seed``: video ``i`` draws from ``numpy.random.default_rng([seed,
 i])``. The dataset is written once under ``root`` with a ``manifest.csv`` (``path,label,split``)
-and reused as long as the recorded parameters (the spec and :data:`GENERATOR_VERSION`) match.
+and reused as long as the recorded parameters (the spec and
+:data:`~avssl.data.layouts.synthetic.GENERATOR_VERSION`) match.
 """
 
 from __future__ import annotations
@@ -36,68 +37,16 @@ import csv
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
-from avssl.data.layouts.base import MANIFEST, SYNTHETIC_PARAMS
+from avssl.data.formats import MANIFEST, SYNTHETIC_PARAMS
+from avssl.data.layouts.synthetic import MOTIONS, SyntheticSpec, class_pattern
 from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-MOTIONS = ("drift_vertical", "drift_horizontal", "drift_diagonal", "expand", "contract", "rotate", "flicker", "pulse")
-CONTOURS = ("rise", "fall", "vibrato", "fast_pulses", "slow_pulses", "two_tone", "up_down", "staircase")
-# Bumped whenever the generator's output changes, so a cached dataset of an older generator is never
-# taken for the current one (it is part of the stored parameters and of the default cache path).
-GENERATOR_VERSION = 6
-
-
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """Parameters of a synthetic dataset; together with ``seed`` they determine every byte.
-
-    Args:
-        num_classes: classes (each a motion and an audio contour).
-        videos_per_class: videos of each class.
-        duration: seconds per video.
-        fps: frames per second.
-        size: frame side in pixels.
-        sample_rate: audio sample rate in Hz.
-        segment: seconds between redraws of the nuisance factors.
-        val_fraction: share of each class's videos in the val split.
-        test_fraction: share of each class's videos in the test split.
-        seed: generation seed.
-    """
-
-    num_classes: int = 8
-    videos_per_class: int = 24
-    duration: float = 4.0
-    fps: int = 25
-    size: int = 64
-    sample_rate: int = 16000
-    segment: float = 0.5
-    val_fraction: float = 0.25
-    test_fraction: float = 0.25
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.num_classes <= len(MOTIONS) * len(CONTOURS):
-            raise ConfigError(f"num_classes must be in [2, {len(MOTIONS) * len(CONTOURS)}], got {self.num_classes}")
-        if self.videos_per_class < 1:
-            raise ConfigError(f"videos_per_class must be >= 1, got {self.videos_per_class}")
-        if self.duration <= 0 or self.fps <= 0 or self.size < 16 or self.sample_rate < 4000:
-            raise ConfigError(f"invalid synthetic spec: {self}")
-
-    def params(self) -> dict:
-        """The stored parameters: the spec and the generator version that wrote the files."""
-        return {**asdict(self), "generator": GENERATOR_VERSION}
-
-
-def class_pattern(label: int) -> tuple[str, str]:
-    """The (motion, contour) pair that defines class ``label``."""
-    return MOTIONS[label % len(MOTIONS)], CONTOURS[(label + label // len(MOTIONS)) % len(CONTOURS)]
 
 
 # --------------------------------------------------------------------------- segments
@@ -358,13 +307,13 @@ def _progress(items, total: int, enabled: bool):
 
 # ---------------------------------------------------------------------------- avssl synth
 def add_arguments(parser) -> None:
-    from avssl.arguments import add_dataclass_arguments
+    from avssl.cli.arguments import add_dataclass_arguments
 
     parser.add_argument("--out", required=True, help="output directory")
     add_dataclass_arguments(parser, SyntheticSpec)
 
 
 def run(ns) -> None:
-    from avssl.arguments import dataclass_from
+    from avssl.cli.arguments import dataclass_from
 
     print(f"synthetic dataset: {generate(ns.out, dataclass_from(ns, SyntheticSpec))}")
