@@ -110,6 +110,43 @@ def test_resuming_from_a_file_that_is_not_a_training_checkpoint(workspace, tiny_
         path.unlink()
 
 
+def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is_by_both_commands(workspace, tiny_root, capsys):
+    """``fit --ckpt_path`` and ``test --model.encoder_ckpt`` read a checkpoint through one check:
+    text, media, YAML, a directory and an empty file each end in one line naming the option, the
+    path and what the file is, never in a traceback or a hint that the file is a checkpoint."""
+    media = next(tiny_root.rglob("*.mp4"))
+    files = {
+        "notes.txt": (b"resume from epoch 3\n", "a text file"),
+        "take.wav": (b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64), "a WAV"),
+        "clip.mp4": (media.read_bytes(), "an MP4 / MOV media file"),
+        "run.yaml": (b"trainer:\n  max_epochs: 3\n", "a text file (YAML?)"),
+        "empty.ckpt": (b"", "an empty file"),
+    }
+    cases = {}
+    for name, (content, what) in files.items():
+        (workspace / name).write_bytes(content)
+        cases[workspace / name] = what
+    (workspace / "ckpt_dir").mkdir()
+    cases[workspace / "ckpt_dir"] = "is a directory"
+    before = snapshot(workspace)
+    for path, what in cases.items():
+        for option, args in (
+            ("ckpt_path", fit(tiny_root, workspace, f"--ckpt_path={path}")),
+            ("model.encoder_ckpt", ["test", "--config", "configs/linear.yaml", f"--model.encoder_ckpt={path}", *TINY_DATA_ARGS]),
+        ):
+            line = one_error(capsys, args)
+            assert option in line and str(path) in line and what in line and "weights_only" not in line, line
+    assert snapshot(workspace) == before
+    for path in cases:
+        path.unlink() if path.is_file() else path.rmdir()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error is about a machine without a GPU")
+def test_the_gpu_config_on_a_machine_without_one_is_one_line(workspace, tiny_root, capsys):
+    line = one_error(capsys, fit(tiny_root, workspace, "--config=trainer/ddp.yaml", "--trainer.fast_dev_run=1"))
+    assert "trainer: No supported gpu backend found" in line and "--trainer.accelerator=cpu" in line, line
+
+
 def test_commands_that_find_nothing_to_do_fail(workspace, capsys):
     empty = workspace / "empty"
     empty.mkdir()

@@ -144,13 +144,24 @@ def _sets(content, parts: list[str]) -> bool:
 
 def user_error(error: BaseException | None) -> ConfigError | None:
     """The :class:`ConfigError` behind ``error``, if any (jsonargparse wraps errors raised while
-    it instantiates a class in its own ``ValueError``)."""
+    it instantiates a class in its own ``ValueError``); Lightning's ``MisconfigurationException``
+    (a trainer setting this machine or model cannot run, such as GPUs where there are none) is
+    one too."""
     import pickle
 
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, ConfigError):
             return error
+        if any(cls.__name__ == "MisconfigurationException" for cls in type(error).__mro__):
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            hint = (
+                "; this machine has no GPU the config asks for (e.g. trainer/ddp.yaml): use --trainer.accelerator=cpu, "
+                "or leave that config out"
+                if "gpu" in first_line.lower() or "cuda" in first_line.lower()
+                else ""
+            )
+            return ConfigError(f"trainer: {first_line}{hint}")
         if isinstance(error, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a file
             first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
             return ConfigError(f"checkpoint refused: not a weights-only checkpoint (it may carry code; nothing from it ran): {first_line}")

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from avssl.errors import ConfigError
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
+from avssl.reliability.checkpoints import load_checkpoint_file
 from avssl.reliability.finite import refuse_nonfinite
 from avssl.spec import InputSpec, same_setting
 
@@ -79,19 +79,21 @@ def read_checkpoint(path: str | Path, field_name: str = "model.encoder_ckpt") ->
     weights); a changed file is read again."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{field_name}: checkpoint {str(path)!r} does not exist")
+        load_checkpoint_file(path, field_name)  # names what is there instead (nothing, a directory)
     stat = path.stat()
     return _load_checkpoint(str(path.resolve()), stat.st_mtime_ns, stat.st_size, field_name)
 
 
 @functools.lru_cache(maxsize=1)
 def _load_checkpoint(path: str, mtime_ns: int, size: int, field_name: str) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a zip/pickle file, or a payload weights_only refuses
-        raise ConfigError(f"{field_name}: {path} is not a loadable weights-only checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+    ckpt = load_checkpoint_file(path, field_name)
+    if "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ConfigError(f"{field_name}: {path} is not a Lightning checkpoint (no state_dict / hyper_parameters)")
+    if ckpt["hyper_parameters"].get("encoder_ckpt") is not None or "encoder_sha256" in ckpt:
+        raise ConfigError(
+            f"{field_name}: {path} is an evaluation's checkpoint (a probe or fine-tuning), not a pre-training checkpoint; "
+            "pass the checkpoint avssl fit saved"
+        )
     return ckpt
 
 

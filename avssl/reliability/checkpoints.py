@@ -18,29 +18,79 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from avssl.errors import ConfigError
 
+# What a file that is not a checkpoint most likely is, from its first bytes (a mistyped path)
+_MAGIC = (
+    (b"RIFF", "a WAV or other RIFF media file"),
+    (b"\x1aE\xdf\xa3", "a Matroska / WebM video"),
+    (b"OggS", "an Ogg media file"),
+    (b"ID3", "an MP3 file"),
+    (b"fLaC", "a FLAC file"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+)
 
-def check_training_checkpoint(path, field_name: str = "ckpt_path") -> None:
-    """Refuse, naming ``field_name`` and ``path``, a file that cannot resume a run: missing,
-    truncated or not a torch file, carrying pickled code (``weights_only`` refuses it, nothing
-    runs), or without Lightning's training state (a plain ``state_dict``). Storages are memory
-    mapped, not read."""
+
+def describe_file(path: Path) -> str:
+    """What ``path`` looks like when it is not a torch file (a media file, text, empty)."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if not head:
+        return "an empty file"
+    if head[4:8] == b"ftyp":
+        return "an MP4 / MOV media file"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\x00"
+    if "\x00" in text or not all(c.isprintable() or c.isspace() for c in text):
+        return "a binary file that is neither torch's zip format nor a pickle"
+    return f"a text file{' (YAML?)' if path.suffix in ('.yaml', '.yml') else ''}"
+
+
+def load_checkpoint_file(path, field_name: str, *, mmap: bool = False) -> dict:
+    """The checkpoint at ``path`` loaded with ``weights_only=True`` (no pickled code runs), or one
+    :class:`ConfigError` naming ``field_name``, the path and what was found there: nothing, a
+    directory, a file that is no torch file at all (a media or text file, named as such), a
+    truncated or damaged one, one that carries pickled code, or a payload that is not a dict.
+    ``mmap``: storages are memory-mapped, not read."""
     import pickle
     import zipfile
 
-    if "://" in str(path):  # a URL: fsspec reads it when the run loads it
-        return
-    if not Path(path).is_file():
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{field_name}: {path} is a directory; expected a checkpoint file (.ckpt) that avssl saved")
+    if not path.is_file():
         raise ConfigError(f"{field_name}: checkpoint {str(path)!r} does not exist")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):  # torch's zip format (whole or cut short), or a pickle
+        raise ConfigError(f"{field_name}: {path} is not a checkpoint ({describe_file(path)}); pass a .ckpt file that avssl saved")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as e:
-        raise ConfigError(f"{field_name}: {path} is not a weights-only checkpoint and was refused (it may carry code): {e}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:  # a truncated or foreign file
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as e:  # weights_only refused what the file holds
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(f"{field_name}: {path} holds pickled code and was refused (nothing from it ran): {first_line}") from None
+    except Exception as e:  # torch raises many kinds for a truncated or damaged file
         first_line = str(e).splitlines()[0] if str(e) else ""
         raise ConfigError(
-            f"{field_name}: {path} is not a readable checkpoint (truncated, or not a torch file): {type(e).__name__}: {first_line}"
+            f"{field_name}: {path} is not a readable checkpoint (truncated or damaged): {type(e).__name__}: {first_line}"
         ) from None
-    missing = [key for key in ("state_dict", "pytorch-lightning_version") if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"{field_name}: {path} holds a {type(checkpoint).__name__}, not a checkpoint")
+    return checkpoint
+
+
+def check_training_checkpoint(path, field_name: str = "ckpt_path") -> None:
+    """Refuse, naming ``field_name`` and ``path``, a file that cannot resume a run
+    (:func:`load_checkpoint_file`'s cases, or a checkpoint without Lightning's training state, as
+    a plain ``state_dict``). Storages are memory mapped, not read."""
+    if "://" in str(path):  # a URL: fsspec reads it when the run loads it
+        return
+    checkpoint = load_checkpoint_file(path, field_name, mmap=True)
+    missing = [key for key in ("state_dict", "pytorch-lightning_version") if key not in checkpoint]
     if missing:
         raise ConfigError(
             f"{field_name}: {path} is not a Lightning training checkpoint (no {' / '.join(missing)}; a plain state_dict "

@@ -43,6 +43,18 @@ def test_avssl_test_on_a_corrupted_encoder_is_one_error_line_and_writes_no_resul
     assert not (out / "results.json").exists()
 
 
+def test_an_evaluations_checkpoint_as_the_encoder_is_named_first(tmp_path, tiny_root, capsys):
+    """A probe's checkpoint passed as the encoder: the one line says what it is, with no warning
+    about missing data settings before it."""
+    probe = tmp_path / "probe.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"encoder_ckpt": "pre.ckpt", "mode": "full"}, "encoder_sha256": "ab"}, probe)
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", "--config", "linear.yaml", *TINY_DATA_ARGS, f"--data.synthetic_root={tiny_root}", f"--model.encoder_ckpt={probe}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert f"avssl: error: model.encoder_ckpt: {probe} is an evaluation's checkpoint" in err and "data settings" not in err, err
+
+
 def test_avssl_test_without_an_encoder_is_an_error_unless_random_init_is_asked_for(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["test", "--config", "linear.yaml", f"--trainer.logger.init_args.save_dir={tmp_path}"])
