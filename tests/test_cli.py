@@ -211,6 +211,16 @@ def test_demo_pretraining_beats_random_init(tmp_path, capsys):
     assert gain["audio"] >= 20 and gain["video"] >= 20, top1
 
 
+def test_a_second_demo_run_replaces_the_checkpoint_the_evaluation_reads(tiny_root, tmp_path):
+    ckpt_dir = tmp_path / "ckpt"
+    args = ["fit", *DEMO, *tiny(tiny_root), "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=0"]
+    args += [f"--trainer.callbacks.init_args.dirpath={ckpt_dir}", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    main([*args, "--model.init_args.base_lr=1.0"])
+    main([*args, "--model.init_args.base_lr=2.0"])
+    assert sorted(p.name for p in ckpt_dir.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(ckpt_dir / "last.ckpt", weights_only=True)["hyper_parameters"]["base_lr"] == 2.0
+
+
 def test_validate_and_predict_run(tiny_root, tmp_path):
     for command in ("validate", "predict"):
         main([command, *DEMO, *tiny(tiny_root), "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from avssl.cli import main
@@ -323,3 +324,83 @@ def test_fit_summary_names_the_skipped_files_by_split_in_words(tmp_path, tiny_ro
     key = "train split, 2 training clips per video"
     assert skipped[key]["by_reason"] == {"unreadable": 1} and skipped[key]["files"] == {str(root / "broken.mp4"): "unreadable"}
     assert any(str(root / "broken.mp4") in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+
+
+class InterruptAt(pl.Callback):
+    """Raises what Ctrl-C raises (KeyboardInterrupt) after training step ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def resumable_fit(root, runs: Path, *extra) -> list[str]:
+    """MoCo v3 with the bundled base's logger and checkpoints (runs/mocov3/version_N/checkpoints)."""
+    small = ["--model.init_args.backbone.width=4", "--model.init_args.backbone.layers=[1, 1, 1, 1]", "--model.init_args.queue_size=16"]
+    heads = ["--model.init_args.proj_hidden_dim=16", "--model.init_args.proj_dim=8", "--trainer.log_every_n_steps=1"]
+    data = [*tiny(root), "--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--trainer.max_epochs=2"]
+    return ["fit", "--config=configs/mocov3.yaml", *data, *small, *heads, f"--trainer.logger.init_args.save_dir={runs}", *extra]
+
+
+def test_an_interrupt_saves_where_the_same_command_with_ckpt_path_last_continues(tiny_root, tmp_path, capsys):
+    """Ctrl-C mid-epoch: exit status 130, the run summarised as interrupted and saved at that step
+    in its own version folder; the same command plus --ckpt_path last continues that run (same
+    folder, from that step) to the step an uninterrupted run ends at. --ckpt_path last with nothing
+    to resume is an error, not a fresh start."""
+    runs = tmp_path / "runs"
+    interrupting = tmp_path / "interrupt.yaml"
+    interrupting.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - {class_path: pytorch_lightning.callbacks.ModelCheckpoint, init_args: {save_last: true, every_n_epochs: 1}}\n"
+        "    - {class_path: tests.test_reliability.InterruptAt, init_args: {step: 3}}\n"
+    )
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main([*resumable_fit(tiny_root, runs), f"--config={interrupting}"])
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C while it shuts down
+    assert exit_.value.code == 130
+    run = runs / "mocov3" / "version_0"
+    summary = json.loads((run / "checkpoints" / "fit_summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["global_step"] == 3
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    main([*resumable_fit(tiny_root, runs), "--ckpt_path=last"])
+    assert [d.name for d in (runs / "mocov3").iterdir()] == ["version_0"]  # the same run, no version_1
+    summary = json.loads((run / "checkpoints" / "fit_summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from"].endswith(str(run / "checkpoints" / "last.ckpt"))
+    main(resumable_fit(tiny_root, tmp_path / "straight"))  # uninterrupted
+    straight = torch.load(tmp_path / "straight" / "mocov3" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == straight["global_step"] > 3
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*resumable_fit(tiny_root, tmp_path / "nothing"), "--ckpt_path=last"])
+    assert exit_.value.code == 2 and "nothing to resume" in capsys.readouterr().err
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_ctrl_c_with_a_loader_worker_then_the_guides_resume_command(tiny_root, tmp_path):
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group: the loader worker too)
+    after the first epoch: status 130, the run saved at the interrupted step; the guide's command,
+    the same plus --ckpt_path last, continues it in the same folder to the end."""
+    runs = tmp_path / "runs"
+    args = [*resumable_fit(tiny_root, runs, "--trainer.max_epochs=6"), "--data.num_workers=1"]
+    proc = run_avssl(args, tmp_path, start_new_session=True)
+    checkpoints = runs / "mocov3" / "version_0" / "checkpoints"
+    deadline = time.time() + 300
+    while not (checkpoints / "last.ckpt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:] if proc.poll() is not None else "timeout"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()[-3000:]
+    summary = json.loads((checkpoints / "fit_summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == summary["global_step"] > 0
+    resumed = run_avssl([*args, "--ckpt_path", "last"], tmp_path)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-3000:]
+    summary = json.loads((checkpoints / "fit_summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epoch"] == 6 and [d.name for d in (runs / "mocov3").iterdir()] == ["version_0"]

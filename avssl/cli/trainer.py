@@ -9,6 +9,7 @@ command (``make install`` calls it, so even the first ``--help`` is quick).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
                 apply_encoder_settings(self.config.test, self.explicit.get("test"))
             if self.subcommand in ("fit", None):
                 name_logger_after_method(self.config.fit if self.subcommand else self.config)
+            if self.subcommand == "fit":
+                continue_run(self.config.fit)
 
         def instantiate_trainer(self, **kwargs):
             from pytorch_lightning.callbacks import TQDMProgressBar
@@ -79,6 +82,17 @@ def _lightning_cli(args: Sequence[str] | None, *, run: bool = True):
                 from avssl.methods.base import SYNC_BN_ON_CPU
 
                 raise ConfigError(SYNC_BN_ON_CPU)
+
+        def fit(self, model, **kwargs) -> None:
+            """``Trainer.fit``; a run interrupted by Ctrl-C (Lightning exits with status 1 after its
+            graceful shutdown, in which :class:`~avssl.reliability.RunGuard` saved a resumable
+            checkpoint) ends with status 130, as an interrupted command does."""
+            try:
+                self.trainer.fit(model, **kwargs)
+            except SystemExit:
+                if self.trainer.interrupted:
+                    raise SystemExit(130) from None
+                raise
 
         def test(self, model, datamodule=None, ckpt_path=None, verbose=True, **kwargs) -> None:
             """A linear probe trains (``Trainer.fit``) before it is tested; ``--ckpt_path`` resumes
@@ -108,6 +122,45 @@ def name_logger_after_method(config) -> None:
     init_args = getattr(logger, "init_args", None)
     if init_args is not None and "name" in init_args and init_args.name is None and getattr(model, "class_path", None):
         init_args.name = model.class_path.rsplit(".", 1)[-1].lower()
+
+
+def continue_run(config) -> None:
+    """``avssl fit ... --ckpt_path last`` (or a checkpoint path) continues the run the checkpoint
+    belongs to: a logger without a fixed version takes that run's ``version_N`` folder, where its
+    checkpoints, logs and summary stay and where ``last`` is looked up; ``last`` with nothing to
+    resume is an error, never a silent fresh start."""
+    ckpt = config.get("ckpt_path")
+    logger = getattr(config.get("trainer.logger"), "init_args", None)
+    if ckpt in (None, "best", "hpc", "registry") or logger is None or not all(k in logger for k in ("save_dir", "name", "version")):
+        return
+    runs = Path(logger.save_dir or ".") / (logger.name or "")
+    checkpoints = next((c.init_args for c in config.get("trainer.callbacks") or [] if str(c.class_path).endswith("ModelCheckpoint")), None)
+    dirpath = Path(checkpoints.dirpath) if checkpoints is not None and checkpoints.dirpath else None
+    versions = sorted((int(d.name[8:]), d) for d in runs.glob("version_*") if d.name[8:].isdigit())
+    if ckpt == "last":
+        holding = [c for c in ([dirpath] if dirpath else [d / "checkpoints" for _, d in versions]) if any(c.glob("last*.ckpt"))]
+        if not holding:
+            where = dirpath or runs / "version_*" / "checkpoints"
+            raise ConfigError(f"ckpt_path: last: no last.ckpt in {where}, nothing to resume (leave --ckpt_path out to start a new run)")
+        version = _written_by(dirpath, runs) if dirpath else int(holding[-1].parent.name[8:])
+    else:
+        inside = [n for n, d in versions if d.resolve() in Path(ckpt).resolve().parents]
+        version = (
+            inside[0] if inside else _written_by(dirpath, runs) if dirpath and dirpath.resolve() in Path(ckpt).resolve().parents else None
+        )
+    if logger.version is None and version is not None:
+        logger.version = version
+
+
+def _written_by(dirpath: Path, runs: Path) -> int | None:
+    """The version of the run that last wrote checkpoints to ``dirpath`` (its summary says), if it logged under ``runs``."""
+    from avssl.reliability.summary import SUMMARY
+
+    try:
+        log_dir = Path(json.loads((dirpath / SUMMARY).read_text())["log_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(log_dir.name[8:]) if log_dir.parent.resolve() == runs.resolve() and log_dir.name[8:].isdigit() else None
 
 
 def apply_encoder_settings(config, explicit) -> None:

@@ -67,6 +67,25 @@ def remove_empty_log_dir(trainer: pl.Trainer) -> None:
         log.info("removed %s: the run failed before its first step", log_dir)
 
 
+def save_interrupted(trainer: pl.Trainer) -> None:
+    """On Ctrl-C, save the run as it stands to the ``last`` checkpoint of each
+    :class:`ModelCheckpoint` that keeps one, so ``--ckpt_path last`` resumes from here and not from
+    the last epoch's end. Written by this process alone (no barrier: other ranks may be gone);
+    the step being interrupted may be half applied, as after any interrupt."""
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.save_last and c.dirpath]
+    if not callbacks:
+        return
+    checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+    for callback in callbacks:  # their dirpath is resolved when the fit is set up
+        path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+        try:
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        except Exception as e:  # never mask the interrupt
+            log.warning("could not save %s on the interrupt: %s", path, e)
+            continue
+        log.info("interrupted at step %d: saved %s (resume with --ckpt_path last)", trainer.global_step, path)
+
+
 class RunGuard(pl.Callback):
     """Start-up checks and the end-of-fit failure summary (see the module docstring)."""
 
@@ -99,7 +118,12 @@ class RunGuard(pl.Callback):
             remove_empty_log_dir(trainer)
         if self.status == "not started":  # not a fit (avssl test / validate / predict), or it never began
             return
-        self.status = f"failed: {type(exception).__name__}: {exception}"
+        if isinstance(exception, KeyboardInterrupt):
+            self.status = "interrupted"
+            if trainer.global_step > 0 and trainer.is_global_zero:
+                save_interrupted(trainer)
+        else:
+            self.status = f"failed: {type(exception).__name__}: {exception}"
         self._write(trainer, gather=False)  # other ranks may be gone: this rank's counts only
 
     def summary(self, trainer: pl.Trainer, *, gather: bool = True) -> dict:
@@ -115,6 +139,7 @@ class RunGuard(pl.Callback):
                 skipped[key] = {"by_reason": dict(dataset.skipped), "files": dict(dataset.skipped_files)}
         return {
             "status": self.status,
+            "log_dir": trainer.log_dir,  # where the run logs: a resume continues there
             "resumed_from": self.resumed_from,
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
