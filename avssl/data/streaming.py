@@ -27,7 +27,7 @@ from litdata.streaming.sampler import ChunkedIndex
 from avssl.data.dataset import AVClipDataset
 from avssl.data.loaders import TimeoutNaming
 from avssl.data.store.meta import StoreMeta
-from avssl.data.store.remote import allow_plain_http
+from avssl.data.store.remote import allow_plain_http, storage_options
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ class StoreStream(StreamingDataset):
     def __init__(self, clips: AVClipDataset, split: str, *, seed: int):
         root = clips.records[0].store
         allow_plain_http()  # an S3-compatible server over http:// (forked workers inherit it)
-        super().__init__(root, shuffle=True, seed=seed, batch_decode=0)  # one item deserialized per read
+        super().__init__(
+            root, shuffle=True, seed=seed, batch_decode=0, storage_options=storage_options(root)
+        )  # one item deserialized per read
         meta = StoreMeta.cached(root)
         items = meta.split_range(split)
         self.subsampled_files, self.region_of_interest, self._shifts = chunk_region(list(meta.chunks), items)

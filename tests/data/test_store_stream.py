@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -184,3 +186,51 @@ def test_object_storage_errors_name_the_object(store, bucket):
             AVDataModule(bucket, **CLIP).read_catalog()
     finally:
         boto3.client("s3").upload_file(str(store / chunk), "avssl", f"store/{chunk}")
+
+
+def test_an_unreachable_endpoint_or_refused_credentials_end_within_bounds_in_one_error(bucket, monkeypatch, tmp_path):
+    """A wrong port (nothing listens) and credentials the server refuses: one error naming the
+    object and the endpoint, after a bounded number of bounded tries (not litdata's 1000)."""
+    monkeypatch.setenv("AVSSL_STORAGE_TIMEOUT", "2")
+    monkeypatch.setenv("AVSSL_STORAGE_RETRIES", "2")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", closed)
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            AVDataModule(bucket, **CLIP).read_catalog()
+        except BaseException as e:  # noqa: BLE001 - the error is the result
+            errors.append(e)
+
+    reading = threading.Thread(target=read, daemon=True)  # a daemon: a read that never ends fails the test, not the run
+    reading.start()
+    reading.join(timeout=30)
+    assert not reading.is_alive(), "reading a store at an unreachable endpoint did not end within 30 s"
+    assert isinstance(errors[0], ConfigError), errors
+    assert re.match(rf"data.root: cannot read s3://avssl/store/avssl_store.json from {closed} ", str(errors[0])), errors[0]
+    with socket.socket() as s:  # a server that checks credentials (moto's IAM mode), ours unknown to it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    strict = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        for _ in range(100):  # the server takes a moment to listen
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        with pytest.raises(
+            ConfigError, match=r"^data.root: cannot read s3://avssl/store/avssl_store.json from http://127.0.0.1:\d+ .*403.*Forbidden"
+        ):
+            AVDataModule(bucket, **CLIP).read_catalog()
+    finally:
+        strict.terminate()
+        strict.wait()

@@ -98,6 +98,8 @@ class StoreMeta:
         try:
             path = remote.fetch(root, STORE_META) if remote.is_remote(root) else Path(root) / STORE_META
             raw = json.loads(path.read_text())
+        except ConfigError:  # the object could not be fetched: already named
+            raise
         except FileNotFoundError:
             raise ConfigError(
                 f"data.root: {root} is not a complete shard store (no {STORE_META}; was avssl prepare interrupted?)"

@@ -28,7 +28,7 @@ from avssl.data.decode.probe import displayed_index
 from avssl.data.encoded import resize_frames
 from avssl.data.store.frames import EncodedFrames
 from avssl.data.store.meta import StoreItem
-from avssl.data.store.remote import allow_plain_http
+from avssl.data.store.remote import allow_plain_http, storage_options
 
 
 @lru_cache(maxsize=16)
@@ -39,7 +39,7 @@ def _open(root: str, pid: int):
     from litdata import StreamingDataset
 
     allow_plain_http()
-    return StreamingDataset(root, batch_decode=0)
+    return StreamingDataset(root, batch_decode=0, storage_options=storage_options(root))
 
 
 class StoreDecoder:

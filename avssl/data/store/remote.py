@@ -9,6 +9,13 @@ downloaded by litdata on demand, into litdata's own cache, by the process that r
 (each rank and worker its own chunks when streaming). Credentials and endpoint come from the
 environment as for the provider's own tools (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL`` for an
 S3-compatible server, ...).
+
+Nothing waits without end: every request to an ``s3://`` store times out after
+``$AVSSL_STORAGE_TIMEOUT`` seconds (default 20) and is tried ``$AVSSL_STORAGE_RETRIES`` times
+(default 3) where litdata's own client would try 1000 times; an unreachable or wrong endpoint,
+or refused credentials, end in one error naming the object and the endpoint. Chunks downloaded
+during training (litdata's obstore client) are retried within object_store's bounds, and a chunk
+that still cannot be read is read item by item, each failure counted (``data/failed``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from avssl.errors import ConfigError
 from avssl.utils.cache import cache_dir
 
 LOCAL_SCHEMES = ("", "file")
+TIMEOUT_ENV, RETRIES_ENV = "AVSSL_STORAGE_TIMEOUT", "AVSSL_STORAGE_RETRIES"
 
 
 def is_remote(root: str | Path) -> bool:
@@ -35,11 +43,28 @@ def join(root: str, name: str) -> str:
     return root.rstrip("/") + "/" + name
 
 
+def storage_options(root: str) -> dict:
+    """litdata's ``storage_options`` for ``root``: for ``s3://``, a client whose requests time out
+    and are retried within the bounds of the module docstring."""
+    if not str(root).startswith("s3://"):
+        return {}
+    import botocore.config
+
+    timeout, retries = float(os.environ.get(TIMEOUT_ENV, 20)), int(os.environ.get(RETRIES_ENV, 3))
+    limits = {"connect_timeout": timeout, "read_timeout": timeout, "retries": {"max_attempts": retries, "mode": "standard"}}
+    return {"config": botocore.config.Config(**limits)}
+
+
+def endpoint() -> str:
+    """The object-storage endpoint requests go to (named in errors)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the provider's default endpoint"
+
+
 def _provider(root: str):
     from litdata.streaming.fs_provider import _get_fs_provider
 
     allow_plain_http()
-    return _get_fs_provider(root)
+    return _get_fs_provider(root, storage_options(root))
 
 
 def fetch(root: str, name: str) -> Path:
@@ -52,7 +77,7 @@ def fetch(root: str, name: str) -> Path:
         _provider(root).download_file(join(root, name), str(tmp))
     except Exception as e:  # the provider's SDK raises its own errors (no object, no credentials, no network)
         tmp.unlink(missing_ok=True)
-        raise ConfigError(f"data.root: cannot read {join(root, name)} ({type(e).__name__}: {e})") from None
+        raise ConfigError(f"data.root: cannot read {join(root, name)} from {endpoint()} ({type(e).__name__}: {e})") from None
     tmp.replace(local)
     return local
 
@@ -60,8 +85,11 @@ def fetch(root: str, name: str) -> Path:
 def missing(root: str, names: list[str]) -> list[str]:
     """The objects of ``names`` under ``root`` that do not exist (asked in parallel)."""
     provider = _provider(root)
-    with ThreadPoolExecutor(16) as pool:
-        found = list(pool.map(lambda name: provider.exists(join(root, name)), names))
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            found = list(pool.map(lambda name: provider.exists(join(root, name)), names))
+    except Exception as e:  # the provider's SDK raises its own errors
+        raise ConfigError(f"data.root: cannot list the chunks of {root} at {endpoint()} ({type(e).__name__}: {e})") from None
     return [name for name, ok in zip(names, found) if not ok]
 
 
