@@ -109,6 +109,15 @@ class LoggingStepProgressBar(TQDMProgressBar):
         super().setup(trainer, pl_module, stage)
         self._refresh_rate = max(1, trainer.log_every_n_steps)
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Show where the run ended (``max_steps`` may end it between two refreshes) before closing."""
+        bar = self._train_progress_bar
+        if bar is not None and not bar.disable:
+            bar.n = trainer.fit_loop.epoch_loop.batch_progress.current.processed  # batches of this epoch
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()
+        super().on_train_end(trainer, pl_module)
+
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
         shown = {
             key.split("/", 1)[1]: float(value)

@@ -1,6 +1,8 @@
 """The CLI end to end through main([...]): every shipped YAML is exercised here."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -221,6 +223,15 @@ def test_a_second_demo_run_replaces_the_checkpoint_the_evaluation_reads(tiny_roo
     assert torch.load(ckpt_dir / "last.ckpt", weights_only=True)["hyper_parameters"]["base_lr"] == 2.0
 
 
+def test_a_run_prints_no_third_party_noise(tiny_root, tmp_path):
+    """What a user's terminal shows (a fresh interpreter: pytest would capture the warnings)."""
+    args = ["fit", *DEMO, *tiny(tiny_root), "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"]
+    run = subprocess.run([sys.executable, "-m", "avssl", *args], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for noise in ("litlogger", "LeafSpec", "You have overridden `on_after_batch_transfer`"):
+        assert noise not in run.stdout + run.stderr, noise
+
+
 def test_validate_and_predict_run(tiny_root, tmp_path):
     for command in ("validate", "predict"):
         main([command, *DEMO, *tiny(tiny_root), "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
@@ -230,7 +241,7 @@ def test_validate_and_predict_run(tiny_root, tmp_path):
     "option, words",
     [
         ('--data.augment.temporal=[{"name": "XX"}]', ["name", "XX"]),
-        ('--data.augment.temporal=[{"name": "RE", "alpha": 1.5}]', ["alpha", "1.5"]),
+        ('--data.augment.temporal=[{"name": "RE", "alpha": 1.5}]', ["data.augment.temporal", "alpha", "1.5"]),
         ('--data.augment.temporal=[{"name": "TM", "p": -1}]', ["p must be in [0, 1]"]),
         ("--data.augment.audio.pitch_placement=middle", ["pitch_placement"]),
     ],

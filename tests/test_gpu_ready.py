@@ -243,3 +243,16 @@ def test_the_command_line_shows_the_logged_metrics_on_logging_steps_only(tiny_ro
     assert isinstance(trainer.progress_bar_callback, LoggingStepProgressBar)
     _, _, quiet = instantiate([*args, "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path}"])
     assert quiet.progress_bar_callback is None
+
+
+def test_the_bar_shows_the_step_a_run_ends_at_between_two_refreshes(tiny_root, tmp_path):
+    """max_steps ends the run at step 3 of the epoch while the bar refreshes every 50 steps: the
+    closed bar says 3, not 0."""
+    args = ["--config", "simclr.yaml", "--config", "demo.yaml", *TINY_DATA_ARGS, f"--data.synthetic_root={tiny_root}"]
+    args += ["--trainer.max_steps=3", "--trainer.log_every_n_steps=50", "--data.batch_size=2", f"--trainer.default_root_dir={tmp_path}"]
+    model, data, trainer = instantiate(
+        [*args, f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.callbacks.init_args.dirpath={tmp_path}"]
+    )
+    trainer.fit(model, data)
+    bar = trainer.progress_bar_callback._train_progress_bar
+    assert trainer.global_step == 3 and bar.n == 3 and bar.total > 3

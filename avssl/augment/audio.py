@@ -33,7 +33,7 @@ class SpectrogramConfig:
 
     def __post_init__(self) -> None:
         if self.hop_length < 1 or self.n_fft < 2 or self.n_mels < 1:
-            raise ConfigError(f"spectrogram: n_fft, hop_length and n_mels must be positive, got {self}")
+            raise ConfigError(f"data.spectrogram: n_fft, hop_length and n_mels must be positive, got {self}")
 
 
 class LogMel(nn.Module):
@@ -48,7 +48,7 @@ class LogMel(nn.Module):
     def __init__(self, sample_rate: int, config: SpectrogramConfig = SpectrogramConfig(), chunk_size: int = 16):
         super().__init__()
         if config.f_max is not None and config.f_max > sample_rate / 2:
-            raise ConfigError(f"spectrogram.f_max={config.f_max} exceeds the Nyquist rate of {sample_rate} Hz audio")
+            raise ConfigError(f"data.spectrogram.f_max={config.f_max} exceeds the Nyquist rate of {sample_rate} Hz audio")
         self.config = config
         self.n_fft, self.hop_length, self.chunk_size = config.n_fft, config.hop_length, chunk_size
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
@@ -100,15 +100,17 @@ class AudioAugConfig:
     def __post_init__(self) -> None:
         for name in ("pitch_p", "noise_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"augment.audio.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"data.augment.audio.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("pitch_placement", "noise_placement"):
             if getattr(self, name) not in PLACEMENTS:
-                raise ConfigError(f"augment.audio.{name} must be one of {PLACEMENTS}, got {getattr(self, name)!r}")
+                raise ConfigError(f"data.augment.audio.{name} must be one of {PLACEMENTS}, got {getattr(self, name)!r}")
         unknown = [c for c in self.noise_colors if c not in NOISE_COLORS]
         if unknown or not self.noise_colors:
-            raise ConfigError(f"augment.audio.noise_colors must be a non-empty subset of {sorted(NOISE_COLORS)}, got {self.noise_colors}")
+            raise ConfigError(
+                f"data.augment.audio.noise_colors must be a non-empty subset of {sorted(NOISE_COLORS)}, got {self.noise_colors}"
+            )
         if self.pitch_semitones[0] > self.pitch_semitones[1]:
-            raise ConfigError(f"augment.audio.pitch_semitones must be (low, high), got {self.pitch_semitones}")
+            raise ConfigError(f"data.augment.audio.pitch_semitones must be (low, high), got {self.pitch_semitones}")
 
 
 def overlap_add_istft(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, length: int) -> torch.Tensor:

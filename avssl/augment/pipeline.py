@@ -83,19 +83,19 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
-            raise ConfigError(f"augment.crop_size must be >= 1, got {self.crop_size}")
+            raise ConfigError(f"data.augment.crop_size must be >= 1, got {self.crop_size}")
         if self.eval_crop_size is not None and self.eval_crop_size < 1:
-            raise ConfigError(f"augment.eval_crop_size must be >= 1, got {self.eval_crop_size}")
+            raise ConfigError(f"data.augment.eval_crop_size must be >= 1, got {self.eval_crop_size}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            raise ConfigError(f"augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+            raise ConfigError(f"data.augment.crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
         if not 0.0 <= self.flip_p <= 1.0:
-            raise ConfigError(f"augment.flip_p must be in [0, 1], got {self.flip_p}")
+            raise ConfigError(f"data.augment.flip_p must be in [0, 1], got {self.flip_p}")
         # YAML gives dicts; accept them so configs can list {name, alpha, p, streams}.
         temporal = [t if isinstance(t, TemporalAug) else TemporalAug(**t) for t in self.temporal]
         object.__setattr__(self, "temporal", temporal)
         fills = {(t.mask_fill, t.mask_value) for t in temporal if t.name == "TM"}
         if len(fills) > 1:
-            raise ConfigError(f"augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
+            raise ConfigError(f"data.augment.temporal: all TM entries must use one mask_fill / mask_value, got {sorted(fills)}")
 
 
 @dataclass

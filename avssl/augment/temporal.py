@@ -155,15 +155,15 @@ class TemporalAug:
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
-            raise ConfigError(f"temporal augmentation name must be one of {list(NAMES)}, got {self.name!r}")
+            raise ConfigError(f"data.augment.temporal: name must be one of {list(NAMES)}, got {self.name!r}")
         for field in ("alpha", "p"):
             value = getattr(self, field)
             if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"temporal augmentation {self.name}: {field} must be in [0, 1], got {value}")
+                raise ConfigError(f"data.augment.temporal: {self.name} {field} must be in [0, 1], got {value}")
         if self.streams not in PLACEMENTS:
-            raise ConfigError(f"temporal augmentation {self.name}: streams must be one of {PLACEMENTS}, got {self.streams!r}")
+            raise ConfigError(f"data.augment.temporal: {self.name} streams must be one of {PLACEMENTS}, got {self.streams!r}")
         if self.mask_fill not in MASK_FILLS:
-            raise ConfigError(f"temporal augmentation {self.name}: mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
+            raise ConfigError(f"data.augment.temporal: {self.name} mask_fill must be one of {MASK_FILLS}, got {self.mask_fill!r}")
 
     def applies_to(self, stream: str) -> bool:
         return self.streams in (stream, "both")

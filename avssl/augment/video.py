@@ -74,14 +74,14 @@ class ColorConfig:
     def __post_init__(self) -> None:
         for name in ("jitter_p", "grayscale_p", "blur_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"augment.color.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"data.augment.color.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("brightness", "contrast", "saturation"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"augment.color.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"data.augment.color.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.hue <= 0.5:
-            raise ConfigError(f"augment.color.hue must be in [0, 0.5], got {self.hue}")
+            raise ConfigError(f"data.augment.color.hue must be in [0, 0.5], got {self.hue}")
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
-            raise ConfigError(f"augment.color.blur_sigma must satisfy 0 < lo <= hi, got {self.blur_sigma}")
+            raise ConfigError(f"data.augment.color.blur_sigma must satisfy 0 < lo <= hi, got {self.blur_sigma}")
 
     @property
     def active(self) -> bool:

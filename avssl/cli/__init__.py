@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from avssl.cli import help_cache
@@ -42,6 +43,26 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
+# Lines every run printed that tell a user nothing about their run: Lightning's advertisement
+# for its cloud logger, torch's deprecation of a pytree class that Lightning itself uses, and
+# Lightning's note that the model makes the batches' views (avssl's design: views belong to
+# their consumer, the data module loads clips).
+_NOISE_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+
+
+def _no_advert(record: logging.LogRecord) -> bool:
+    return "litlogger" not in record.getMessage()
+
+
+def _quiet_third_party() -> None:
+    for name in _NOISE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _no_advert not in logger.filters:
+            logger.addFilter(_no_advert)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a")
+
+
 def _usage() -> str:
     lines = [f"usage: avssl {{{','.join(COMMANDS)}}} ...", "", "commands:"]
     lines += [f"  {name:<9} {command.help}" for name, command in COMMANDS.items()]
@@ -53,6 +74,7 @@ def main(args: Sequence[str] | None = None) -> None:
     """Entry point of the ``avssl`` console script and ``python -m avssl``."""
     args = list(sys.argv[1:] if args is None else args)
     _log_to_stderr()
+    _quiet_third_party()
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return

@@ -211,9 +211,13 @@ def check_settings(dst: Path, settings: dict) -> None:
         previous = json.loads((dst / PREPARE_REPORT).read_text()).get("settings")
     except (OSError, ValueError, AttributeError):
         return
-    if previous is not None and previous != settings:
-        diff = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
-        raise ConfigError(f"prepare: {dst} was prepared with other settings ({diff}); use a new DST or delete it")
+    if previous is None or previous == settings:
+        return
+    formats = previous.get("format", "mp4"), settings.get("format", "mp4")  # an mp4 copy's report names no format
+    if formats[0] != formats[1]:
+        raise ConfigError(f"prepare: {dst} was prepared with --format {formats[0]}, not {formats[1]}; use a new DST or delete it")
+    diff = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
+    raise ConfigError(f"prepare: {dst} was prepared with other settings ({diff}); use a new DST or delete it")
 
 
 def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig(), *, workers: int = 4, progress: bool = True) -> dict:

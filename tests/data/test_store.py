@@ -132,6 +132,8 @@ def test_every_source_is_accounted_for_and_a_rerun_redoes_nothing(zoo, tmp_path)
     assert (again["prepared"], again["already_done"]) == (0, 4)
     with pytest.raises(ConfigError, match="prepared with other settings.*jpeg_quality: 90 -> 50"):
         write_store(src, store, PrepareConfig(**SETTINGS, format="shards", jpeg_quality=50), workers=1, progress=False)
+    with pytest.raises(ConfigError, match=rf"prepare: {mp4} was prepared with --format mp4, not shards; use a new DST"):
+        write_store(src, mp4, PrepareConfig(**SETTINGS, format="shards"), workers=1, progress=False)
 
 
 def test_an_interrupted_store_is_named_and_resumes_from_its_finished_files(zoo, tmp_path, monkeypatch):
