@@ -11,7 +11,8 @@ import yaml
 from avssl.cli import instantiate, main
 from avssl.errors import ConfigError
 from avssl.paper.cells import CELLS, PAPER, write_configs
-from avssl.paper.report import collect, figure3_matrix, means, paired_difference, write_report
+from avssl.paper.report import collect, figure3_matrix, means, write_report
+from avssl.paper.stats import paired_difference
 from tests.conftest import TINY_DATA_ARGS
 
 SMALL = ["--model.init_args.backbone.width=4", "--model.init_args.backbone.layers=[1, 1, 1, 1]"]
@@ -106,6 +107,28 @@ def test_grid_dry_run_prints_every_command(capsys):
     assert "--seed_everything=1" in out and "--data.seed=1" in out
     assert "configs/paper/table2/re_a075.yaml" in out and "runs/grid/table2/re_a075/seed1/checkpoints/last.ckpt" in out
     assert not any("--data." in t for t in tests)  # the evaluation takes the encoder's data settings from its checkpoint
+
+
+def test_grid_takes_comma_separated_configs_and_checks_them_before_any_run(capsys, tmp_path):
+    main(["grid", "configs/paper/table2/control.yaml", "--dry-run", "--linear", "linear.yaml,demo_linear.yaml", "--extra", "demo.yaml"])
+    tests = [line for line in capsys.readouterr().out.splitlines() if line.startswith("avssl test")]
+    assert tests and all("--config=linear.yaml --config=demo_linear.yaml" in t for t in tests)
+    with pytest.raises(SystemExit) as exit_:
+        main(["grid", "configs/paper/table2/control.yaml", "--out", str(tmp_path), "--linear", "linear.yaml,nothere.yaml"])
+    assert exit_.value.code == 2 and "grid: --linear nothere.yaml: no such file" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before pre-training anything
+
+
+def test_report_lists_plain_evaluations_beside_the_cells(tmp_path):
+    """A plain ``avssl test`` run's results.json (outside the paper's cells) gets a row of its own."""
+    run = tmp_path / "linear" / "version_0"
+    run.mkdir(parents=True)
+    metrics = {"pretrained/cached/fused": {"top1": 87.5}, "random-init/cached/fused": {"top1": 61.25}, "pretrained/cached/audio": {"top1": 70.0}}
+    (run / "results.json").write_text(json.dumps({"mode": "cached", "dataset": "synthetic", "metrics": metrics}))
+    text = write_report(tmp_path).read_text()
+    assert "## Other evaluations" in text
+    row = next(line for line in text.splitlines() if line.startswith("| linear/version_0/results.json"))
+    assert "| cached | synthetic | 87.50 | 70.00 | — | 61.25 |" in row, row
 
 
 def test_grid_runs_cells_and_seeds_resumably_and_report_shows_them(tmp_path, tiny_root, capsys):

@@ -15,7 +15,9 @@ in the paper) and ``table4.png`` (accuracy vs temporal resolution, with and with
 paper's mode when present. A cell without results is shown as missing ("—"), never filled in; a
 mean over cells is shown only when all its entries exist.
 
-``avssl transfer`` results (``transfer.json``) found under ``RUNS_DIR`` are gathered into
+Every other ``results.json`` (a plain ``avssl test``, one split of ``avssl transfer``) gets a row
+of its own in an "Other evaluations" section. ``avssl transfer`` results (``transfer.json``)
+found under ``RUNS_DIR`` are gathered into
 ``transfer.md``: one table per checkpoint (:func:`avssl.workflows.transfer.transfer_report`).
 """
 
@@ -30,13 +32,11 @@ from pathlib import Path
 from avssl.errors import ConfigError
 from avssl.evaluation.protocols import EVALUATION_PROTOCOLS, PROBE_MODES
 from avssl.paper.cells import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
+from avssl.paper.stats import paired_difference
 from avssl.workflows.transfer import transfer_report
 
 ORDER = list(TEMPORAL)  # RE, FD, TM, TS
 MISSING = "—"
-# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (then the normal's 1.96)
-T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 def _cell_of(path: Path) -> tuple[str, str] | None:
@@ -82,6 +82,29 @@ def collect(runs: str | Path, readout: str = "fused") -> dict[str, dict[str, dic
     return values
 
 
+def other_results(runs: str | Path) -> str | None:
+    """Markdown: one row per ``results.json`` under ``runs`` outside the paper's cells (a plain
+    ``avssl test`` or ``avssl transfer`` evaluation), the top-1 of each readout of the pre-trained
+    and the random-init encoder; ``None`` when there is none."""
+    rows = []
+    for path in sorted(Path(runs).rglob("results.json")):
+        if _cell_of(path.parent) is not None:
+            continue
+        try:
+            payload = json.loads(path.read_text())
+            mode, metrics = payload["mode"], payload["metrics"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not an evaluation's results
+        top1 = {k: v["top1"] for k, v in metrics.items() if isinstance(v, dict) and "top1" in v}
+        cells = [_fmt(top1.get(f"{encoder}/{mode}/{r}")) for encoder in ("pretrained", "random-init") for r in READOUT_NAMES]
+        rows.append([str(path.relative_to(runs)), mode, str(payload.get("dataset")), *cells])
+    if not rows:
+        return None
+    header = ["results.json", "mode", "dataset", *(f"{e} {r}" for e in ("pretrained", "random-init") for r in READOUT_NAMES)]
+    intro = ["## Other evaluations", "", "Top-1 % of every evaluation outside the paper's cells (avssl test, avssl transfer).", ""]
+    return "\n".join([*intro, *_rows(header, rows), ""])
+
+
 def means(per_seed: dict[str, dict[str, dict[int, float]]]) -> dict[str, dict[str, float]]:
     """``table -> cell -> mean over seeds`` of one mode."""
     return {t: {c: statistics.fmean(s.values()) for c, s in cells.items()} for t, cells in per_seed.items()}
@@ -105,19 +128,6 @@ def _mean(xs: list[float | None]) -> float | None:
 
 def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def paired_difference(cell: dict[int, float], control: dict[int, float]) -> tuple[float, float, int] | None:
-    """Mean of ``cell - control`` over the seeds both ran, the half-width of its 95 % confidence
-    interval (Student's t; ``nan`` with one seed) and the number of seeds."""
-    seeds = sorted(set(cell) & set(control))
-    if not seeds:
-        return None
-    diffs = [cell[s] - control[s] for s in seeds]
-    if len(diffs) == 1:
-        return diffs[0], math.nan, 1
-    t = T95[len(diffs) - 2] if len(diffs) - 1 <= len(T95) else 1.96
-    return statistics.fmean(diffs), t * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
 
 
 def figure3_matrix(values: dict) -> list[list[float | None]]:
@@ -299,10 +309,10 @@ def write_report(runs: str | Path, out: str | Path | None = None, readout: str =
     runs = Path(runs)
     if not runs.is_dir():
         raise ConfigError(f"report: runs directory {str(runs)!r} does not exist")
-    collected = collect(runs, readout)
-    if not collected and transfer_report(runs) is None:  # nothing to tabulate: say so, write nothing
+    collected, others = collect(runs, readout), other_results(runs)
+    if not collected and others is None and transfer_report(runs) is None:  # nothing to tabulate: say so, write nothing
         raise ConfigError(
-            f"report: no results under {runs} (expected <table>/<cell>/.../results.json as avssl grid writes them, or transfer.json)"
+            f"report: no results under {runs} (expected results.json files as avssl grid and avssl test write them, or transfer.json)"
         )
     out = Path(out) if out else runs / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +320,7 @@ def write_report(runs: str | Path, out: str | Path | None = None, readout: str =
         path = out / f"report_{readout}.md"
         path.write_text(markdown(collected, readout))
         return path
-    (out / "report.md").write_text(markdown(collected))
+    (out / "report.md").write_text(markdown(collected) + (f"\n{others}" if others else ""))
     mode = next((m for m in PROBE_MODES if m in collected), "full")
     figures(means(collected.get(mode, {})), out, mode)
     transfer = transfer_report(runs)

@@ -28,6 +28,18 @@ from avssl.evaluation.protocols import PROBE_MODES
 from avssl.workflows.runner import ENCODER_FLAG, run_avssl
 
 
+def _configs(values: list[str], flag: str) -> list[str]:
+    """The configs of a repeated or comma-separated flag, each checked before any run starts (a
+    file, or a bundled config's name)."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    for name in names:
+        try:
+            resolve(name)
+        except ConfigError:
+            raise ConfigError(f"grid: {flag} {name}: no such file, and no bundled config of that name (`avssl configs` lists them)") from None
+    return names
+
+
 def cell_files(targets: list[str]) -> list[Path]:
     files: list[Path] = []
     for target in targets:
@@ -120,8 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cells", nargs="+", help="cell files or directories of them (configs/paper/<table>)")
     parser.add_argument("--out", default="runs/grid", help="runs go to OUT/<table>/<cell>/seed<S>")
     parser.add_argument("--base", default="configs/simclr.yaml", help="config every cell is composed after")
-    parser.add_argument("--extra", action="append", default=[], help="configs between the base and the cell (e.g. configs/demo.yaml)")
-    parser.add_argument("--linear", action="append", default=None, help="evaluation configs (default configs/linear.yaml)")
+    parser.add_argument("--extra", action="append", default=[], help="configs between the base and the cell (e.g. configs/demo.yaml); repeat or separate with commas")
+    parser.add_argument("--linear", action="append", default=None, help="evaluation configs (default configs/linear.yaml); repeat or separate with commas")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; every cell runs once per seed (default 0)")
     parser.add_argument("--modes", default="full", help="linear evaluation modes, comma separated (default full: the paper's protocol)")
     parser.add_argument("--epochs", type=int, help="override trainer.max_epochs of every cell's pre-training")
@@ -131,7 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    ns.linear = ns.linear or ["configs/linear.yaml"]
+    ns.linear = _configs(ns.linear or ["configs/linear.yaml"], "--linear")
+    ns.extra = _configs(ns.extra, "--extra")
+    _configs([ns.base], "--base")
     ns.seeds = _parse_list(ns.seeds, int, "seeds")
     ns.modes = _parse_list(ns.modes, str, "modes")
     unknown = [m for m in ns.modes if m not in PROBE_MODES]
