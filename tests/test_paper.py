@@ -123,7 +123,11 @@ def test_report_lists_plain_evaluations_beside_the_cells(tmp_path):
     """A plain ``avssl test`` run's results.json (outside the paper's cells) gets a row of its own."""
     run = tmp_path / "linear" / "version_0"
     run.mkdir(parents=True)
-    metrics = {"pretrained/cached/fused": {"top1": 87.5}, "random-init/cached/fused": {"top1": 61.25}, "pretrained/cached/audio": {"top1": 70.0}}
+    metrics = {
+        "pretrained/cached/fused": {"top1": 87.5},
+        "random-init/cached/fused": {"top1": 61.25},
+        "pretrained/cached/audio": {"top1": 70.0},
+    }
     (run / "results.json").write_text(json.dumps({"mode": "cached", "dataset": "synthetic", "metrics": metrics}))
     text = write_report(tmp_path).read_text()
     assert "## Other evaluations" in text

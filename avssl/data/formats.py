@@ -37,6 +37,9 @@ class PrepareConfig:
         format: ``mp4`` (a copy of the dataset's tree: H.264 videos with WAV sidecars) or
             ``shards`` (a litdata store of JPEG frames and PCM audio, see avssl.data.store).
         jpeg_quality: JPEG quality of a store's frames (1-100).
+        allow_missing_audio: keep videos without an audio stream (their copy has no audio; read
+            them with data.allow_missing_audio, which gives silence); by default they are skipped
+            and reported (no_audio_stream).
     """
 
     short_side: int = 256
@@ -47,6 +50,7 @@ class PrepareConfig:
     bframes: int = 3
     format: str = "mp4"
     jpeg_quality: int = 90
+    allow_missing_audio: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -62,6 +66,10 @@ class PrepareConfig:
     def settings(self) -> dict:
         """The settings that shape the output of this format (kept in its report: resuming with
         other settings is refused)."""
+        kept = {"allow_missing_audio": True} if self.allow_missing_audio else {}  # absent from the reports of earlier copies
+        return {**self._format_settings(), **kept}
+
+    def _format_settings(self) -> dict:
         if self.format == "shards":
             return {
                 "format": "shards",

@@ -84,6 +84,7 @@ def extract_features(
     batch_size: int = 8,
     num_workers: int = 0,
     device: str | torch.device | None = None,
+    allow_missing_audio: bool | None = None,
 ) -> Features:
     """Features of ``videos`` (a list of files) or of a ``datamodule``'s ``split``.
 
@@ -99,20 +100,28 @@ def extract_features(
         batch_size: videos per forward pass.
         num_workers: DataLoader worker processes.
         device: where the encoder runs (default: CUDA when available, else CPU).
+        allow_missing_audio: with ``videos``: keep those without an audio stream, with silent
+            audio (``data.allow_missing_audio`` of the data module; a ``datamodule`` has its own);
+            ``None``: the encoder's pre-training setting. Skipped videos are named.
     """
     if (videos is None) == (datamodule is None):
         raise ConfigError("extract_features: give either videos (a list of files) or a datamodule")
     if isinstance(encoder, str | Path):
         encoder = load_encoder(encoder, field_name="encoder")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if datamodule is not None and allow_missing_audio is not None:
+        raise ConfigError("extract_features: allow_missing_audio is the datamodule's own setting when a datamodule is given")
+    audio = {} if allow_missing_audio is None else {"allow_missing_audio": allow_missing_audio}
     if datamodule is None:
-        datamodule = encoder_datamodule(encoder, batch_size=batch_size, num_workers=num_workers)
+        datamodule = encoder_datamodule(encoder, batch_size=batch_size, num_workers=num_workers, **audio)
         records = [VideoRecord(str(v), -1, Path(v).stem, "test") for v in videos]
         missing = [r.path for r in records if not Path(r.path).is_file()]
         if missing:
             raise ConfigError(f"extract_features: no such video file(s): {missing[:5]}")
     else:
         records = datamodule.records(split)
+        if not records:
+            raise ConfigError(f"extract_features: the data at {datamodule.data_root} has no {split} split (give split=...)")
     dataset = datamodule.clip_dataset(records, train=False, num_clips=clips or datamodule.eval_clips)
     skipped = dict(dataset.skipped_files)
     backbone = encoder.backbone.to(device).eval()

@@ -74,12 +74,13 @@ def prepare_file(
     tmp_video, tmp_audio = tmp.with_suffix(".mp4"), tmp.with_suffix(".wav")
     try:
         info = probe_file(src)  # a source that is itself a prepared copy has its audio in a sidecar
-        if not info.has_audio:
+        if not info.has_audio and not cfg.allow_missing_audio:
             raise DecodeError(src, "no_audio_stream")
         dst_video.parent.mkdir(parents=True, exist_ok=True)
-        nonfinite = _write_audio(src, tmp_audio, cfg.audio_rate, info)
+        nonfinite = _write_audio(src, tmp_audio, cfg.audio_rate, info) if info.has_audio else 0
         _write_video(src, tmp_video, info, cfg)
-        os.replace(tmp_audio, dst_audio)
+        if info.has_audio:  # a video kept without audio has no sidecar
+            os.replace(tmp_audio, dst_audio)
         os.replace(tmp_video, dst_video)
         return src, "prepared", "", nonfinite
     except DecodeError as e:
@@ -205,6 +206,11 @@ def _copy_metadata(src: Path, dst: Path, rel: Path, outputs: dict[Path, Path | N
         shutil.copyfile(src / rel, target)
 
 
+def _sidecar(dst: Path, source: Source) -> str | None:
+    """The report's name of a prepared video's sidecar; ``None`` for a video kept without audio."""
+    return str(source.audio) if (dst / source.audio).is_file() else None
+
+
 def check_settings(dst: Path, settings: dict) -> None:
     """Refuse to resume into a ``dst`` prepared with other settings (its finished files would be kept)."""
     try:
@@ -244,10 +250,11 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     for rel in others:
         _copy_metadata(src, dst, rel, outputs)
     planned = [v for v in videos if v.output is not None]
-    done = [v for v in planned if (dst / v.output).is_file() and (dst / v.audio).is_file()]
+    # the video is moved into place last: it marks a finished file (with its sidecar, unless kept without audio)
+    done = [v for v in planned if (dst / v.output).is_file() and (cfg.allow_missing_audio or (dst / v.audio).is_file())]
     todo = [v for v in planned if v not in set(done)]
     files = {str(v.rel): {"status": v.problem, "output": None, "audio": None} for v in videos if v.output is None}
-    files.update({str(v.rel): {"status": "prepared", "output": str(v.output), "audio": str(v.audio)} for v in done})
+    files.update({str(v.rel): {"status": "prepared", "output": str(v.output), "audio": _sidecar(dst, v)} for v in done})
     for v in done:
         files[str(v.rel)]["already_done"] = True
     # spawn, not fork: a forked child of a process whose torch / OpenMP threads are running can deadlock
@@ -263,7 +270,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         for v, (_, status, detail, nonfinite) in zip(todo, tqdm(futures, total=len(todo), desc="prepare", disable=not progress)):
             entry = {"status": status, "output": None, "audio": None}
             if status == "prepared":
-                entry.update(output=str(v.output), audio=str(v.audio))
+                entry.update(output=str(v.output), audio=_sidecar(dst, v))
                 if nonfinite:
                     entry["nonfinite_audio_samples"] = nonfinite
             else:

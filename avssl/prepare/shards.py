@@ -61,14 +61,15 @@ def store_file(src: str, out: str, cfg: PrepareConfig, streams: tuple[str, ...])
     tmp = out + ".tmp.npz"
     try:
         info = probe_file(src, video="video" in streams)
-        if "audio" in streams and not info.has_audio:
+        if "audio" in streams and not info.has_audio and not cfg.allow_missing_audio:
             raise DecodeError(src, "no_audio_stream")
+        audio = "audio" in streams and info.has_audio  # kept without audio: an item with no samples
         chunks, height, width = [], 0, 0
         if "video" in streams:
             for rgb in timeline_frames(src, info, cfg):
                 height, width = rgb.shape[:2]
                 chunks.append(encode_jpeg(torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), quality=cfg.jpeg_quality).numpy())
-        pcm, nonfinite = timeline_audio(src, cfg.audio_rate, info) if "audio" in streams else (np.zeros(0, np.int16), 0)
+        pcm, nonfinite = timeline_audio(src, cfg.audio_rate, info) if audio else (np.zeros(0, np.int16), 0)
         offsets = np.zeros(len(chunks) + 1, np.int64)
         offsets[1:] = np.cumsum([len(c) for c in chunks])
         jpeg = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
@@ -79,7 +80,7 @@ def store_file(src: str, out: str, cfg: PrepareConfig, streams: tuple[str, ...])
             # the prepared timeline's duration (frame k shows for [k / fps, (k + 1) / fps)), as the
             # mp4 copy's header gives it, so that clip starts are drawn over the same range
             "duration": len(chunks) / cfg.fps if chunks else float(info.duration),
-            "has_audio": "audio" in streams,
+            "has_audio": audio,
             "nonfinite_audio_samples": nonfinite,
         }
         audio = pcm.astype(np.int16)

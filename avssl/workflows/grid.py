@@ -36,7 +36,9 @@ def _configs(values: list[str], flag: str) -> list[str]:
         try:
             resolve(name)
         except ConfigError:
-            raise ConfigError(f"grid: {flag} {name}: no such file, and no bundled config of that name (`avssl configs` lists them)") from None
+            raise ConfigError(
+                f"grid: {flag} {name}: no such file, and no bundled config of that name (`avssl configs` lists them)"
+            ) from None
     return names
 
 
@@ -132,8 +134,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cells", nargs="+", help="cell files or directories of them (configs/paper/<table>)")
     parser.add_argument("--out", default="runs/grid", help="runs go to OUT/<table>/<cell>/seed<S>")
     parser.add_argument("--base", default="configs/simclr.yaml", help="config every cell is composed after")
-    parser.add_argument("--extra", action="append", default=[], help="configs between the base and the cell (e.g. configs/demo.yaml); repeat or separate with commas")
-    parser.add_argument("--linear", action="append", default=None, help="evaluation configs (default configs/linear.yaml); repeat or separate with commas")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        help="configs between the base and the cell (e.g. configs/demo.yaml); repeat or separate with commas",
+    )
+    parser.add_argument(
+        "--linear", action="append", default=None, help="evaluation configs (default configs/linear.yaml); repeat or separate with commas"
+    )
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; every cell runs once per seed (default 0)")
     parser.add_argument("--modes", default="full", help="linear evaluation modes, comma separated (default full: the paper's protocol)")
     parser.add_argument("--epochs", type=int, help="override trainer.max_epochs of every cell's pre-training")

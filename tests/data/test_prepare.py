@@ -148,3 +148,46 @@ def test_a_prepared_manifest_names_why_prepare_skipped_a_row(source, tmp_path):
     data = AVDataModule(str(dst), batch_size=1, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
     dataset = data.dataset("train", train=True)
     assert dataset.skipped == {"unreadable": 1} and dataset.skipped_files == [(str(dst / "videos" / "broken.mp4"), "unreadable")]
+
+
+def test_videos_without_audio_are_kept_by_one_option_everywhere(tmp_path, tiny_root):
+    """allow_missing_audio: skipped and reported by default; kept (no sidecar, an item without
+    samples) by avssl prepare in both formats and read as silence by the data module, under the one
+    name (extract_features: tests/evaluation/test_features.py)."""
+    import numpy as np
+
+    from avssl.prepare.shards import write_store
+    from avssl.prepare.synthetic import write_av_mp4
+
+    src = tmp_path / "src"
+    for name in ("a", "b", "c"):  # an unlabelled folder, all train
+        write_av_mp4(src / f"{name}.mp4", np.full((50, 32, 32, 3), 90, np.uint8), np.zeros(32000, np.float32), 25, 16000)
+    write_av_mp4(src / "silent.mp4", np.full((50, 32, 32, 3), 30, np.uint8), None, 25, 16000)
+    settings = dict(short_side=32, fps=25, gop=8, audio_rate=16000)
+    skipped = prepare(src, tmp_path / "default", PrepareConfig(**settings), workers=1, progress=False)
+    assert skipped["skipped_by_reason"] == {"no_audio_stream": 1}
+    clip = dict(batch_size=2, num_workers=0, short_side=32, sample_rate=16000, augment=AugmentConfig(crop_size=32))
+    for dst, write in (("mp4", prepare), ("store", write_store)):
+        fmt = "shards" if dst == "store" else "mp4"
+        report = write(src, tmp_path / dst, PrepareConfig(**settings, format=fmt, allow_missing_audio=True), workers=1, progress=False)
+        assert report["prepared"] == 4 and report["files"]["silent.mp4"]["status"] == "prepared", report["skipped"]
+        assert AVDataModule(str(tmp_path / dst), **clip).dataset("train", train=True).skipped == {"no_audio_stream": 1}
+        kept = AVDataModule(str(tmp_path / dst), allow_missing_audio=True, **clip).dataset("train", train=True)
+        silent = next(i for i, r in enumerate(kept.records) if r.video_id.startswith("silent"))
+        sample = kept[silent]
+        assert sample["silent_audio"] and not sample["audio"].any() and sample["video"].float().mean() < 60
+    main(
+        [
+            "prepare",
+            str(src),
+            str(tmp_path / "cli"),
+            "--short-side",
+            "32",
+            "--audio-rate",
+            "16000",
+            "--workers",
+            "1",
+            "--allow-missing-audio",
+        ]
+    )
+    assert json.loads((tmp_path / "cli" / "prepare_report.json").read_text())["settings"]["allow_missing_audio"] is True

@@ -81,3 +81,21 @@ def test_features_of_a_store_decoded_in_the_workers_or_on_the_device_are_the_sam
     }
     assert features["worker"].video_ids == features["device"].video_ids and len(features["worker"].video_ids) > 0
     assert torch.equal(features["worker"].fused, features["device"].fused)
+
+
+def test_videos_without_audio_are_named_or_kept_with_the_data_modules_option(checkpoint, tmp_path):
+    import numpy as np
+
+    from avssl.prepare.synthetic import write_av_mp4
+
+    silent, sound = tmp_path / "silent.mp4", tmp_path / "sound.mp4"
+    write_av_mp4(silent, np.full((50, 48, 48, 3), 60, np.uint8), None, 25, 16000)
+    write_av_mp4(sound, np.full((50, 48, 48, 3), 60, np.uint8), np.zeros(32000, np.float32), 25, 16000)
+    default = avssl.extract_features(checkpoint, [silent, sound])
+    assert default.video_ids == ["sound"] and default.skipped == {str(silent): "no_audio_stream"}
+    kept = avssl.extract_features(checkpoint, [silent, sound], allow_missing_audio=True)
+    assert kept.video_ids == ["silent", "sound"] and not kept.skipped
+    torch.testing.assert_close(kept.video[1], default.video[0])  # the same clips of the file with audio
+    data = avssl.encoder_datamodule(avssl.load_encoder(checkpoint), root=str(tmp_path), num_workers=0)  # a folder: all train
+    with pytest.raises(ConfigError, match=rf"extract_features: the data at {tmp_path} has no test split"):
+        avssl.extract_features(checkpoint, datamodule=data)
