@@ -17,8 +17,8 @@ Variants, per sample:
            the window, in a tight loop with no conversion, no resize;
   naive    decode the whole file with PyAV (every frame to RGB, all audio), then pick frames.
 
-The shard store (``avssl prepare --format shards`` of the GOP-250 set with its defaults: short
-side 256, 25 fps, JPEG quality 90, 16-bit PCM) is read both ways: ``decode_on: worker`` (the
+The shard store (``avssl prepare --format shards`` of the GOP-250 set at the mp4 copy's short
+side, 256; 25 fps, JPEG quality 90, 16-bit PCM) is read both ways: ``decode_on: worker`` (the
 worker decodes the JPEG frames and resizes them) and ``decode_on: device`` (the worker returns the
 frames' bytes and the audio window; the decode + resize of those bytes, ``decode_frames``, is
 timed separately per sample on ``--device``, in batches of 32 samples); a second store is written
@@ -179,7 +179,7 @@ def main() -> None:
     sets["prepared"] = work / f"prepared-bf{cfg.bframes}"
     prepare(sets["raw GOP 250"], sets["prepared"], cfg, workers=2, progress=False)
     store, small = work / "store", work / "store-128"  # prepare's short side; the clips' short side
-    write_store(sets["raw GOP 250"], store, PrepareConfig(format="shards"), workers=2, progress=False)
+    write_store(sets["raw GOP 250"], store, PrepareConfig(format="shards", short_side=256), workers=2, progress=False)
     write_store(sets["raw GOP 250"], small, PrepareConfig(format="shards", short_side=CLIP["short_side"]), workers=2, progress=False)
     stores = {
         (name, on): AVClipDataset(layouts.read(root).records, ClipSpec(**CLIP, decode_on=on), train=True, num_clips=NUM_CLIPS)

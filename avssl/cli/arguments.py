@@ -34,12 +34,15 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         kind = hints[field.name]
+        if type(None) in typing.get_args(kind):  # X | None: an X, None when not given
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
         flag = "--" + field.name.replace("_", "-")
         text = docs.get(field.name, "").rstrip(".").replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=text)
         else:
-            parser.add_argument(flag, dest=field.name, type=kind, default=field.default, help=f"{text} (default {field.default})")
+            default = "" if field.default is None else f" (default {field.default})"
+            parser.add_argument(flag, dest=field.name, type=kind, default=field.default, help=f"{text}{default}")
 
 
 def dataclass_from(ns: argparse.Namespace, cls: type):

@@ -21,6 +21,7 @@ SYNTHETIC_PARAMS = "synthetic.json"  # the synthetic generator's parameters, bes
 PREPARE_TMP = ".avssl-prepare-tmp"  # DST's directory for outputs being written
 PREPARE_REPORT = "prepare_report.json"  # in DST: every source's status, output and audio sidecar
 FORMATS = ("mp4", "shards")
+MP4_SHORT_SIDE, STORE_SHORT_SIDE = 256, 128  # default short sides of the two formats
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class PrepareConfig:
     """Settings of a prepared copy.
 
     Args:
-        short_side: short side of the frames in pixels (aspect ratio kept, even sizes).
+        short_side: short side of the frames in pixels (aspect ratio kept, even sizes); default
+            256 for an mp4 copy (evaluation reads the paper's 256-px crops from it), 128 for a
+            store (the short side pre-training reads, data.short_side's default: written there, a
+            store is the smallest and needs no resize).
         fps: constant output frame rate.
         gop: frames between keyframes.
         audio_rate: sample rate of the mono 16-bit WAV sidecar.
@@ -42,7 +46,7 @@ class PrepareConfig:
             and reported (no_audio_stream).
     """
 
-    short_side: int = 256
+    short_side: int | None = None
     fps: int = 25
     gop: int = 16
     audio_rate: int = 44100
@@ -55,6 +59,8 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ConfigError(f"prepare: --format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.short_side is None:
+            object.__setattr__(self, "short_side", STORE_SHORT_SIDE if self.format == "shards" else MP4_SHORT_SIDE)
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"prepare: --jpeg-quality must be in 1..100, got {self.jpeg_quality}")
         for name in ("short_side", "fps", "gop", "audio_rate"):

@@ -245,3 +245,15 @@ def test_damaged_bytes_that_would_decode_silently_fail_their_checksum(zoo, tmp_p
     fresh = AVDataModule(str(store), **CLIP).dataset("train", train=False)
     batch = collate([fresh[i] for i in range(len(fresh))])
     assert int(batch["num_failed"]) == 1 and dataset.records[0].video_id not in batch["video_id"]
+
+
+def test_the_format_defaults_are_the_short_sides_their_readers_read():
+    """A store is written at the short side pre-training reads by default, an mp4 copy at the one
+    evaluation's 256-px crops read; both at the training audio rate."""
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(AVDataModule).parameters.items()}
+    store, copy = PrepareConfig(format="shards"), PrepareConfig()
+    assert store.short_side == defaults["short_side"] == 128 and copy.short_side == 256
+    assert store.audio_rate == copy.audio_rate == defaults["sample_rate"]
+    assert PrepareConfig(format="shards", short_side=64).short_side == 64
