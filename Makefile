@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # On 2 shared cores a busy-waiting OpenMP pool made a training step ~15x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test docs lint bench clean ffmpeg-libs
+.PHONY: install demo test test-fast docs lint bench clean ffmpeg-libs
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ ffmpeg-libs:
 
 test: $(VENV)/.installed ffmpeg-libs
 	$(BIN)/python -m pytest
+
+# everything not marked slow (the demo's learning claim, the wheel, torch.compile): for iterating
+test-fast: $(VENV)/.installed ffmpeg-libs
+	$(BIN)/python -m pytest -m "not slow"
 
 docs: $(VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

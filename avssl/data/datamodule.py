@@ -20,7 +20,7 @@ from avssl.augment.views import ViewSpec
 from avssl.data import layouts
 from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND
-from avssl.data.formats import MANIFEST
+from avssl.data.formats import FORMATS, MANIFEST, STORE_META
 from avssl.data.layouts import STREAMS, Catalog, ReadOptions, VideoRecord
 from avssl.data.layouts import synthetic as embedded
 from avssl.data.layouts.synthetic import SyntheticSpec
@@ -61,6 +61,8 @@ class AVDataModule(pl.LightningDataModule):
         synthetic: parameters of the synthetic dataset (used when ``root`` is ``None``).
         synthetic_root: where the synthetic dataset lives (default: a cache directory keyed by
             its parameters).
+        synthetic_format: ``mp4`` (the synthetic set's files) or ``shards`` (a store written from
+            them once at the clips' short side and audio rate; fastest with ``decode_on: device``).
         batch_size: videos per batch per process (each gives ``num_clips`` clips).
         num_workers: DataLoader worker processes (decoding only).
         clip_seconds: clip length in seconds (paper: 1.28).
@@ -102,6 +104,7 @@ class AVDataModule(pl.LightningDataModule):
         streams: list[str] | None = None,
         synthetic: SyntheticSpec = SyntheticSpec(),
         synthetic_root: str | None = None,
+        synthetic_format: str = "mp4",
         drop_cross_split_duplicates: bool = False,
         allow_missing_audio: bool = False,
         batch_size: int = 128,
@@ -124,11 +127,8 @@ class AVDataModule(pl.LightningDataModule):
         prefetch_factor: int | None = None,
     ):
         super().__init__()
-        # Saved in every checkpoint (plain types only: checkpoints load with weights_only=True), so
-        # an evaluation can apply the settings the encoder was trained with.
+        # in every checkpoint, in plain types (weights-only loading): evaluations take the encoder's settings
         self.save_hyperparameters(plain({k: v for k, v in locals().items() if k not in ("self", "__class__")}))
-        if decode_on not in ("auto", *DECODE_ON):
-            raise ConfigError(f"data.decode_on must be one of auto, {', '.join(DECODE_ON)}, got {decode_on!r}")
         # what a clip is, validated once (the datasets of every split share it)
         self._clip = ClipSpec(
             clip_seconds=clip_seconds,
@@ -142,10 +142,11 @@ class AVDataModule(pl.LightningDataModule):
         )
         self.loading = LoaderSpec(batch_size, num_workers, timeout, prefetch_factor, seed)
         check_settings(self._clip, augment, spectrogram, num_clips=num_clips, eval_clips=eval_clips, min_gap=min_gap, gap_power=gap_power)
-        self._layout = choose_layout(root, layout, split)
+        self._layout = choose_layout(root, layout, split, synthetic_format)
         self.root, self.split = root, split
         self.synthetic = synthetic
         self.synthetic_root = Path(synthetic_root) if synthetic_root else embedded.default_root(synthetic)
+        self.synthetic_store = embedded.store_root(self.synthetic_root, short_side, sample_rate) if synthetic_format == "shards" else None
         self._clip = dataclasses.replace(self._clip, decode_on=resolve_decode_on(decode_on, self._layout.name, video_backend))
         self.read_options = ReadOptions(split=split, drop_cross_split_duplicates=drop_cross_split_duplicates)
         self._streams = tuple(streams) if streams is not None else None
@@ -164,7 +165,7 @@ class AVDataModule(pl.LightningDataModule):
     @property
     def data_root(self) -> Path | str:
         """The directory read: ``root`` (a URI stays a string), or the synthetic set's."""
-        return layouts.as_root(self.root) if self.root is not None else self.synthetic_root
+        return layouts.as_root(self.root) if self.root is not None else self.synthetic_store or self.synthetic_root
 
     @property
     def official_split(self) -> int | None:
@@ -204,9 +205,9 @@ class AVDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Build the synthetic dataset on first use (rank 0 only, as Lightning calls it)."""
-        if self.root is None and not (self.synthetic_root / MANIFEST).exists():
-            log.info("building the synthetic dataset (%s) under %s", self.synthetic, self.synthetic_root)
-            embedded.build(self.synthetic_root, self.synthetic)
+        if self.root is None and not (self.data_root / (STORE_META if self.synthetic_store else MANIFEST)).exists():
+            log.info("building the synthetic dataset (%s) under %s", self.synthetic, self.data_root)
+            embedded.build(self.synthetic_root, self.synthetic, self.synthetic_store, self._clip.short_side, self._clip.sample_rate)
 
     @property
     def class_names(self) -> list[str] | None:
@@ -219,8 +220,7 @@ class AVDataModule(pl.LightningDataModule):
             self.catalog = self._layout.read(self.data_root, self.read_options)
         return self.catalog
 
-    def all_records(self) -> list[VideoRecord]:
-        """Every record of every split."""
+    def all_records(self) -> list[VideoRecord]:  # every record of every split
         return self.read_catalog().records
 
     def records(self, split: str) -> list[VideoRecord]:
@@ -310,14 +310,17 @@ def check_settings(clip: ClipSpec, augment: AugmentConfig, spectrogram: Spectrog
             )
 
 
-def choose_layout(root: str | None, layout: str, split: int) -> layouts.Layout:
+def choose_layout(root: str | None, layout: str, split: int, synthetic_format: str = "mp4") -> layouts.Layout:
     """The layout ``root`` is read as (``None``: the embedded synthetic set, built under its root
-    by ``prepare_data``), its official ``split`` checked."""
+    by ``prepare_data``, as files or as a store), its official ``split`` checked."""
     if root is not None and not is_remote(root) and not Path(root).is_dir():
         raise ConfigError(f"data.root: directory {root!r} does not exist")
+    if synthetic_format not in FORMATS:
+        raise ConfigError(f"data.synthetic_format must be one of {', '.join(FORMATS)}, got {synthetic_format!r}")
     if layout != "auto":
         layouts.get(layout)  # a mistyped name is an error, also for the embedded set
-    chosen = layouts.get("synthetic") if root is None else layouts.choose(root, layout)
+    embedded_layout = "store" if synthetic_format == "shards" else "synthetic"
+    chosen = layouts.get(embedded_layout) if root is None else layouts.choose(root, layout)
     chosen.check_split(split)
     return chosen
 
@@ -325,6 +328,8 @@ def choose_layout(root: str | None, layout: str, split: int) -> layouts.Layout:
 def resolve_decode_on(requested: str, layout: str, video_backend: str) -> str:
     """Where frames are decoded: ``requested``, with ``auto`` resolved (``device`` for a shard
     store when CUDA is available, else ``worker``); ``device`` needs a store or torchcodec."""
+    if requested not in ("auto", *DECODE_ON):
+        raise ConfigError(f"data.decode_on must be one of auto, {', '.join(DECODE_ON)}, got {requested!r}")
     store = layout == "store"
     if requested == "device" and not store and video_backend != "torchcodec":
         raise ConfigError(

@@ -35,7 +35,7 @@ from avssl.spec import InputSpec, same_setting
 
 log = logging.getLogger(__name__)
 
-DATASET_SETTINGS = ("root", "synthetic", "synthetic_root", "drop_cross_split_duplicates", "short_side")
+DATASET_SETTINGS = ("root", "synthetic", "synthetic_root", "synthetic_format", "drop_cross_split_duplicates", "short_side")
 
 
 @dataclass

@@ -37,6 +37,8 @@ import csv
 import json
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -257,8 +259,11 @@ def _split_of(position: int, n: int, spec: SyntheticSpec) -> str:
     return "train"
 
 
-def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True) -> Path:
-    """Write the dataset under ``root`` (once) and return the manifest path.
+def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: bool = True, workers: int | None = None) -> Path:
+    """Write the dataset under ``root`` (once) and return the manifest path. ``workers`` threads
+    write the videos (default: one per CPU core, at most 8; NumPy and FFmpeg run without the GIL);
+    each video depends on ``(spec.seed, its index)`` alone, so the files are the same for any
+    number of workers.
 
     Re-running with the same ``spec`` reuses the files; a different ``spec`` on an existing root
     is an error rather than a silent overwrite.
@@ -274,18 +279,14 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
             )
         return manifest
     root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    total = spec.num_classes * spec.videos_per_class
     items = [(label, j) for label in range(spec.num_classes) for j in range(spec.videos_per_class)]
-    bar = _progress(items, total, progress)
-    for i, (label, j) in enumerate(bar):
-        rel = f"videos/{label:02d}_{j:04d}.mp4"
-        path = root / rel
-        if not path.exists():  # resumable: an interrupted build keeps finished files
-            rng = np.random.default_rng([spec.seed, i])
-            motion, contour = class_pattern(label)
-            write_av_mp4(path, _render_video(motion, spec, rng), _render_audio(contour, spec, rng), spec.fps, spec.sample_rate)
-        rows.append((rel, label, _split_of(j, spec.videos_per_class, spec)))
+    paths = [root / f"videos/{label:02d}_{j:04d}.mp4" for label, j in items]
+    todo = [(path, spec, i, label) for i, (path, (label, _)) in enumerate(zip(paths, items)) if not path.exists()]  # resumable
+    workers = max(1, min(workers or os.cpu_count() or 1, 8, len(todo) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in _progress(pool.map(_write_video, todo), len(todo), progress):
+            pass
+    rows = [(path.relative_to(root).as_posix(), label, _split_of(j, spec.videos_per_class, spec)) for path, (label, j) in zip(paths, items)]
     with open(manifest.with_suffix(".tmp"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
@@ -293,6 +294,14 @@ def generate(root: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: 
     params_file.write_text(json.dumps(spec.params(), indent=2))
     manifest.with_suffix(".tmp").replace(manifest)
     return manifest
+
+
+def _write_video(job: tuple[Path, SyntheticSpec, int, int]) -> None:
+    """Render and write video ``index`` (of class ``label``) to ``path``."""
+    path, spec, index, label = job
+    rng = np.random.default_rng([spec.seed, index])
+    motion, contour = class_pattern(label)
+    write_av_mp4(path, _render_video(motion, spec, rng), _render_audio(contour, spec, rng), spec.fps, spec.sample_rate)
 
 
 def _progress(items, total: int, enabled: bool):

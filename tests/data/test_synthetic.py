@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from avssl.data.decode import probe
-from avssl.prepare.synthetic import (
-    FAMILIES,
-    MOTIONS,
-    SyntheticSpec,
-    _motion_coordinates,
-    _sample_texture,
-    _texture_waves,
-    class_pattern,
-    generate,
-)
+from avssl.data.layouts.synthetic import MOTIONS, SyntheticSpec, class_pattern
+from avssl.errors import ConfigError
+from avssl.prepare.synthetic import FAMILIES, _motion_coordinates, _sample_texture, _texture_waves, generate
 from tests.conftest import TINY
 
 
@@ -113,3 +106,43 @@ def test_texture_families_differ_in_orientation_or_scale():
         for b in FAMILIES[i + 1 :]:
             (ha, fa), (hb, fb) = stats[a], stats[b]
             assert np.abs(ha - hb).sum() > 0.3 or abs(fa - fb) > 0.5 or {a, b} == {"sparse", "dense"}, (a, b)
+
+
+def test_the_files_are_the_same_whatever_the_number_of_writers(tmp_path):
+    spec = SyntheticSpec(num_classes=2, videos_per_class=3, duration=1.0, size=32, seed=3)
+    digests = []
+    for workers in (1, 3):
+        root = tmp_path / f"w{workers}"
+        generate(root, spec, progress=False, workers=workers)
+        digests.append(
+            {p.relative_to(root).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+        )
+    assert digests[0] == digests[1] and len(digests[0]) == 6 + 2  # the videos, the manifest and the parameters
+
+
+def test_the_embedded_set_read_as_a_store_gives_the_clips_of_its_files(tmp_path):
+    """data.synthetic_format: shards writes the set's files once into a store beside them (at the
+    clips' short side and rate) and reads that: the same videos, labels, splits and clip starts,
+    the frames after one JPEG round trip."""
+    import numpy as np
+
+    from avssl import AugmentConfig, AVDataModule
+    from avssl.data.batch import collate, decoded_on_device
+
+    spec = SyntheticSpec(num_classes=2, videos_per_class=4, duration=2.0, size=32, seed=5)
+    settings = dict(synthetic=spec, synthetic_root=str(tmp_path / "set"), batch_size=2, num_workers=0, short_side=32, sample_rate=16000)
+    files = AVDataModule(**settings, augment=AugmentConfig(crop_size=32))
+    store = AVDataModule(**settings, synthetic_format="shards", decode_on="device", augment=AugmentConfig(crop_size=32))
+    files.prepare_data()
+    store.prepare_data()
+    assert store.layout == "store" and store.data_root == tmp_path / "set-store-32px-16000hz" and store.num_classes == 2
+    a, b = files.dataset("train", train=True), store.dataset("train", train=True)
+    assert [(r.video_id, r.label) for r in a.records] == [(r.video_id, r.label) for r in b.records]
+    x, y = collate([a[(1, i)] for i in range(len(a))]), decoded_on_device(collate([b[(1, i)] for i in range(len(b))]))
+    assert np.array_equal(x["start"].numpy(), y["start"].numpy())
+    # the same audio (the store's is the prepared timeline's int16; a window decoded from the AAC
+    # file after a seek differs at its first samples)
+    assert np.corrcoef(x["audio"].numpy().ravel(), y["audio"].numpy().ravel())[0, 1] > 0.99
+    assert (x["video"].float() - y["video"].float()).abs().mean() < 3  # JPEG quality 90 of the decoded frames
+    with pytest.raises(ConfigError, match="data.synthetic_format must be one of mp4, shards"):
+        AVDataModule(**settings, synthetic_format="zip", augment=AugmentConfig(crop_size=32))

@@ -3,8 +3,9 @@ determine every byte, and the class each label stands for), where it lives by de
 layout (a manifest plus the generator's parameters, recognised by the parameters file).
 
 The generator that writes it belongs to the write side (:mod:`avssl.prepare.synthetic`, ``avssl
-synth``). The data module builds the set on first use through :func:`build`, which reaches the
-generator by its module's name, as the command table reaches a command's module: reading imports
+synth``). The data module builds the set on first use through :func:`build` (and, with
+``data.synthetic_format: shards``, a shard store of it), which reaches the generator and the store
+writer by their modules' names, as the command table reaches a command's module: reading imports
 nothing of the write side.
 """
 
@@ -13,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from avssl.data.formats import MANIFEST, SYNTHETIC_PARAMS
+from avssl.data.formats import MANIFEST, STORE_META, SYNTHETIC_PARAMS, PrepareConfig
 from avssl.data.layouts.base import Catalog, Layout, ReadOptions
 from avssl.data.layouts.manifest import read_manifest
 from avssl.errors import ConfigError
 from avssl.utils.cache import cache_dir
 
 GENERATOR = "avssl.prepare.synthetic"  # the module whose generate(root, spec) writes the set
+STORE_WRITER = "avssl.prepare.shards"  # the module whose write_store(src, dst, config) writes a store of it
 
 MOTIONS = ("drift_vertical", "drift_horizontal", "drift_diagonal", "expand", "contract", "rotate", "flicker", "pulse")
 CONTOURS = ("rise", "fall", "vibrato", "fast_pulses", "slow_pulses", "two_tone", "up_down", "staircase")
@@ -83,10 +86,20 @@ def default_root(spec: SyntheticSpec) -> Path:
     return cache_dir("synthetic", digest)
 
 
-def build(root: Path, spec: SyntheticSpec) -> None:
-    """Write the set of ``spec`` under ``root`` unless it is there (the write side's generator)."""
+def store_root(root: Path, short_side: int, audio_rate: int) -> Path:
+    """Where the set under ``root`` is kept as a shard store of those settings (beside it: a store
+    is written outside the dataset it is written from)."""
+    return root.with_name(f"{root.name}-store-{short_side}px-{audio_rate}hz")
+
+
+def build(root: Path, spec: SyntheticSpec, store: Path | None = None, short_side: int = 0, audio_rate: int = 0) -> None:
+    """Write the set of ``spec`` under ``root`` unless it is there (the write side's generator) and,
+    given ``store``, a shard store of it there at ``short_side`` and ``audio_rate`` (its writer)."""
     if not (root / MANIFEST).exists():
         importlib.import_module(GENERATOR).generate(root, spec)
+    if store is not None and not (store / STORE_META).exists():
+        config = PrepareConfig(format="shards", short_side=short_side, fps=spec.fps, audio_rate=audio_rate)
+        importlib.import_module(STORE_WRITER).write_store(root, store, config, workers=os.cpu_count() or 1)
 
 
 class Synthetic(Layout):
