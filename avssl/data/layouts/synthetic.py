@@ -94,12 +94,18 @@ def store_root(root: Path, short_side: int, audio_rate: int) -> Path:
 
 def build(root: Path, spec: SyntheticSpec, store: Path | None = None, short_side: int = 0, audio_rate: int = 0) -> None:
     """Write the set of ``spec`` under ``root`` unless it is there (the write side's generator) and,
-    given ``store``, a shard store of it there at ``short_side`` and ``audio_rate`` (its writer)."""
-    if not (root / MANIFEST).exists():
-        importlib.import_module(GENERATOR).generate(root, spec)
-    if store is not None and not (store / STORE_META).exists():
-        config = PrepareConfig(format="shards", short_side=short_side, fps=spec.fps, audio_rate=audio_rate)
-        importlib.import_module(STORE_WRITER).write_store(root, store, config, workers=os.cpu_count() or 1)
+    given ``store``, a shard store of it there at ``short_side`` and ``audio_rate`` (its writer).
+    Processes that build the same set at once take turns (a lock file beside it): the first
+    builds, the others find it built."""
+    from filelock import FileLock
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root.with_name(f"{root.name}.lock"))):
+        if not (root / MANIFEST).exists():
+            importlib.import_module(GENERATOR).generate(root, spec)
+        if store is not None and not (store / STORE_META).exists():
+            config = PrepareConfig(format="shards", short_side=short_side, fps=spec.fps, audio_rate=audio_rate)
+            importlib.import_module(STORE_WRITER).write_store(root, store, config, workers=os.cpu_count() or 1)
 
 
 class Synthetic(Layout):
