@@ -136,13 +136,13 @@ def continue_run(config) -> None:
     runs = Path(logger.save_dir or ".") / (logger.name or "")
     checkpoints = next((c.init_args for c in config.get("trainer.callbacks") or [] if str(c.class_path).endswith("ModelCheckpoint")), None)
     dirpath = Path(checkpoints.dirpath) if checkpoints is not None and checkpoints.dirpath else None
-    versions = sorted((int(d.name[8:]), d) for d in runs.glob("version_*") if d.name[8:].isdigit())
+    versions = sorted((_version(d), d) for d in runs.glob("version_*") if _version(d) is not None)
     if ckpt == "last":
         holding = [c for c in ([dirpath] if dirpath else [d / "checkpoints" for _, d in versions]) if any(c.glob("last*.ckpt"))]
         if not holding:
             where = dirpath or runs / "version_*" / "checkpoints"
             raise ConfigError(f"ckpt_path: last: no last.ckpt in {where}, nothing to resume (leave --ckpt_path out to start a new run)")
-        version = _written_by(dirpath, runs) if dirpath else int(holding[-1].parent.name[8:])
+        version = _written_by(dirpath, runs) if dirpath else _version(holding[-1].parent)
     else:
         inside = [n for n, d in versions if d.resolve() in Path(ckpt).resolve().parents]
         version = (
@@ -160,7 +160,13 @@ def _written_by(dirpath: Path, runs: Path) -> int | None:
         log_dir = Path(json.loads((dirpath / SUMMARY).read_text())["log_dir"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return int(log_dir.name[8:]) if log_dir.parent.resolve() == runs.resolve() and log_dir.name[8:].isdigit() else None
+    return _version(log_dir) if log_dir.parent.resolve() == runs.resolve() else None
+
+
+def _version(run_dir: Path) -> int | None:
+    """``N`` of a logger's ``version_N`` folder."""
+    number = run_dir.name.removeprefix("version_")
+    return int(number) if run_dir.name.startswith("version_") and number.isdigit() else None
 
 
 def apply_encoder_settings(config, explicit) -> None:
