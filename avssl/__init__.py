@@ -17,6 +17,8 @@ _EXPORTS = {
     "AugmentConfig": "avssl.augment.pipeline",
     "BYOL": "avssl.methods",
     "BackboneConfig": "avssl.models.backbone",
+    "BarlowTwins": "avssl.methods",
+    "CrossModal": "avssl.methods",
     "FineTune": "avssl.evaluation",
     "LinearProbe": "avssl.evaluation",
     "MoCoV3": "avssl.methods",
@@ -27,6 +29,8 @@ _EXPORTS = {
     "SyntheticSpec": "avssl.data.layouts.synthetic",
     "TemporalAug": "avssl.augment.temporal",
     "TwoStreamBackbone": "avssl.models.backbone",
+    "VICReg": "avssl.methods",
+    "barlow_twins_loss": "avssl.losses",
     "byol_loss": "avssl.losses",
     "cross_modal_nce": "avssl.losses",
     "encoder_datamodule": "avssl.evaluation",
@@ -36,6 +40,7 @@ _EXPORTS = {
     "load_encoder": "avssl.evaluation",
     "moco_loss": "avssl.losses",
     "simsiam_loss": "avssl.losses",
+    "vicreg_loss": "avssl.losses",
 }
 __all__ = sorted(_EXPORTS)
 

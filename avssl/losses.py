@@ -136,3 +136,65 @@ def cross_modal_nce(za: torch.Tensor, zv: torch.Tensor, temperature: float = 0.1
     sim = F.normalize(za, dim=1) @ F.normalize(zv, dim=1).t() / temperature  # [N, N]
     labels = torch.arange(za.shape[0], device=za.device)
     return (F.cross_entropy(sim, labels) + F.cross_entropy(sim.t(), labels)) / 2
+
+
+def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
+    """The ``D * (D - 1)`` off-diagonal entries of a square matrix, flattened."""
+    d = m.shape[0]
+    return m.flatten()[:-1].view(d - 1, d + 1)[:, 1:].flatten()
+
+
+@in_float32
+def vicreg_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    sim_weight: float = 25.0,
+    var_weight: float = 25.0,
+    cov_weight: float = 1.0,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """VICReg (Bardes et al. 2022): ``sim_weight * invariance + var_weight * variance + cov_weight * covariance``.
+
+    ``z1``, ``z2``: ``[N, D]`` projections of two views, row ``i`` of each from the same sample.
+
+    - invariance: the mean squared error between ``z1`` and ``z2`` (over all ``N * D`` entries);
+    - variance: per view, the mean over dimensions of ``relu(1 - sqrt(var + eps))`` with the
+      unbiased variance over the batch; the mean of the two views;
+    - covariance: per view, the sum of the squared off-diagonal entries of the covariance matrix
+      (centred, divided by ``N - 1``), divided by ``D``; the sum of the two views.
+
+    As ``facebookresearch/vicreg`` (``main_vicreg.py``) computes it, with the batch the caller
+    passes: gathered from every process, the statistics are those of the global batch.
+    """
+    _check_pair("vicreg_loss", z1, z2)
+    if z1.shape[0] < 2:
+        raise ValueError(f"vicreg_loss needs at least 2 samples for the batch variance, got {z1.shape[0]}")
+    n, d = z1.shape
+    invariance = F.mse_loss(z1, z2)
+    variance, covariance = z1.new_zeros(()), z1.new_zeros(())
+    for z in (z1, z2):
+        z = z - z.mean(dim=0)
+        variance = variance + F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean() / 2
+        covariance = covariance + _off_diagonal(z.t() @ z / (n - 1)).pow(2).sum() / d
+    return sim_weight * invariance + var_weight * variance + cov_weight * covariance
+
+
+@in_float32
+def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 0.0051, eps: float = 1e-5) -> torch.Tensor:
+    """Barlow Twins (Zbontar et al. 2021): ``sum_i (1 - c_ii)^2 + lambd * sum_{i != j} c_ij^2``.
+
+    ``z1``, ``z2``: ``[N, D]`` projections of two views. Each is normalised per dimension over the
+    batch as a BatchNorm without affine parameters in training mode does (mean, biased variance,
+    ``eps``); ``c = bn(z1)^T bn(z2) / N`` is the ``[D, D]`` cross-correlation matrix. As
+    ``facebookresearch/barlowtwins`` (``main.py``) computes it (no loss scale): on the batch the
+    caller passes, the global batch when gathered from every process.
+    """
+    _check_pair("barlow_twins_loss", z1, z2)
+    if z1.shape[0] < 2:
+        raise ValueError(f"barlow_twins_loss needs at least 2 samples for the batch statistics, got {z1.shape[0]}")
+
+    def bn(z: torch.Tensor) -> torch.Tensor:
+        return (z - z.mean(dim=0)) / torch.sqrt(z.var(dim=0, unbiased=False) + eps)
+
+    c = bn(z1).t() @ bn(z2) / z1.shape[0]
+    return (1 - torch.diagonal(c)).pow(2).sum() + lambd * _off_diagonal(c).pow(2).sum()

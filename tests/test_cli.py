@@ -262,6 +262,9 @@ SMALL_HEADS = {
     "byol": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
     "simsiam": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=32", "--model.init_args.pred_hidden_dim=8"],
     "supervised": [],
+    "vicreg": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
+    "barlow_twins": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
+    "cross_modal": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
 }
 SMALL_DATA = ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--trainer.accelerator=cpu"]
 

@@ -22,7 +22,7 @@ from tests.conftest import TINY, TINY_DATA_ARGS
 # ops whose result the host must wait for: a scalar read, or an output shape that depends on the data
 HOST_READS = {"_local_scalar_dense", "item", "nonzero", "unique", "_unique", "_unique2", "unique_dim", "unique_consecutive"}
 HOST_READS |= {"equal", "is_nonzero", "masked_select"}
-METHODS = ["simclr", "mocov3", "byol", "simsiam", "supervised"]
+METHODS = ["simclr", "mocov3", "byol", "simsiam", "supervised", "vicreg", "barlow_twins", "cross_modal"]
 
 
 def _where() -> str:
@@ -58,6 +58,8 @@ def test_training_steps_read_nothing_back_from_the_device(method, tiny_root, tmp
     args += ["--data.num_workers=1", "--data.batch_size=2", "--trainer.max_epochs=1", "--trainer.limit_train_batches=4"]
     args += ["--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0", "--trainer.log_every_n_steps=1000"]
     args += [f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.callbacks.init_args.dirpath={tmp_path / 'ckpt'}"]
+    if method in ("vicreg", "barlow_twins"):  # their 3 x 8192 heads are minutes of CPU; the step's code is the same
+        args += ["--model.init_args.proj_hidden_dim=64", "--model.init_args.proj_dim=64"]
     model, data, trainer = instantiate(args)
     recorder = HostReads()
 
@@ -122,7 +124,9 @@ def test_augmentation_and_loss_on_fake_cuda_have_no_host_reads_blocking_copies_o
     """Fake tensors raise on a host read or on CPU / CUDA mixing; blocking copies are recorded."""
     transform = AVTransform(16000, AugmentConfig(crop_size=32), SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32))
     cls = {"simclr": avssl.SimCLR, "mocov3": avssl.MoCoV3, "byol": avssl.BYOL, "simsiam": avssl.SimSiam, "supervised": avssl.Supervised}
+    cls |= {"vicreg": avssl.VICReg, "barlow_twins": avssl.BarlowTwins, "cross_modal": avssl.CrossModal}
     kwargs = {"num_classes": 4} if method == "supervised" else {}
+    kwargs |= {"proj_hidden_dim": 64, "proj_dim": 64} if method in ("vicreg", "barlow_twins") else {}  # not 3 x 8192 on the CPU
     model = cls[method](backbone=avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1)), **kwargs)
     generator = torch.Generator().manual_seed(0)
     copies = BlockingCopies()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss
+from avssl.losses import barlow_twins_loss, byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss, vicreg_loss
 
 
 def eq1_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
@@ -137,7 +137,87 @@ def test_cross_modal_nce_transcription():
     assert cross_modal_nce(za, zv, tau).item() == pytest.approx(expected, rel=1e-9)
 
 
-@pytest.mark.parametrize("fn", [byol_loss, simsiam_loss, cross_modal_nce])
+@pytest.mark.parametrize("fn", [byol_loss, simsiam_loss, cross_modal_nce, vicreg_loss, barlow_twins_loss])
 def test_pair_shape_errors(fn):
     with pytest.raises(ValueError, match=fn.__name__):
         fn(torch.randn(4, 3), torch.randn(4, 2))
+
+
+def vicreg_reference(x, y, sim=25.0, var=25.0, cov=1.0, eps=1e-4):
+    """VICReg's three terms entry by entry (Bardes et al. 2022, eqs. 1-5)."""
+    n, d = len(x), len(x[0])
+    invariance = sum((x[i][k] - y[i][k]) ** 2 for i in range(n) for k in range(d)) / (n * d)
+    variance, covariance = 0.0, 0.0
+    for z in (x, y):
+        mean = [sum(z[i][k] for i in range(n)) / n for k in range(d)]
+        var_k = [sum((z[i][k] - mean[k]) ** 2 for i in range(n)) / (n - 1) for k in range(d)]
+        variance += sum(max(0.0, 1 - math.sqrt(v + eps)) for v in var_k) / d / 2
+        c = [[sum((z[i][k] - mean[k]) * (z[i][m] - mean[m]) for i in range(n)) / (n - 1) for m in range(d)] for k in range(d)]
+        covariance += sum(c[k][m] ** 2 for k in range(d) for m in range(d) if k != m) / d
+    return sim * invariance + var * variance + cov * covariance
+
+
+@pytest.mark.parametrize("scale", [0.1, 2.0])  # small: the variance hinge is active; large: it is not
+def test_vicreg_loss_matches_the_terms_entry_by_entry(scale):
+    g = torch.Generator().manual_seed(5)
+    x, y = (scale * torch.randn(7, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    expected = vicreg_reference(x.tolist(), y.tolist())
+    assert vicreg_loss(x, y).item() == pytest.approx(expected, rel=1e-9)
+    expected = vicreg_reference(x.tolist(), y.tolist(), sim=1.0, var=2.0, cov=3.0, eps=1e-2)
+    assert vicreg_loss(x, y, sim_weight=1.0, var_weight=2.0, cov_weight=3.0, eps=1e-2).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_vicreg_loss_closed_forms():
+    # identical, decorrelated unit-variance views: every term is 0 (up to eps in the hinge)
+    z = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64) * math.sqrt(3 / 4)
+    assert vicreg_loss(z, z, eps=0.0).item() == pytest.approx(0.0, abs=1e-12)
+    # collapsed views: invariance 0, variance 1 - sqrt(eps) per view, covariance 0
+    c = torch.ones(5, 3)
+    assert vicreg_loss(c, c).item() == pytest.approx(25.0 * (1 - math.sqrt(1e-4)), rel=1e-6)
+
+
+def barlow_reference(x, y, lambd):
+    """Barlow Twins' cross-correlation entry by entry (Zbontar et al. 2021, eqs. 1-2), each view
+    standardised per dimension with the batch's mean and biased variance (+1e-5)."""
+    n, d = len(x), len(x[0])
+
+    def standardise(z):
+        mean = [sum(z[i][k] for i in range(n)) / n for k in range(d)]
+        std = [math.sqrt(sum((z[i][k] - mean[k]) ** 2 for i in range(n)) / n + 1e-5) for k in range(d)]
+        return [[(z[i][k] - mean[k]) / std[k] for k in range(d)] for i in range(n)]
+
+    a, b = standardise(x), standardise(y)
+    c = [[sum(a[i][k] * b[i][m] for i in range(n)) / n for m in range(d)] for k in range(d)]
+    return sum((1 - c[k][k]) ** 2 for k in range(d)) + lambd * sum(c[k][m] ** 2 for k in range(d) for m in range(d) if k != m)
+
+
+@pytest.mark.parametrize("lambd", [0.0051, 0.5])
+def test_barlow_twins_loss_matches_the_cross_correlation_entry_by_entry(lambd):
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    assert barlow_twins_loss(x, y, lambd).item() == pytest.approx(barlow_reference(x.tolist(), y.tolist(), lambd), rel=1e-9)
+
+
+def test_barlow_twins_normalisation_is_a_non_affine_batchnorm_in_training_mode():
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.randn(9, 5, generator=g), torch.randn(9, 5, generator=g)
+    bn = torch.nn.BatchNorm1d(5, affine=False).train()
+    c = bn(x).t() @ bn(y) / 9
+    expected = (1 - torch.diagonal(c)).pow(2).sum() + 0.0051 * (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+    torch.testing.assert_close(barlow_twins_loss(x, y), expected)
+    assert barlow_twins_loss(x, x, lambd=0.0).item() == pytest.approx(0.0, abs=1e-4)  # c_ii = 1 - eps / var
+
+
+@pytest.mark.parametrize("fn", [vicreg_loss, barlow_twins_loss])
+def test_batch_statistics_losses_refuse_a_single_sample(fn):
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        fn(torch.randn(1, 3), torch.randn(1, 3))
+
+
+@pytest.mark.parametrize("fn", [vicreg_loss, barlow_twins_loss])
+def test_batch_statistics_losses_run_in_float32_under_bf16(fn):
+    g = torch.Generator().manual_seed(8)
+    x, y = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    loss = fn(x.bfloat16(), y.bfloat16())
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, fn(x.bfloat16().float(), y.bfloat16().float()))

@@ -22,7 +22,7 @@ ALL_CELLS = [(table, cell) for table, cells in CELLS.items() for cell in cells]
 def test_cell_files_are_in_sync_with_avssl_paper(tmp_path):
     written = {p.relative_to(tmp_path) for p in write_configs(tmp_path)}
     shipped = {p.relative_to("configs/paper") for p in Path("configs/paper").rglob("*.yaml")}
-    assert written == shipped and len(written) == 87
+    assert written == shipped and len(written) == 103
     for rel in written:
         assert (tmp_path / rel).read_text() == (Path("configs/paper") / rel).read_text(), rel
 
@@ -30,8 +30,9 @@ def test_cell_files_are_in_sync_with_avssl_paper(tmp_path):
 def test_cell_counts_match_the_paper():
     sizes = {table: len(cells) for table, cells in CELLS.items()}
     # T1 2 audio augs x 2 places; T2 4 x 3 alphas + control; F3 12 ordered pairs + 4 singles + control;
-    # T3 2 x 4 locations + control; T4 (4 frames + 4 hops + 4 rates) x with/without RE; T5 5 x 4 epochs
-    assert sizes == {"table1": 4, "table2": 13, "figure3": 17, "table3": 9, "table4": 24, "table5": 20}
+    # T3 2 x 4 locations + control; T4 (4 frames + 4 hops + 4 rates) x with/without RE; T5 5 x 4 epochs;
+    # beyond the paper: (5 + 3 methods) x with/without RE
+    assert sizes == {"table1": 4, "table2": 13, "figure3": 17, "table3": 9, "table4": 24, "table5": 20, "methods": 16}
     assert all(cell in CELLS[table] for table, cells in PAPER.items() for cell in cells)
 
 
@@ -203,6 +204,19 @@ def test_report_of_one_streams_readout(tmp_path):
     assert not (tmp_path / "report" / "report.md").exists()
     with pytest.raises(ConfigError, match="readout"):
         write_report(tmp_path, readout="both")
+
+
+def test_report_lays_out_every_method_with_and_without_re(tmp_path):
+    for seed, (none, re_) in enumerate([(50.0, 53.0), (52.0, 56.0), (51.0, 55.0)]):
+        result(tmp_path, "methods", "vicreg_none", none, seed=seed)
+        result(tmp_path, "methods", "vicreg_re", re_, seed=seed)
+    result(tmp_path, "methods", "cross_modal_re", 40.0)
+    report = (write_report(tmp_path)).read_text()
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
+    assert "51.00 ± 1.00 (n=3)" in rows["vicreg"] and "54.67 ± 1.53 (n=3)" in rows["vicreg"]
+    assert "+3.67 [+2.23, +5.10] (n=3)" in rows["vicreg"]  # paired by seed: differences 3, 4, 4
+    assert rows["cross_modal"].count("—") == 2 and "40.00" in rows["cross_modal"]  # no control run: no difference
+    assert all(method in rows for method in ("simclr", "mocov3", "byol", "simsiam", "supervised", "barlow_twins"))
 
 
 def test_paired_difference_and_its_confidence_interval():

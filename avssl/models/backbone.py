@@ -77,6 +77,13 @@ class TwoStreamBackbone(nn.Module):
             out["fused"] = torch.cat([out["video"], out["audio"]], dim=1)
         return out
 
+    def split(self, fused: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inverse of the fusion: ``{"video": [..., Dv], "audio": [..., Da]}`` views of fused
+        features ``[..., Dv + Da]`` (concatenation: no copy)."""
+        if fused.shape[-1] != self.out_dim:
+            raise ValueError(f"split expects fused features of width {self.out_dim}, got {tuple(fused.shape)}")
+        return {"video": fused[..., : self.video.out_dim], "audio": fused[..., self.video.out_dim :]}
+
     def forward(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_streams(video, spec)["fused"]
 

@@ -5,6 +5,9 @@ settings: SimCLR, RE alpha 0.75 on both streams, pitch shift before, 500 epochs)
 
     avssl fit --config configs/simclr.yaml --config configs/paper/table2/re_a075.yaml
 
+``methods`` goes beyond the paper: every method, the paper's and the ones the field compares
+against (:data:`BEYOND`), without and with RE at the paper's other settings.
+
 The files under ``configs/paper/`` are written by :func:`write_configs` from :data:`CELLS` (a test
 checks they are in sync). :data:`PAPER` holds the paper's AVE linear-probe top-1 (%) per cell
 where the paper prints one; Figure 3's matrix is only a figure in the paper, so its cells have no
@@ -28,6 +31,14 @@ METHODS = {
     "simsiam": "avssl.methods.SimSiam",
     "supervised": "avssl.methods.Supervised",
 }
+# Beyond the paper: the objectives the field compares against, asked the paper's question (does
+# the temporal augmentation help?) at the shared settings; cells <method>_<augmentation>.
+BEYOND = {
+    "vicreg": "avssl.methods.VICReg",
+    "barlow_twins": "avssl.methods.BarlowTwins",
+    "cross_modal": "avssl.methods.CrossModal",
+}
+METHOD_AUGMENTATIONS = {"none": "no temporal augmentation", "re": "RE alpha 0.75 on both streams"}
 EPOCHS = (100, 200, 400, 800)
 FRAMES = (4, 8, 16, 32)
 HOPS = (256, 128, 64, 32)
@@ -120,6 +131,13 @@ def _cells() -> dict[str, dict[str, tuple[str, dict]]]:
             override = {"trainer": {"max_epochs": epochs}, "model": {"class_path": class_path}}
             t5[f"{method}_e{epochs:03d}"] = (f"{method}, {epochs} epochs", override)
     cells["table5"] = t5
+
+    methods = {}
+    for method, class_path in {**METHODS, **BEYOND}.items():
+        for aug, description in METHOD_AUGMENTATIONS.items():
+            override = _merge({"model": {"class_path": class_path}}, _temporal([_aug("RE")] if aug == "re" else []))
+            methods[f"{method}_{aug}"] = (f"{method}, {description}", override)
+    cells["methods"] = methods
     return cells
 
 
@@ -219,7 +237,10 @@ NOTES: dict[tuple[str, str], str] = {
 def render(table: str, cell: str) -> str:
     description, override = CELLS[table][cell]
     number = PAPER.get(table, {}).get(cell)
-    paper = f"paper (AVE linear top-1): {number:.2f}" if number is not None else "paper: no number printed for this cell"
+    if number is not None:
+        paper = f"paper (AVE linear top-1): {number:.2f}"
+    else:
+        paper = "paper: no number printed for this cell" if table in PAPER else "beyond the paper: no paper number"
     note = f"# Note: {NOTES[(table, cell)]}\n" if (table, cell) in NOTES else ""
     header = (
         f"# {table} / {cell}: {description}. {paper}.\n{note}"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from avssl.errors import ConfigError
 from avssl.evaluation.protocols import EVALUATION_PROTOCOLS, PROBE_MODES
-from avssl.paper.cells import CELLS, EPOCHS, FRAMES, HOPS, METHODS, NOTES, PAPER, RATES, TEMPORAL
+from avssl.paper.cells import BEYOND, CELLS, EPOCHS, FRAMES, HOPS, METHOD_AUGMENTATIONS, METHODS, NOTES, PAPER, RATES, TEMPORAL
 from avssl.paper.stats import paired_difference
 from avssl.workflows.transfer import transfer_report
 
@@ -227,7 +227,26 @@ def _tables(values: dict, with_paper: bool) -> list[str]:
         lines += [*_rows(header, [*rows, ["delta (ours)", *delta]]), ""]
     lines += ["## Table 5: methods and pre-training epochs", ""]
     lines += _rows(["method", *(str(e) for e in EPOCHS)], [[m, *(entry("table5", f"{m}_e{e:03d}") for e in EPOCHS)] for m in METHODS])
+    lines += ["", "## Beyond the paper: every method without and with RE (configs/paper/methods)", ""]
+    lines += _rows(["method", *METHOD_AUGMENTATIONS, "RE - none (paired by seed)"], _method_rows(values.get("methods", {})))
     return [*lines, ""]
+
+
+def _method_rows(cells: dict[str, dict[int, float]]) -> list[list[str]]:
+    """One row per method: its cells' statistics and the paired difference RE - none with its 95 % CI."""
+    rows = []
+    for method in {**METHODS, **BEYOND}:
+        diff = None
+        with_re, without = cells.get(f"{method}_re"), cells.get(f"{method}_none")
+        if with_re and without:
+            diff = paired_difference(with_re, without)
+        if diff is None:
+            change = MISSING
+        else:
+            mean, half, n = diff
+            change = f"{mean:+.2f}" if math.isnan(half) else f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] (n={n})"
+        rows.append([method, *(_stat(cells.get(f"{method}_{aug}")) for aug in METHOD_AUGMENTATIONS), change])
+    return rows
 
 
 def _paired(values: dict) -> list[str]:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from avssl.data.formats import PrepareConfig
-from avssl.methods import MoCoV3, SimCLR
+from avssl.methods import BarlowTwins, CrossModal, MoCoV3, SimCLR, VICReg
 from avssl.models.backbone import BackboneConfig
 from avssl.prepare.shards import write_store
 from avssl.utils.dist import all_gather_no_grad, rank, world_size
@@ -29,15 +29,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def simclr():
+# methods whose loss sees the global batch: the embeddings are gathered with their gradient
+GLOBAL_BATCH = {"simclr": SimCLR, "vicreg": VICReg, "barlow_twins": BarlowTwins, "cross_modal": CrossModal}
+
+
+def build(name: str):
     torch.manual_seed(0)
-    return SimCLR(
-        backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16
-    ).eval()  # eval: BN uses fixed statistics
+    kwargs = {"positive": "other_clip", "audio_weight": 0.5} if name == "cross_modal" else {}  # every term of the objective
+    return GLOBAL_BATCH[name](
+        backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=32, proj_dim=16, **kwargs
+    ).eval()  # eval: the projectors' BN uses fixed statistics (the loss's own batch statistics stay)
+
+
+def heads(m) -> dict:
+    return dict((m.projectors if hasattr(m, "projectors") else m.projector).named_parameters())
 
 
 def features():
-    return torch.randn(WORLD * B, 2, simclr().backbone.out_dim, generator=torch.Generator().manual_seed(1))
+    return torch.randn(WORLD * B, 2, build("simclr").backbone.out_dim, generator=torch.Generator().manual_seed(1))
 
 
 def worker(r: int, port: int, out: str) -> None:
@@ -45,34 +54,41 @@ def worker(r: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=r, world_size=WORLD)
     try:
         assert rank() == r and world_size() == WORLD
-        m = simclr()
-        loss, _ = m.ssl_loss(features()[r * B : (r + 1) * B], {})  # this rank's half of the batch
-        loss.backward()
-        grads = {}
-        for name, p in m.projector.named_parameters():  # what DDP does: average the gradients over ranks
-            dist.all_reduce(p.grad)
-            grads[name] = p.grad / WORLD
+        results = {}
+        for name in GLOBAL_BATCH:
+            m = build(name)
+            loss, _ = m.ssl_loss(features()[r * B : (r + 1) * B], {})  # this rank's half of the batch
+            loss.backward()
+            grads = {}
+            for key, p in heads(m).items():  # what DDP does: average the gradients over ranks
+                dist.all_reduce(p.grad)
+                grads[key] = p.grad / WORLD
+            results[name] = {"loss": loss.detach(), "grads": grads}
         moco = MoCoV3(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=8, proj_dim=4, queue_size=8)
         keys = torch.full((3, 4), float(r + 1))
         moco.enqueue(all_gather_no_grad(keys))
-        torch.save({"loss": loss.detach(), "grads": grads, "queue": moco.queue.clone(), "queue_len": moco.queue_len}, f"{out}/rank{r}.pt")
+        torch.save({"methods": results, "queue": moco.queue.clone(), "queue_len": moco.queue_len}, f"{out}/rank{r}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_two_process_simclr_equals_one_process_on_the_concatenated_batch(tmp_path):
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    """SimCLR, VICReg, Barlow Twins and the cross-modal method: loss and gradients of 2 processes x B
+    equal those of 1 process x 2B (their batch statistics and negatives are global)."""
     mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
-    m = simclr()
-    loss, _ = m.ssl_loss(features(), {})
-    loss.backward()
-    for r in range(WORLD):
-        got = torch.load(tmp_path / f"rank{r}.pt")
-        torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-5, rtol=0)
-        for name, p in m.projector.named_parameters():
-            torch.testing.assert_close(got["grads"][name], p.grad, atol=1e-5, rtol=1e-5, msg=name)
-        # the queue of every rank holds the keys of both ranks, rank 0's first
-        assert int(got["queue_len"]) == 6
-        torch.testing.assert_close(got["queue"][:6, 0], torch.tensor([1.0, 1, 1, 2, 2, 2]))
+    got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    for name in GLOBAL_BATCH:
+        m = build(name)
+        loss, _ = m.ssl_loss(features(), {})
+        loss.backward()
+        for r in range(WORLD):
+            result = got[r]["methods"][name]
+            torch.testing.assert_close(result["loss"], loss.detach(), atol=1e-5, rtol=0, msg=name)
+            for key, p in heads(m).items():
+                torch.testing.assert_close(result["grads"][key], p.grad, atol=1e-5, rtol=1e-5, msg=f"{name} {key}")
+    for r in range(WORLD):  # the queue of every rank holds the keys of both ranks, rank 0's first
+        assert int(got[r]["queue_len"]) == 6
+        torch.testing.assert_close(got[r]["queue"][:6, 0], torch.tensor([1.0, 1, 1, 2, 2, 2]))
 
 
 @pytest.mark.parametrize("data", ["media files", "shard store"])

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from avssl.errors import ConfigError
-from avssl.losses import byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss
-from avssl.methods import BYOL, MoCoV3, MomentumTarget, SimCLR, SimSiam, Supervised, momentum_schedule
+from avssl.losses import barlow_twins_loss, byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss, vicreg_loss
+from avssl.methods import BYOL, BarlowTwins, CrossModal, MoCoV3, MomentumTarget, SimCLR, SimSiam, Supervised, VICReg, momentum_schedule
 from avssl.models.backbone import BackboneConfig
 from tests.methods.test_simclr import fake_trainer
 
@@ -16,6 +16,9 @@ HEADS = {
     BYOL: dict(proj_hidden_dim=16, proj_dim=8),
     SimSiam: dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=4),
     Supervised: dict(),
+    VICReg: dict(proj_hidden_dim=16, proj_dim=8),
+    BarlowTwins: dict(proj_hidden_dim=16, proj_dim=8),
+    CrossModal: dict(proj_hidden_dim=16, proj_dim=8),
 }
 
 
@@ -256,3 +259,59 @@ def test_a_method_takes_its_views_from_the_data_module_it_is_fitted_on():
     model.setup("fit")
     assert model.view_spec is spec and model.views.cfg.crop_size == 24 and spec.eval_positions == (0.0, 0.5, 1.0)
     assert not any(k.startswith("views.") for k in model.state_dict())  # no checkpoint keys: 0.2 checkpoints still load
+
+
+def test_vicreg_and_barlow_twins_losses_over_the_projections():
+    x = batch()
+    for cls, loss_fn in ((VICReg, vicreg_loss), (BarlowTwins, barlow_twins_loss)):
+        m = build(cls).eval()
+        feats = m.encode(x["video"], x["spec"])
+        loss, z = m.ssl_loss(feats, x)
+        expected = m.projector(feats.flatten(0, 1)).view(4, 2, -1)
+        torch.testing.assert_close(z, expected)
+        torch.testing.assert_close(loss, loss_fn(expected[:, 0], expected[:, 1]), msg=cls.__name__)
+    # the heads as the official code builds them: biases before BN in VICReg only, none in the last layer
+    vicreg, barlow = build(VICReg).projector, build(BarlowTwins).projector
+    assert [type(m).__name__ for m in vicreg] == ["Linear", "BatchNorm1d", "ReLU"] * 2 + ["Linear"]
+    assert vicreg[0].bias is not None and vicreg[3].bias is not None and vicreg[6].bias is None
+    assert [type(m).__name__ for m in barlow] == ["Linear", "BatchNorm1d", "ReLU"] * 2 + ["Linear"]
+    assert all(layer.bias is None for layer in barlow if isinstance(layer, torch.nn.Linear))
+    m = build(VICReg, sim_weight=1.0, var_weight=0.0, cov_weight=0.0).eval()  # the weights reach the loss
+    feats = m.encode(x["video"], x["spec"])
+    z = m.projector(feats.flatten(0, 1)).view(4, 2, -1)
+    torch.testing.assert_close(m.ssl_loss(feats, x)[0], torch.nn.functional.mse_loss(z[:, 0], z[:, 1]))
+
+
+@pytest.mark.parametrize("positive", ["same_clip", "other_clip"])
+@pytest.mark.parametrize("audio_weight, video_weight", [(0.0, 0.0), (0.5, 0.25)])
+def test_cross_modal_loss_pairs_audio_with_video(positive, audio_weight, video_weight):
+    m = build(CrossModal, positive=positive, audio_weight=audio_weight, video_weight=video_weight, temperature=0.2).eval()
+    x = batch()
+    streams = m.encode_streams(x["video"], x["spec"])
+    loss, z = m.ssl_loss(streams["fused"], x)
+    za = m.projectors["audio"](streams["audio"].flatten(0, 1)).view(4, 2, -1)
+    zv = m.projectors["video"](streams["video"].flatten(0, 1)).view(4, 2, -1)
+    pairs = [(0, 0), (1, 1)] if positive == "same_clip" else [(0, 1), (1, 0)]
+    expected = sum(cross_modal_nce(za[:, i], zv[:, j], 0.2) for i, j in pairs) / 2
+    expected = expected + audio_weight * info_nce(za[:, 0], za[:, 1], 0.2) + video_weight * info_nce(zv[:, 0], zv[:, 1], 0.2)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(z, torch.cat([za, zv], dim=1))
+
+
+def test_cross_modal_trains_each_encoder_only_through_the_other_stream():
+    """No fused head: the video encoder's gradient comes from the audio-video term alone."""
+    m = build(CrossModal, num_classes=0)
+    x = batch()
+    loss, _ = m.ssl_loss(m.encode(x["video"], x["spec"]), x)
+    loss.backward()
+    assert all(p.grad is not None for p in m.backbone.video.parameters() if p.requires_grad)
+    assert all(p.grad is not None for p in m.backbone.audio.parameters() if p.requires_grad)
+
+
+def test_new_method_settings_are_checked():
+    with pytest.raises(ConfigError, match="model.positive must be one of same_clip, other_clip"):
+        build(CrossModal, positive="next")
+    with pytest.raises(ConfigError, match="model.audio_weight must be >= 0"):
+        build(CrossModal, audio_weight=-1.0)
+    with pytest.raises(ConfigError, match="model.temperature must be > 0"):
+        build(CrossModal, temperature=0.0)
