@@ -51,8 +51,9 @@ class PretrainedEncoder:
             before they were saved).
         input: the encoder's input (``None`` for checkpoints without data settings).
         method: the pre-training method's class path, if recorded.
-        stream_projectors: the audio and video projectors of the cross-modal / per-stream terms
-            (``{"audio": ..., "video": ...}``, frozen), when the checkpoint has them; else ``None``.
+        stream_projectors: the audio and video projectors of the cross-modal method or of the
+            cross-modal / per-stream terms (``{"audio": ..., "video": ...}``, frozen; audio-video
+            retrieval uses them), when the checkpoint has them; else ``None``.
     """
 
     backbone: TwoStreamBackbone
@@ -140,16 +141,23 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
 
 
 def _stream_projectors(ckpt: dict, backbone: TwoStreamBackbone, field_name: str, path) -> nn.ModuleDict | None:
-    """The checkpoint's cross-modal / per-stream projectors, rebuilt from its hyper-parameters."""
+    """The checkpoint's audio and video projectors, rebuilt from its hyper-parameters: those of the
+    cross-modal method (its objective), else those of the cross-modal / per-stream terms."""
     from avssl.methods.base import stream_projector
+    from avssl.methods.cross_modal import cross_modal_projectors
 
     hp = ckpt["hyper_parameters"]
-    if not (hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0):
-        return None  # trained without the terms: no projectors
-    state = {k.removeprefix("stream_projectors."): v for k, v in ckpt["state_dict"].items() if k.startswith("stream_projectors.")}
     dims = {"video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
-    head, hidden, out = hp.get("stream_head", "mlp"), hp.get("stream_hidden_dim", 512), hp.get("stream_dim", 128)
-    projectors = nn.ModuleDict({k: stream_projector(head, d, hidden, out) for k, d in dims.items()})
+    if str(hp.get("_class_path", "")).endswith(".CrossModal"):
+        prefix = "projectors."
+        projectors = cross_modal_projectors(dims, hp.get("proj_hidden_dim", 512), hp.get("proj_dim", 128))
+    elif hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0:
+        prefix = "stream_projectors."
+        head, hidden, out = hp.get("stream_head", "mlp"), hp.get("stream_hidden_dim", 512), hp.get("stream_dim", 128)
+        projectors = nn.ModuleDict({k: stream_projector(head, d, hidden, out) for k, d in dims.items()})
+    else:
+        return None  # trained without cross-modal projectors
+    state = {k.removeprefix(prefix): v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
         projectors.load_state_dict(state)
     except RuntimeError as e:

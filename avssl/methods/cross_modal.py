@@ -18,6 +18,11 @@ from avssl.utils.dist import gather_with_grad
 POSITIVES = ("same_clip", "other_clip")
 
 
+def cross_modal_projectors(dims: dict[str, int], hidden_dim: int, out_dim: int) -> nn.ModuleDict:
+    """One 3-layer projector per stream (``{"video": in_dim, "audio": in_dim}``), BN between layers."""
+    return nn.ModuleDict({k: mlp(d, hidden_dim, out_dim, num_layers=3) for k, d in dims.items()})
+
+
 class CrossModal(SSLMethod):
     """Audio-visual instance discrimination across modalities.
 
@@ -67,7 +72,7 @@ class CrossModal(SSLMethod):
         if temperature <= 0:
             raise ConfigError(f"model.temperature must be > 0, got {temperature}")
         dims = {"video": self.backbone.video.out_dim, "audio": self.backbone.audio.out_dim}
-        self.projectors = nn.ModuleDict({k: mlp(d, proj_hidden_dim, proj_dim, num_layers=3) for k, d in dims.items()})
+        self.projectors = cross_modal_projectors(dims, proj_hidden_dim, proj_dim)
 
     def positive_pairs(self, n: int) -> list[tuple[int, int]]:
         """(audio view, video view) index pairs of the positives among ``n`` views."""

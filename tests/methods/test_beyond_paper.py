@@ -48,3 +48,9 @@ def test_fit_in_bf16_resumes_to_the_uninterrupted_state_and_evaluations_read_the
     loaded = encoder.backbone.state_dict()
     assert loaded.keys() == backbone.keys()
     assert all(torch.equal(loaded[k], backbone[k]) for k in backbone)
+    if method == "cross_modal":  # its projectors come along: audio-video retrieval compares through them
+        heads = {k.removeprefix("projectors."): v for k, v in straight["state_dict"].items() if k.startswith("projectors.")}
+        loaded = encoder.stream_projectors.state_dict()
+        assert heads and loaded.keys() == heads.keys() and all(torch.equal(loaded[k], heads[k]) for k in heads)
+    else:
+        assert encoder.stream_projectors is None
