@@ -22,6 +22,7 @@ _EXPORTS = {
     "FineTune": "avssl.evaluation",
     "LinearProbe": "avssl.evaluation",
     "MoCoV3": "avssl.methods",
+    "PretrainedEncoder": "avssl.evaluation.encoder",
     "SSLMethod": "avssl.methods",
     "SimCLR": "avssl.methods",
     "SimSiam": "avssl.methods",

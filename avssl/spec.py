@@ -19,6 +19,8 @@ from avssl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "input_spec"
+METHOD_KEY = "method_class"  # the pre-training method's class path (also when built in Python, without the CLI)
+DATA_COUNTS_KEY = "data_counts"  # the videos of each dataset a pre-training run built, and those skipped
 # Where each field lives in the data module's settings (``data.<path>``); the spectrogram's
 # sub-fields follow it (``spectrogram.hop_length``, ...).
 DATA_PATHS = {

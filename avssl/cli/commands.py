@@ -34,6 +34,7 @@ COMMANDS = {
     "synth": Command("write the synthetic audiovisual dataset to a directory", "avssl.prepare.synthetic"),
     "prepare": Command("re-encode a dataset once into a training-friendly copy (SRC DST)", "avssl.prepare.command"),
     "grid": Command("run table cells (configs/paper/<table>): pre-train, then linear evaluation", "avssl.workflows.grid"),
+    "export": Command("write a pre-training checkpoint as a shareable encoder folder (CKPT DIR)", "avssl.workflows.export"),
     "report": Command("tables and figures in the paper's layout from a runs directory", "avssl.paper.report"),
     "transfer": Command(
         "transfer evaluations on UCF101 / HMDB51 / ESC-50 / VGGSound: linear, knn, finetune, retrieval; --split all",

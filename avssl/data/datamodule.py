@@ -246,6 +246,11 @@ class AVDataModule(pl.LightningDataModule):
                 )
         return self.datasets[key]
 
+    def counts(self) -> dict[str, dict]:
+        """The videos of every dataset built so far, and those skipped with their reasons (what a
+        run trained on, recorded in its checkpoints)."""
+        return {key: {"videos": len(ds), "skipped": dict(ds.skipped)} for key, ds in self.datasets.items()}
+
     def clip_dataset(self, records: list[VideoRecord], *, train: bool, num_clips: int) -> AVClipDataset:
         """Clips of ``records`` as this data module cuts them (pre-training positives with
         ``train=True``, uniformly spaced evaluation clips otherwise)."""

@@ -28,10 +28,11 @@ from typing import Any
 from torch import nn
 
 from avssl.errors import ConfigError
+from avssl.evaluation.folder import describe, is_folder, is_hub_id, read_folder, write_folder
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.reliability.checkpoints import load_checkpoint_file
 from avssl.reliability.finite import refuse_nonfinite
-from avssl.spec import InputSpec, same_setting
+from avssl.spec import METHOD_KEY, InputSpec, same_setting
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,60 @@ class PretrainedEncoder:
     input: InputSpec | None = None
     method: str | None = None
     stream_projectors: nn.ModuleDict | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, projectors: bool) -> dict[str, Any]:
+        """The tensors an encoder folder holds: ``backbone.*`` and, with ``projectors``, the
+        audio and video projectors under the prefix their method keeps them under."""
+        state = {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
+        if projectors:
+            if self.stream_projectors is None:
+                raise ConfigError(
+                    f"projectors: {self.path} has no audio and video projectors "
+                    "(only the cross-modal method, or cross_modal_weight / stream_weight > 0, trains them)"
+                )
+            prefix = "projectors." if str(self.method or "").endswith(".CrossModal") else "stream_projectors."
+            state.update({prefix + k: v for k, v in self.stream_projectors.state_dict().items()})
+        return state
+
+    def save_pretrained(self, out: str | Path, *, projectors: bool | None = None, results: list[dict] = ()) -> Path:
+        """Write this encoder as an encoder folder (weights, ``config.json``, model card with the
+        evaluation ``results``); ``projectors`` (default: when the encoder has them) adds the
+        audio and video projectors. ``out`` must not exist or be empty."""
+        projectors = self.stream_projectors is not None if projectors is None else projectors
+        state = self.state(projectors)
+        prefix = next((k.split(".")[0] + "." for k in state if not k.startswith("backbone.")), None)
+        return write_folder(out, state, {**self.config, "projectors": {"prefix": prefix} if prefix else None}, results)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path) -> PretrainedEncoder:
+        """:func:`load_encoder` of an encoder folder, a Hub id (``user/repo``) or a checkpoint."""
+        return load_encoder(source, field_name="from_pretrained")
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        projectors: bool | None = None,
+        results: list[dict] = (),
+        commit_message: str = "Upload an avssl encoder",
+        api=None,
+    ):
+        """Publish this encoder's folder to the Hugging Face Hub repository ``repo_id`` (created if
+        needed); returns the upload's commit info. ``api``: an ``huggingface_hub.HfApi`` (default:
+        one with ``token``)."""
+        import tempfile
+
+        if api is None:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=token)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "encoder", projectors=projectors, results=results)
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -75,9 +130,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path, field_name: str = "model.encoder_ckpt") -> dict:
-    """A Lightning checkpoint loaded with ``weights_only=True`` (no pickled code runs). The last
-    file read is kept, so ``avssl test`` reads its encoder once (for the data settings, then the
-    weights); a changed file is read again."""
+    """A Lightning checkpoint loaded with ``weights_only=True`` (no pickled code runs), or what an
+    encoder folder / Hub id holds in the same shape (:func:`avssl.evaluation.folder.read_folder`).
+    The last file read is kept, so ``avssl test`` reads its encoder once (for the data settings,
+    then the weights); a changed file is read again."""
+    if is_folder(path) or is_hub_id(path):
+        return read_folder(path, field_name)
     path = Path(path)
     if not path.is_file():
         load_checkpoint_file(path, field_name)  # names what is there instead (nothing, a directory)
@@ -99,7 +157,9 @@ def _load_checkpoint(path: str, mtime_ns: int, size: int, field_name: str) -> di
 
 
 def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> PretrainedEncoder:
-    """Rebuild and load the backbone of a pre-training checkpoint, frozen and in eval mode."""
+    """Rebuild and load the backbone of a pre-training checkpoint, an encoder folder
+    (``avssl export``) or a Hugging Face Hub id (``user/repo``), frozen and in eval mode.
+    Strict: a missing, unexpected or misshapen tensor is an error naming it."""
     ckpt = read_checkpoint(path, field_name)
     hp = ckpt["hyper_parameters"]
     # checkpoints of avssl 0.1 kept the architecture as top-level hyper-parameters
@@ -128,15 +188,21 @@ def load_encoder(path: str | Path, field_name: str = "model.encoder_ckpt") -> Pr
     refuse_nonfinite(ckpt["state_dict"], f"{field_name}: {path}")
     backbone.load_state_dict(state)
     backbone.requires_grad_(False).eval()
+    sha256 = file_sha256(ckpt.get("weights", path))  # a folder: its weights file
+    spec = InputSpec.from_checkpoint(ckpt)
+    features = {"fused": backbone.out_dim, "video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
     return PretrainedEncoder(
         stream_projectors=_stream_projectors(ckpt, backbone, field_name, path),
         backbone=backbone,
         path=str(path),
-        sha256=file_sha256(path),
+        sha256=sha256,
         architecture=arch,
         data=dict(ckpt.get("datamodule_hyper_parameters") or {}),
-        input=InputSpec.from_checkpoint(ckpt),
-        method=hp.get("_class_path"),
+        input=spec,
+        method=hp.get("_class_path") or ckpt.get(METHOD_KEY),
+        config=describe(
+            ckpt, architecture=arch, features=features, input=spec.to_dict() if spec else None, source=Path(str(path)).name, sha256=sha256
+        ),
     )
 
 
@@ -147,8 +213,10 @@ def _stream_projectors(ckpt: dict, backbone: TwoStreamBackbone, field_name: str,
     from avssl.methods.cross_modal import cross_modal_projectors
 
     hp = ckpt["hyper_parameters"]
+    if "folder" in ckpt and not ckpt["projectors"]:
+        return None  # an encoder folder exported without them
     dims = {"video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
-    if str(hp.get("_class_path", "")).endswith(".CrossModal"):
+    if str(hp.get("_class_path") or ckpt.get(METHOD_KEY) or "").endswith(".CrossModal"):
         prefix = "projectors."
         projectors = cross_modal_projectors(dims, hp.get("proj_hidden_dim", 512), hp.get("proj_dim", 128))
     elif hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0:

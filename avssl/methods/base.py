@@ -31,6 +31,7 @@ from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.heads import mlp
 from avssl.reliability.finite import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.spec import CHECKPOINT_KEY as INPUT_KEY
+from avssl.spec import DATA_COUNTS_KEY, METHOD_KEY
 from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.plain import plain
 from avssl.utils.schedules import warmup_cosine
@@ -229,11 +230,14 @@ class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Hyper-parameters in plain types (the backbone's settings as a dict): checkpoints load
-        with ``weights_only=True``; the data's :class:`~avssl.spec.InputSpec` beside them."""
+        with ``weights_only=True``; the data's :class:`~avssl.spec.InputSpec` and the counts of its
+        datasets beside them."""
         checkpoint["hyper_parameters"] = plain(dict(checkpoint["hyper_parameters"]))
+        checkpoint[METHOD_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         if datamodule is not None and hasattr(datamodule, "input_spec"):
             checkpoint[INPUT_KEY] = datamodule.input_spec.to_dict()  # what an evaluation must feed the encoder
+            checkpoint[DATA_COUNTS_KEY] = plain(getattr(datamodule, "counts", dict)())  # what it trained on (avssl export's card)
 
     def on_train_epoch_end(self) -> None:
         self.finite.check()
