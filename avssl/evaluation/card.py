@@ -11,11 +11,14 @@ import json
 from typing import Any
 
 
-def _input_rows(spec: dict[str, Any] | None) -> list[str]:
+def _input_rows(spec: dict[str, Any] | None, settings: dict[str, Any]) -> list[str]:
     if not spec:
         return ["The checkpoint recorded no input settings (written before avssl 0.2): use its training configuration."]
     sg = spec.get("spectrogram") or {}
+    augment = settings.get("augment") or {}
     rows = [
+        ("frames decoded at a short side of (px, training)", settings.get("short_side")),
+        ("crop size (px, training)", augment.get("crop_size")),
         ("frames per clip", spec.get("num_frames")),
         ("clip length (s)", spec.get("clip_seconds")),
         ("audio sample rate (Hz)", spec.get("sample_rate")),
@@ -77,7 +80,7 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "",
         "Features are only meaningful on inputs prepared exactly like this (avssl applies it when it loads the folder):",
         "",
-        *_input_rows(config.get("input")),
+        *_input_rows(config.get("input"), data.get("settings") or {}),
         "",
         "## Use",
         "",

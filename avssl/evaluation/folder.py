@@ -141,6 +141,8 @@ def read_config(folder: Path, field_name: str) -> dict[str, Any]:
             f"{field_name}: {folder} is encoder folder format {version} (written by avssl {config.get('avssl_version', '?')}); "
             f"this avssl reads format {FORMAT_VERSION} and older: upgrade avssl"
         )
+    if not isinstance(config.get("architecture"), dict):
+        raise ConfigError(f"{field_name}: {path} has no architecture: the encoder cannot be rebuilt")
     return config
 
 

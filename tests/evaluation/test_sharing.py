@@ -49,7 +49,12 @@ def test_the_folder_describes_the_encoder_and_gives_bit_equal_features(checkpoin
     assert config["data"]["counts"]["train split, 2 training clips per video"]["videos"] > 0
     assert config["training"]["global_step"] == 1 and config["training"]["source"] == checkpoint.name
     card = (exported / "README.md").read_text()
-    assert card.startswith("---\nlicense:  #") and "| frames per clip | 4 |" in card and "avssl.load_encoder" in card
+    assert (
+        card.startswith("---\nlicense:  #")
+        and "| frames per clip | 4 |" in card
+        and "| frames decoded at a short side of (px, training) | 40 |" in card
+        and "avssl.load_encoder" in card
+    )
     assert set(load_file(str(exported / "model.safetensors"))) == {
         f"backbone.{k}" for k in avssl.load_encoder(checkpoint).backbone.state_dict()
     }
