@@ -99,3 +99,25 @@ def test_each_stream_learns_the_pretraining_task(pretrained):
     for stream in ("audio", "video"):
         gain = scores["pretrained"][stream] - scores["random-init"][stream]
         assert gain >= MARGIN, (stream, scores)
+
+
+# The methods beyond the paper on their own objective (no auxiliary term) at demo scale: exactly
+# the seed-0 RE rows of docs/studies/methods.md (benchmarks/methods.py), whose seeds 0-2 set the
+# margin: points of linear-probe top-1 of each stream's own readout over the random-init encoder's.
+# Epochs: VICReg trained both encoders on every seed in 40; the cross-modal method needed the
+# demo's 80 (in 40, seed 1 had not taken off). Barlow Twins is not here: three seeds at 80 epochs
+# were not measured (the page has what was).
+BEYOND_EPOCHS = {"vicreg": 40, "cross_modal": 80}
+BEYOND_MARGIN = 5.0  # points; the smallest stream gain over seeds 0-2: VICReg 10.4, cross-modal 20.8 (80 epochs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(BEYOND_EPOCHS))
+def test_each_stream_of_the_methods_beyond_the_paper_beats_random_init(method, tmp_path):
+    from benchmarks.methods import one
+
+    metrics = one(method, 0.0, "re", BEYOND_EPOCHS[method], SEED, tmp_path / "runs", tmp_path)["metrics"]
+    top1 = {key: value["top1"] for key, value in metrics.items()}
+    for stream in ("audio", "video"):
+        gain = top1[f"pretrained/cached/{stream}"] - top1[f"random-init/cached/{stream}"]
+        assert gain >= BEYOND_MARGIN, (method, stream, top1)
