@@ -28,7 +28,7 @@ from typing import Any
 from torch import nn
 
 from avssl.errors import ConfigError
-from avssl.evaluation.folder import describe, is_folder, is_hub_id, read_folder, write_folder
+from avssl.evaluation.folder import CROSS_MODAL_PREFIX, TERMS_PREFIX, describe, is_folder, is_hub_id, read_folder, write_folder
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.reliability.checkpoints import load_checkpoint_file
 from avssl.reliability.finite import refuse_nonfinite
@@ -67,6 +67,11 @@ class PretrainedEncoder:
     stream_projectors: nn.ModuleDict | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def projector_prefix(self) -> str:
+        """Where this encoder's method keeps its audio and video projectors in a state dict."""
+        return projector_prefix(self.method)
+
     def state(self, projectors: bool) -> dict[str, Any]:
         """The tensors an encoder folder holds: ``backbone.*`` and, with ``projectors``, the
         audio and video projectors under the prefix their method keeps them under."""
@@ -77,8 +82,7 @@ class PretrainedEncoder:
                     f"projectors: {self.path} has no audio and video projectors "
                     "(only the cross-modal method, or cross_modal_weight / stream_weight > 0, trains them)"
                 )
-            prefix = "projectors." if str(self.method or "").endswith(".CrossModal") else "stream_projectors."
-            state.update({prefix + k: v for k, v in self.stream_projectors.state_dict().items()})
+            state.update({self.projector_prefix + k: v for k, v in self.stream_projectors.state_dict().items()})
         return state
 
     def save_pretrained(self, out: str | Path, *, projectors: bool | None = None, results: list[dict] = ()) -> Path:
@@ -86,9 +90,8 @@ class PretrainedEncoder:
         evaluation ``results``); ``projectors`` (default: when the encoder has them) adds the
         audio and video projectors. ``out`` must not exist or be empty."""
         projectors = self.stream_projectors is not None if projectors is None else projectors
-        state = self.state(projectors)
-        prefix = next((k.split(".")[0] + "." for k in state if not k.startswith("backbone.")), None)
-        return write_folder(out, state, {**self.config, "projectors": {"prefix": prefix} if prefix else None}, results)
+        described = {"prefix": self.projector_prefix} if projectors else None
+        return write_folder(out, self.state(projectors), {**self.config, "projectors": described}, results)
 
     @classmethod
     def from_pretrained(cls, source: str | Path) -> PretrainedEncoder:
@@ -119,6 +122,12 @@ class PretrainedEncoder:
             folder = self.save_pretrained(Path(tmp) / "encoder", projectors=projectors, results=results)
             api.create_repo(repo_id, private=private, exist_ok=True)
             return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+
+
+def projector_prefix(method: str | None) -> str:
+    """The state-dict prefix of the audio and video projectors: the cross-modal method's own, else
+    those of the base's cross-modal / per-stream terms."""
+    return CROSS_MODAL_PREFIX if str(method or "").endswith(".CrossModal") else TERMS_PREFIX
 
 
 def file_sha256(path: str | Path) -> str:
@@ -216,11 +225,10 @@ def _stream_projectors(ckpt: dict, backbone: TwoStreamBackbone, field_name: str,
     if "folder" in ckpt and not ckpt["projectors"]:
         return None  # an encoder folder exported without them
     dims = {"video": backbone.video.out_dim, "audio": backbone.audio.out_dim}
-    if str(hp.get("_class_path") or ckpt.get(METHOD_KEY) or "").endswith(".CrossModal"):
-        prefix = "projectors."
+    prefix = projector_prefix(hp.get("_class_path") or ckpt.get(METHOD_KEY))
+    if prefix == CROSS_MODAL_PREFIX:
         projectors = cross_modal_projectors(dims, hp.get("proj_hidden_dim", 512), hp.get("proj_dim", 128))
     elif hp.get("cross_modal_weight", 0) > 0 or hp.get("stream_weight", 0) > 0:
-        prefix = "stream_projectors."
         head, hidden, out = hp.get("stream_head", "mlp"), hp.get("stream_hidden_dim", 512), hp.get("stream_dim", 128)
         projectors = nn.ModuleDict({k: stream_projector(head, d, hidden, out) for k, d in dims.items()})
     else:

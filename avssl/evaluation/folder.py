@@ -32,7 +32,8 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
-PROJECTOR_PREFIXES = ("projectors.", "stream_projectors.")
+CROSS_MODAL_PREFIX, TERMS_PREFIX = "projectors.", "stream_projectors."  # the cross-modal method's; the base's terms'
+PROJECTOR_PREFIXES = (CROSS_MODAL_PREFIX, TERMS_PREFIX)
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
