@@ -103,12 +103,14 @@ def test_each_stream_learns_the_pretraining_task(pretrained):
 
 # The methods beyond the paper on their own objective (no auxiliary term) at demo scale: exactly
 # the seed-0 RE rows of docs/studies/methods.md (benchmarks/methods.py), whose seeds 0-2 set the
-# margin: points of linear-probe top-1 of each stream's own readout over the random-init encoder's.
-# Epochs: VICReg trained both encoders on every seed in 40; the cross-modal method needed the
-# demo's 80 (in 40, seed 1 had not taken off). Barlow Twins is not here: three seeds at 80 epochs
-# were not measured (the page has what was).
-BEYOND_EPOCHS = {"vicreg": 40, "cross_modal": 80}
-BEYOND_MARGIN = 5.0  # points; the smallest stream gain over seeds 0-2: VICReg 10.4, cross-modal 20.8 (80 epochs)
+# margins: points of linear-probe top-1 of each stream's own readout over the random-init encoder's.
+# Epochs: VICReg trained both encoders on every seed in 40; the cross-modal method and Barlow Twins
+# needed the demo's 80 (in 40, the cross-modal seed 1 had not taken off and Barlow Twins stayed
+# below random-init).
+BEYOND_EPOCHS = {"vicreg": 40, "cross_modal": 80, "barlow_twins": 80}
+# the smallest stream gain over seeds 0-2: VICReg 10.4, cross-modal 20.8 (80 epochs); Barlow Twins
+# 1.0 (seed 0's audio: one test clip), so its test asks for a gain above 0, a guard against collapse
+BEYOND_MARGIN = {"vicreg": 5.0, "cross_modal": 5.0, "barlow_twins": 0.1}
 
 
 @pytest.mark.slow
@@ -120,4 +122,4 @@ def test_each_stream_of_the_methods_beyond_the_paper_beats_random_init(method, t
     top1 = {key: value["top1"] for key, value in metrics.items()}
     for stream in ("audio", "video"):
         gain = top1[f"pretrained/cached/{stream}"] - top1[f"random-init/cached/{stream}"]
-        assert gain >= BEYOND_MARGIN, (method, stream, top1)
+        assert gain >= BEYOND_MARGIN[method], (method, stream, top1)
