@@ -125,17 +125,42 @@ def simsiam_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 @in_float32
-def cross_modal_nce(za: torch.Tensor, zv: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def cross_modal_nce(za: torch.Tensor, zv: torch.Tensor, temperature: float = 0.1, symmetric: bool = True) -> torch.Tensor:
     """Audio-video InfoNCE with cross-modal negatives only (AVID / CAV-MAE style).
 
     ``za``, ``zv``: ``[N, D]`` audio and video embeddings; row ``i`` of each comes from the same
     clip (the positive), the other ``N - 1`` rows of the other modality are the negatives. The
-    mean of the audio->video and video->audio cross-entropies over cosine similarity / ``temperature``.
+    mean of the audio->video and video->audio cross-entropies over cosine similarity / ``temperature``;
+    ``symmetric=False``: the video->audio term alone (each video picks its audio among the batch's
+    audios: CAV-MAE's default ``forward_contrastive``, a softmax over the columns' audios).
     """
     _check_pair("cross_modal_nce", za, zv)
     sim = F.normalize(za, dim=1) @ F.normalize(zv, dim=1).t() / temperature  # [N, N]
     labels = torch.arange(za.shape[0], device=za.device)
+    if not symmetric:
+        return F.cross_entropy(sim.t(), labels)
     return (F.cross_entropy(sim, labels) + F.cross_entropy(sim.t(), labels)) / 2
+
+
+@in_float32
+def masked_reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm_pix: bool = True) -> torch.Tensor:
+    """MAE's reconstruction loss (He et al. 2022; CAV-MAE's ``forward_mae_loss``).
+
+    ``pred``, ``target``: ``[B, N, P]`` predicted and true values of each of the N patches;
+    ``mask``: ``[B, N]``, 1 where the patch was masked. With ``norm_pix`` each target patch is
+    normalised by its own mean and unbiased variance (``(t - mean) / sqrt(var + 1e-6)``); the loss
+    is each patch's mean squared error, averaged over the masked patches only.
+    """
+    if pred.shape != target.shape or pred.dim() != 3 or mask.shape != pred.shape[:2]:
+        raise ValueError(
+            f"masked_reconstruction_loss expects pred / target [B, N, P] and mask [B, N], got "
+            f"{tuple(pred.shape)}, {tuple(target.shape)}, {tuple(mask.shape)}"
+        )
+    if norm_pix:
+        target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + 1e-6) ** 0.5
+    per_patch = (pred - target).pow(2).mean(dim=-1)
+    mask = mask.to(per_patch.dtype)
+    return (per_patch * mask).sum() / mask.sum()
 
 
 def _off_diagonal(m: torch.Tensor) -> torch.Tensor:

@@ -265,7 +265,10 @@ SMALL_HEADS = {
     "vicreg": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
     "barlow_twins": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
     "cross_modal": ["--model.init_args.proj_hidden_dim=32", "--model.init_args.proj_dim=16"],
+    "cavmae": ["--model.init_args.decoder_dim=16", "--model.init_args.decoder_depth=1", "--model.init_args.decoder_heads=2"],
 }
+# a ViT of test size (configs/vit.yaml and cavmae.yaml set ViT-B); width / layers above are the ResNets'
+SMALL_VIT = [f"--model.init_args.backbone.{k}={v}" for k, v in (("dim", 16), ("depth", 1), ("heads", 2), ("patch_size", 8))]
 SMALL_DATA = ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--trainer.accelerator=cpu"]
 
 
@@ -273,7 +276,22 @@ SMALL_DATA = ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sam
 def test_every_method_config_runs_a_step(method, tiny_root, tmp_path):
     """configs/<method>.yaml as shipped, with a small width and small clips on the tiny data."""
     args = ["fit", "--config", f"configs/{method}.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS[method], *SMALL_DATA]
-    main([*args, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    main([*args, *SMALL_VIT, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+
+
+@pytest.mark.parametrize("method", sorted(set(SMALL_HEADS) - {"cavmae"}))
+def test_every_method_trains_vit_encoders_with_vit_yaml(method, tiny_root, tmp_path):
+    """configs/vit.yaml composed after any method's config switches both encoders to ViTs (two-frame
+    tubelets); the bf16 step covers the attention under autocast."""
+    args = ["fit", "--config", f"configs/{method}.yaml", "--config", "configs/vit.yaml", *tiny(tiny_root), *SMALL_HEADS[method]]
+    args += [
+        *SMALL_DATA,
+        *SMALL_VIT,
+        "--trainer.precision=bf16-mixed",
+        "--trainer.fast_dev_run=1",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    main(args)
 
 
 def out_dirs(tmp_path):

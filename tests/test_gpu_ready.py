@@ -22,7 +22,9 @@ from tests.conftest import TINY, TINY_DATA_ARGS
 # ops whose result the host must wait for: a scalar read, or an output shape that depends on the data
 HOST_READS = {"_local_scalar_dense", "item", "nonzero", "unique", "_unique", "_unique2", "unique_dim", "unique_consecutive"}
 HOST_READS |= {"equal", "is_nonzero", "masked_select"}
-METHODS = ["simclr", "mocov3", "byol", "simsiam", "supervised", "vicreg", "barlow_twins", "cross_modal"]
+METHODS = ["simclr", "mocov3", "byol", "simsiam", "supervised", "vicreg", "barlow_twins", "cross_modal", "cavmae"]
+TINY_VIT = {"encoder": "vit", "dim": 16, "depth": 1, "heads": 2, "patch_size": 8, "shared_depth": 1, "fusion": "joint"}
+TINY_DECODER = {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
 
 
 def _where() -> str:
@@ -60,6 +62,9 @@ def test_training_steps_read_nothing_back_from_the_device(method, tiny_root, tmp
     args += [f"--trainer.logger.init_args.save_dir={tmp_path}", f"--trainer.callbacks.init_args.dirpath={tmp_path / 'ckpt'}"]
     if method in ("vicreg", "barlow_twins"):  # their 3 x 8192 heads are minutes of CPU; the step's code is the same
         args += ["--model.init_args.proj_hidden_dim=64", "--model.init_args.proj_dim=64"]
+    if method == "cavmae":  # ViT-B and its decoder at test size
+        args += [f"--model.init_args.backbone.{k}={v}" for k, v in TINY_VIT.items()]
+        args += [f"--model.init_args.{k}={v}" for k, v in TINY_DECODER.items()]
     model, data, trainer = instantiate(args)
     recorder = HostReads()
 
@@ -124,11 +129,13 @@ def test_augmentation_and_loss_on_fake_cuda_have_no_host_reads_blocking_copies_o
     """Fake tensors raise on a host read or on CPU / CUDA mixing; blocking copies are recorded."""
     transform = AVTransform(16000, AugmentConfig(crop_size=32), SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32))
     cls = {"simclr": avssl.SimCLR, "mocov3": avssl.MoCoV3, "byol": avssl.BYOL, "simsiam": avssl.SimSiam, "supervised": avssl.Supervised}
-    cls |= {"vicreg": avssl.VICReg, "barlow_twins": avssl.BarlowTwins, "cross_modal": avssl.CrossModal}
+    cls |= {"vicreg": avssl.VICReg, "barlow_twins": avssl.BarlowTwins, "cross_modal": avssl.CrossModal, "cavmae": avssl.CAVMAE}
     kwargs = {"num_classes": 4} if method == "supervised" else {}
     kwargs |= {"proj_hidden_dim": 64, "proj_dim": 64} if method in ("vicreg", "barlow_twins") else {}  # not 3 x 8192 on the CPU
-    model = cls[method](backbone=avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1)), **kwargs)
+    backbone = avssl.BackboneConfig(**TINY_VIT) if method == "cavmae" else avssl.BackboneConfig(width=4, layers=(1, 1, 1, 1))
+    model = cls[method](backbone=backbone, **kwargs, **(TINY_DECODER if method == "cavmae" else {}))
     generator = torch.Generator().manual_seed(0)
+    model.mask_generator = lambda device: generator  # CAV-MAE's masks: the trainer's per-batch generator
     copies = BlockingCopies()
     with fake_cuda:
         transform, model = transform.to("cuda"), model.to("cuda")
@@ -141,8 +148,7 @@ def test_augmentation_and_loss_on_fake_cuda_have_no_host_reads_blocking_copies_o
         with copies:  # the step: augmentation, forward, loss
             views = transform.train_views(batch, generator)
             transform.eval_views(batch, [0.0, 0.5, 1.0])
-            features = model.encode_streams(views["video"], views["spec"])["fused"]
-            loss, _ = model.ssl_loss(features, views)
+            loss, *_ = model.objective(views)
     assert loss.device.type == "cuda" and not copies.copies, copies.copies
 
 

@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 
-from avssl.losses import barlow_twins_loss, byol_loss, cross_modal_nce, info_nce, moco_loss, simsiam_loss, vicreg_loss
+from avssl.losses import (
+    barlow_twins_loss,
+    byol_loss,
+    cross_modal_nce,
+    info_nce,
+    masked_reconstruction_loss,
+    moco_loss,
+    simsiam_loss,
+    vicreg_loss,
+)
 
 
 def eq1_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
@@ -221,3 +230,54 @@ def test_batch_statistics_losses_run_in_float32_under_bf16(fn):
     loss = fn(x.bfloat16(), y.bfloat16())
     assert loss.dtype == torch.float32
     torch.testing.assert_close(loss, fn(x.bfloat16().float(), y.bfloat16().float()))
+
+
+def mae_reference(pred, target, mask, norm_pix: bool) -> float:
+    """CAV-MAE's forward_mae_loss, one patch at a time in Python floats."""
+    total, count = 0.0, 0
+    for b in range(len(pred)):
+        for i in range(len(pred[b])):
+            t = target[b][i]
+            if norm_pix:
+                mean = sum(t) / len(t)
+                var = sum((v - mean) ** 2 for v in t) / (len(t) - 1)  # torch.var: unbiased
+                t = [(v - mean) / math.sqrt(var + 1e-6) for v in t]
+            if mask[b][i]:
+                total += sum((p - v) ** 2 for p, v in zip(pred[b][i], t)) / len(t)
+                count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("norm_pix", [True, False])
+def test_masked_reconstruction_loss_matches_the_per_patch_transcription(norm_pix):
+    g = torch.Generator().manual_seed(9)
+    pred, target = torch.randn(3, 5, 6, generator=g, dtype=torch.float64), torch.randn(3, 5, 6, generator=g, dtype=torch.float64)
+    mask = (torch.rand(3, 5, generator=g) < 0.6).double()
+    mask[:, 0] = 1
+    expected = mae_reference(pred.tolist(), target.tolist(), mask.tolist(), norm_pix)
+    assert masked_reconstruction_loss(pred, target, mask, norm_pix).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_masked_reconstruction_loss_ignores_the_visible_patches():
+    g = torch.Generator().manual_seed(10)
+    pred, target = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
+    mask = torch.tensor([[1.0, 0, 1, 0], [0, 1, 1, 0]])
+    changed = pred.clone()
+    changed[mask == 0] += 5.0
+    torch.testing.assert_close(masked_reconstruction_loss(changed, target, mask), masked_reconstruction_loss(pred, target, mask))
+    assert masked_reconstruction_loss(target, target, mask, norm_pix=False).item() == 0.0
+    loss = masked_reconstruction_loss(pred.bfloat16(), target.bfloat16(), mask)
+    assert loss.dtype == torch.float32
+    with pytest.raises(ValueError, match="mask"):
+        masked_reconstruction_loss(pred, target, mask[:, :3])
+
+
+def test_one_direction_cross_modal_nce_is_cav_mae_forward_contrastive():
+    """symmetric=False: -mean(diag(log_softmax(a @ v.T / T, dim=0))), CAV-MAE's default term."""
+    g = torch.Generator().manual_seed(11)
+    a, v = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    total = torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(v, dim=-1).t() / 0.05
+    expected = -torch.mean(torch.diag(torch.nn.functional.log_softmax(total, dim=0)))
+    torch.testing.assert_close(cross_modal_nce(a, v, 0.05, symmetric=False), expected)
+    other = -torch.mean(torch.diag(torch.nn.functional.log_softmax(total.t(), dim=0)))
+    torch.testing.assert_close(cross_modal_nce(a, v, 0.05), (expected + other) / 2)

@@ -23,17 +23,26 @@ from avssl.utils.device import to_device
 
 @dataclass(frozen=True)
 class SpectrogramConfig:
-    """Log-mel spectrogram parameters (hop 128 by default, 256/64/32 in Table 4)."""
+    """Log-mel spectrogram parameters (hop 128 by default, 256/64/32 in Table 4).
+
+    ``mean`` / ``std``: the log-mel values are standardised as ``(x - mean) / std`` (defaults 0
+    and 1: unchanged, the paper's input); a dataset's statistics, e.g. CAV-MAE's AudioSet
+    constants -5.081 and 4.4849 (configs/cavmae.yaml).
+    """
 
     n_fft: int = 1024
     hop_length: int = 128
     n_mels: int = 80
     f_min: float = 0.0
     f_max: float | None = None
+    mean: float = 0.0
+    std: float = 1.0
 
     def __post_init__(self) -> None:
         if self.hop_length < 1 or self.n_fft < 2 or self.n_mels < 1:
             raise ConfigError(f"data.spectrogram: n_fft, hop_length and n_mels must be positive, got {self}")
+        if not self.std > 0:
+            raise ConfigError(f"data.spectrogram.std must be > 0, got {self.std}")
 
 
 class LogMel(nn.Module):
@@ -60,7 +69,10 @@ class LogMel(nn.Module):
     def _one(self, wave: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(wave, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="reflect", return_complex=True)
         power = torch.view_as_real(spec).square().sum(-1)  # [m, n_freq, frames]
-        return torch.log(torch.matmul(self.fbanks, power) + 1e-6)  # [m, n_mels, frames]
+        logmel = torch.log(torch.matmul(self.fbanks, power) + 1e-6)  # [m, n_mels, frames]
+        if (self.config.mean, self.config.std) != (0.0, 1.0):
+            logmel = (logmel - self.config.mean) / self.config.std
+        return logmel
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         step = wave.shape[0] if wave.is_cuda else max(1, self.chunk_size)

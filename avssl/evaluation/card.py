@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from avssl.models.backbone import BackboneConfig
+
 
 def _input_rows(spec: dict[str, Any] | None, settings: dict[str, Any]) -> list[str]:
     if not spec:
@@ -63,11 +65,11 @@ def model_card(config: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "",
         f"# {name} audio-visual encoder (avssl)",
         "",
-        f"A two-stream encoder (video 3D ResNet, audio 2D ResNet; width {arch.get('width')}, "
-        f"blocks {arch.get('layers')}, fusion {arch.get('fusion')}) pre-trained with `{method.get('class_path')}` "
+        f"A two-stream encoder ({BackboneConfig(**arch).describe()}; fusion {arch.get('fusion')}) "
+        f"pre-trained with `{method.get('class_path')}` "
         f"by avssl {config.get('avssl_version')} (encoder folder format {config.get('format_version')}).",
-        f"Features: fused {config.get('features', {}).get('fused')}-d = video {config.get('features', {}).get('video')}-d "
-        f"+ audio {config.get('features', {}).get('audio')}-d.",
+        f"Features: fused {config.get('features', {}).get('fused')}-d, video {config.get('features', {}).get('video')}-d, "
+        f"audio {config.get('features', {}).get('audio')}-d.",
         "",
         "## Training",
         "",

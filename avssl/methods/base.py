@@ -14,6 +14,7 @@ Batch layout in the step (after :class:`avssl.augment.pipeline.AVTransform`): ``
 
 from __future__ import annotations
 
+import logging
 from itertools import combinations
 
 import pytorch_lightning as pl
@@ -29,12 +30,15 @@ from avssl.losses import cross_modal_nce, info_nce
 from avssl.methods.probe import OnlineLinearProbe
 from avssl.models.backbone import BackboneConfig, TwoStreamBackbone
 from avssl.models.heads import mlp
+from avssl.models.init import load_vit_weights
 from avssl.reliability.finite import FiniteGuard, logging_step, refuse_nonfinite
 from avssl.spec import CHECKPOINT_KEY as INPUT_KEY
 from avssl.spec import DATA_COUNTS_KEY, METHOD_KEY
 from avssl.utils.dist import gather_with_grad, world_size
 from avssl.utils.plain import plain
 from avssl.utils.schedules import warmup_cosine
+
+log = logging.getLogger(__name__)
 
 SYNC_BN_ON_CPU = (
     "trainer.sync_batchnorm: synchronised BatchNorm needs GPUs (torch's SyncBatchNorm does not run on CPU / gloo); set it to false on CPU"
@@ -86,6 +90,10 @@ class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
             (docs/guides/gpu.md).
         channels_last: run the video encoder in ``channels_last_3d`` and the audio encoder in
             ``channels_last`` memory format, inputs included (faster convolutions on recent GPUs).
+        backbone_init: a local image MAE / ViT or CAV-MAE checkpoint file (``.pth`` / ``.safetensors``)
+            whose weights initialise the ViT encoders when a fit starts (a resumed fit then restores
+            its checkpoint's weights over them); what was loaded is logged
+            (:func:`avssl.models.init.load_vit_weights`).
     """
 
     def __init__(
@@ -106,6 +114,7 @@ class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
         stream_temperature: float = 0.1,
         compile: bool = False,
         channels_last: bool = False,
+        backbone_init: str | None = None,
     ):
         super().__init__()
         backbone = BackboneConfig(**backbone) if isinstance(backbone, dict) else backbone  # from a checkpoint's hparams
@@ -138,6 +147,9 @@ class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
             )
         self.view_spec = datamodule.views
         self.views = self.view_spec.transform()  # no parameters, no checkpoint keys
+        if stage == "fit" and self.hparams.backbone_init:  # Lightning restores a resumed fit's weights after setup
+            report = load_vit_weights(self.backbone, self.hparams.backbone_init)
+            log.info("model.backbone_init: %s", report.summary())
 
     def make_views(self, batch: dict) -> dict:
         """Training batches: the random pre-training views; the others: deterministic views."""
@@ -200,18 +212,28 @@ class SSLMethod(ViewsAfterTransfer, pl.LightningModule):
         if counters:
             self.log_dict(counters, reduce_fx="sum", on_step=False, on_epoch=True, sync_dist=True, batch_size=1)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        self.log_data_counters(batch)
-        if "video" not in batch:
-            return None  # every sample failed to decode; counted by the data module
+    def objective(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss of a batch of views ``{"video": [B, N, ...], "spec": [B, N, ...]}``:
+        ``(loss, embeddings [B, *, P] for the collapse monitor, fused features [B, N, D] for the
+        online probe, logs)``. Here: :meth:`ssl_loss` on the fused features plus the weighted
+        auxiliary terms; a method whose objective is not a function of the unmasked features
+        (masked modelling) overrides this instead."""
         streams = self.encode_streams(batch["video"], batch["spec"])
         features = streams["fused"]  # [B, N, D]
         loss, z = self.ssl_loss(features, batch)
-        logs = {"train/ssl_loss": loss.detach(), "train/z_std": F.normalize(z.detach(), dim=-1).std(dim=(0, 1)).mean()}
+        logs = {"train/ssl_loss": loss.detach()}
         if self.stream_projectors is not None:
             for name, term in self.stream_losses(streams).items():
                 loss = loss + self.hparams[f"{'cross_modal' if name == 'xmodal' else 'stream'}_weight"] * term
                 logs[f"train/{name}_loss"] = term.detach()
+        return loss, z, features, logs
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        self.log_data_counters(batch)
+        if "video" not in batch:
+            return None  # every sample failed to decode; counted by the data module
+        loss, z, features, logs = self.objective(batch)
+        logs["train/z_std"] = F.normalize(z.detach(), dim=-1).std(dim=(0, 1)).mean()
         if self.probe is not None:
             probe_loss, probe_logs = self.probe(features[:, 0], batch["label"])
             loss = loss + probe_loss

@@ -84,6 +84,8 @@ def test_logmel_equals_torchaudio():
     ours = LogMel(8000, SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32, f_min=20.0, f_max=3000.0), chunk_size=2)(wave)
     ref = torch.log(MelSpectrogram(8000, n_fft=256, hop_length=64, n_mels=32, f_min=20.0, f_max=3000.0)(wave) + 1e-6).unsqueeze(1)
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+    standardised = LogMel(8000, SpectrogramConfig(n_fft=256, hop_length=64, n_mels=32, f_min=20.0, f_max=3000.0, mean=-5.0, std=4.0))
+    torch.testing.assert_close(standardised(wave), (ref + 5.0) / 4.0, atol=1e-4, rtol=1e-4)  # a dataset's statistics (CAV-MAE's)
 
 
 def test_train_views_resample_equals_reference_order():

@@ -42,7 +42,7 @@ def test_the_folder_describes_the_encoder_and_gives_bit_equal_features(checkpoin
     assert sorted(p.name for p in exported.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((exported / "config.json").read_text())
     assert config["format_version"] == folder_format.FORMAT_VERSION and config["avssl_version"] == avssl.__version__
-    assert config["architecture"] == {"width": 8, "layers": [1, 1, 1, 1], "stem_temporal_stride": 1, "fusion": "concat"}
+    assert avssl.BackboneConfig(**config["architecture"]) == avssl.BackboneConfig(width=8, layers=(1, 1, 1, 1))
     assert config["input"]["num_frames"] == 4 and config["input"]["sample_rate"] == 16000
     assert config["method"]["class_path"] == "avssl.methods.simclr.SimCLR" and config["method"]["hyper_parameters"]["proj_dim"] == 16
     assert config["data"]["settings"]["short_side"] == 40 and "synthetic set" in config["data"]["name"]
@@ -160,6 +160,29 @@ def test_projectors_travel_on_request(tiny_root, tmp_path):
     assert loaded.keys() == model.projectors.state_dict().keys()
     assert all(torch.equal(loaded[k], v) for k, v in model.projectors.state_dict().items())
     assert json.loads((tmp_path / "with" / "config.json").read_text())["projectors"] == {"prefix": "projectors."}
+
+
+def test_a_cav_mae_vit_encoder_exports_and_reads_back_bit_equal(tiny_root, tmp_path):
+    """The ViT architecture travels in config.json; the card names it; features are bit-equal."""
+    import pytorch_lightning as pl
+
+    from tests.conftest import TINY
+
+    data = avssl.AVDataModule(
+        synthetic_root=str(tiny_root), synthetic=TINY, batch_size=4, num_workers=0, short_side=40, sample_rate=16000,
+        num_frames=4, augment=avssl.AugmentConfig(crop_size=32),
+    )  # fmt: skip
+    arch = avssl.BackboneConfig(encoder="vit", dim=16, depth=1, heads=2, patch_size=8, tubelet=2, shared_depth=1, fusion="joint")
+    model = avssl.CAVMAE(backbone=arch, decoder_dim=16, decoder_depth=1, decoder_heads=2)
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(tmp_path / "cavmae.ckpt")
+    main(["export", str(tmp_path / "cavmae.ckpt"), str(tmp_path / "folder")])
+    folder, checkpoint = avssl.load_encoder(tmp_path / "folder"), avssl.load_encoder(tmp_path / "cavmae.ckpt")
+    assert folder.architecture == checkpoint.architecture == arch
+    assert "video and audio ViTs; dim 16, 1 blocks each, then 1 shared" in (tmp_path / "folder" / "README.md").read_text()
+    a, b = same_input(folder), same_input(checkpoint)
+    assert a.keys() == {"fused", "audio", "video"} and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_bad_exports_are_one_line_and_write_nothing(checkpoint, exported, tmp_path, capsys):

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from avssl.data.formats import PrepareConfig
-from avssl.methods import BarlowTwins, CrossModal, MoCoV3, SimCLR, VICReg
+from avssl.methods import CAVMAE, BarlowTwins, CrossModal, MoCoV3, SimCLR, VICReg
 from avssl.models.backbone import BackboneConfig
 from avssl.prepare.shards import write_store
 from avssl.utils.dist import all_gather_no_grad, rank, world_size
@@ -41,6 +41,24 @@ def build(name: str):
     ).eval()  # eval: the projectors' BN uses fixed statistics (the loss's own batch statistics stay)
 
 
+def cavmae_contrastive(rows: slice):
+    """CAV-MAE's contrastive term of rows ``rows`` of fixed per-view audio and video embeddings,
+    through a linear layer whose gradients compare the runs."""
+    torch.manual_seed(0)
+    model = CAVMAE(
+        backbone=BackboneConfig(encoder="vit", dim=8, depth=1, heads=2, shared_depth=1, fusion="joint"),
+        decoder_dim=8,
+        decoder_depth=1,
+        decoder_heads=2,
+        contrastive_weight=1.0,
+    )
+    layer = torch.nn.Linear(8, 8)
+    x = torch.randn(WORLD * B, 2, 2, 8, generator=torch.Generator().manual_seed(2))[rows]  # [B, views, audio / video, D]
+    loss = model.contrastive_loss(layer(x[:, :, 0]), layer(x[:, :, 1]))
+    loss.backward()
+    return loss.detach(), {k: p.grad for k, p in layer.named_parameters()}
+
+
 def heads(m) -> dict:
     return dict((m.projectors if hasattr(m, "projectors") else m.projector).named_parameters())
 
@@ -64,6 +82,11 @@ def worker(r: int, port: int, out: str) -> None:
                 dist.all_reduce(p.grad)
                 grads[key] = p.grad / WORLD
             results[name] = {"loss": loss.detach(), "grads": grads}
+        loss, grads = cavmae_contrastive(slice(r * B, (r + 1) * B))
+        for g in grads.values():
+            dist.all_reduce(g)
+            g /= WORLD
+        results["cavmae"] = {"loss": loss, "grads": grads}
         moco = MoCoV3(backbone=BackboneConfig(width=4, layers=(1, 1, 1, 1)), proj_hidden_dim=8, proj_dim=4, queue_size=8)
         keys = torch.full((3, 4), float(r + 1))
         moco.enqueue(all_gather_no_grad(keys))
@@ -73,7 +96,7 @@ def worker(r: int, port: int, out: str) -> None:
 
 
 def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
-    """SimCLR, VICReg, Barlow Twins and the cross-modal method: loss and gradients of 2 processes x B
+    """SimCLR, VICReg, Barlow Twins, the cross-modal method and CAV-MAE's contrastive term: loss and gradients of 2 processes x B
     equal those of 1 process x 2B (their batch statistics and negatives are global)."""
     mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
@@ -86,6 +109,11 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
             torch.testing.assert_close(result["loss"], loss.detach(), atol=1e-5, rtol=0, msg=name)
             for key, p in heads(m).items():
                 torch.testing.assert_close(result["grads"][key], p.grad, atol=1e-5, rtol=1e-5, msg=f"{name} {key}")
+    loss, grads = cavmae_contrastive(slice(None))  # CAV-MAE's contrastive term: negatives from both ranks
+    for r in range(WORLD):
+        torch.testing.assert_close(got[r]["methods"]["cavmae"]["loss"], loss, atol=1e-5, rtol=0)
+        for key, grad in grads.items():
+            torch.testing.assert_close(got[r]["methods"]["cavmae"]["grads"][key], grad, atol=1e-5, rtol=1e-5, msg=f"cavmae {key}")
     for r in range(WORLD):  # the queue of every rank holds the keys of both ranks, rank 0's first
         assert int(got[r]["queue_len"]) == 6
         torch.testing.assert_close(got[r]["queue"][:6, 0], torch.tensor([1.0, 1, 1, 2, 2, 2]))
