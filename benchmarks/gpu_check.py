@@ -22,6 +22,10 @@ on CUDA) inside "transfer + augmentation"; its row gives the frames decoded on t
 The ``media`` variant decodes the synthetic mp4 files themselves on the device (``video_backend:
 torchcodec``, ``decode_on: device``: NVDEC on CUDA), one decoder per video.
 
+The ``vit`` variant pre-trains SimCLR with ViT-B encoders (``configs/vit.yaml``), the ``cavmae``
+variant CAV-MAE (``configs/cavmae.yaml``), both eager at a quarter of ``--batch-size`` (a
+transformer's activations per clip are several times a ResNet-18's); compare them by clips/s.
+
 It then runs ``benchmarks/augment.py`` on the device (batched augmentation vs per-sample), prints
 one table and writes everything to ``--out`` (JSON).
 """
@@ -50,7 +54,14 @@ VARIANTS = {
     "compile+channels_last": ["--model.init_args.compile=true", "--model.init_args.channels_last=true"],
     "store": ["--data.decode_on=device"],  # eager, from a shard store of the same videos (see shard_store)
     "media": ["--data.video_backend=torchcodec", "--data.decode_on=device"],  # eager, the mp4 files decoded by torchcodec on the device
+    "vit": [],  # eager, SimCLR with ViT-B encoders (configs/vit.yaml), a quarter of the batch
+    "cavmae": [],  # eager, CAV-MAE (configs/cavmae.yaml: ViT-B, 75 % masked, 8-block decoder), a quarter of the batch
 }
+# the config files of each variant (a transformer's activations take ~4x a ResNet-18's memory per clip: ViT batch / 4)
+CONFIGS = {"vit": ["simclr.yaml", "vit.yaml"], "cavmae": ["cavmae.yaml"]}
+TINY_VIT = ["--model.init_args.backbone.dim=16", "--model.init_args.backbone.depth=1", "--model.init_args.backbone.heads=2"]
+TINY_VIT += ["--model.init_args.backbone.patch_size=8"]
+TINY_DECODER = ["--model.init_args.decoder_dim=16", "--model.init_args.decoder_depth=1", "--model.init_args.decoder_heads=2"]
 PHASES = ("data wait", "transfer + augmentation", "forward + backward", "optimiser")
 
 
@@ -96,18 +107,17 @@ class StepClock(pl.Callback):
 def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: Path) -> dict:
     profile = ["--trainer.profiler=pytorch_lightning.profilers.SimpleProfiler", f"--trainer.profiler.init_args.dirpath={work}"]
     profile += [f"--trainer.profiler.init_args.filename=profile_{name.replace('+', '_')}"]  # its summary goes to a file, not stdout
-    args = ["--config", "simclr.yaml", *profile, f"--data.synthetic_root={ns.data}", f"--trainer.accelerator={device.type}"]
+    configs = [arg for name_ in CONFIGS.get(name, ["simclr.yaml"]) for arg in ("--config", name_)]
+    batch_size = max(1, ns.batch_size // 4) if name in CONFIGS else ns.batch_size
+    args = [*configs, *profile, f"--data.synthetic_root={ns.data}", f"--trainer.accelerator={device.type}"]
     # max_steps ends the run; the synthetic train split may hold only a few batches, so epochs are unbounded
     args += ["--trainer.devices=1", f"--trainer.max_steps={ns.steps}", "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0"]
     args += ["--trainer.num_sanity_val_steps=0", f"--trainer.precision={ns.precision}", f"--trainer.logger.init_args.save_dir={work}"]
     args += [f"--trainer.callbacks.init_args.dirpath={work / name}", "--trainer.callbacks.init_args.every_n_epochs=1000000"]  # no saving
-    args += [f"--data.batch_size={ns.batch_size}", f"--data.num_workers={ns.workers}", f"--data.synthetic.videos_per_class={ns.videos}"]
+    args += [f"--data.batch_size={batch_size}", f"--data.num_workers={ns.workers}", f"--data.synthetic.videos_per_class={ns.videos}"]
     if ns.tiny:
-        args += [
-            "--model.init_args.backbone.width=4",
-            "--model.init_args.backbone.layers=[1,1,1,1]",
-            "--model.init_args.proj_hidden_dim=16",
-        ]
+        args += ["--model.init_args.backbone.width=4", "--model.init_args.backbone.layers=[1,1,1,1]", *TINY_VIT]
+        args += TINY_DECODER if name == "cavmae" else ["--model.init_args.proj_hidden_dim=16"]
         args += ["--data.short_side=40", "--data.augment.crop_size=32", "--data.sample_rate=16000", "--data.spectrogram.n_fft=512"]
         args += ["--data.spectrogram.n_mels=32", "--data.synthetic.num_classes=2", "--data.synthetic.duration=2.0"]
     if name == "store":
@@ -127,7 +137,7 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
     steps = max(1, trainer.global_step)
     phases = phase_ms(trainer.profiler.recorded_durations, ns.warmup)
     seconds = (clock.end or 0) - (clock.start or 0)
-    clips = (steps - ns.warmup) * ns.batch_size * data.num_clips
+    clips = (steps - ns.warmup) * batch_size * data.num_clips
     return {
         "variant": name,
         "steps": steps,
@@ -135,9 +145,8 @@ def run_variant(name: str, ns: argparse.Namespace, device: torch.device, work: P
         "ms_per_step": phases,
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
         "clips_per_s": clips / seconds if seconds > 0 else None,
-        "device_decoded_frames": ns.batch_size * data.num_clips * data.clip.num_frames
-        if data.clip.decode_on == "device"
-        else 0,  # per step
+        "batch_size": batch_size,
+        "device_decoded_frames": batch_size * data.num_clips * data.clip.num_frames if data.clip.decode_on == "device" else 0,  # per step
     }
 
 

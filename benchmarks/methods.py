@@ -1,13 +1,15 @@
 """Benchmark: does every method learn on the synthetic data, and what does the cross-modal term do?
 
-    python benchmarks/methods.py [--epochs 80] [--methods simclr,mocov3,byol,simsiam,supervised,...]
+    python benchmarks/methods.py [--epochs 80] [--methods simclr,mocov3,byol,simsiam,supervised,...,cavmae,simclr+vit]
                                  [--cross-modal 0,1] [--augment re,none] [--seeds 0,1,2]
                                  [--out runs/bench_methods]
 
 For each method, cross-modal weight lambda (default: demo.yaml's), temporal augmentation (``re``:
 the default RE alpha 0.75; ``none``: no temporal augmentation, the paper's control) and seed, this
 pre-trains with the demo settings
-(``configs/<method>.yaml`` + ``configs/demo.yaml``: width 16, 32-px crops, 16 kHz, batch 32) and
+(``configs/<method>.yaml`` + ``configs/demo.yaml``: width 16, 32-px crops, 16 kHz, batch 32; a
+method name ending in ``+vit`` composes ``configs/vit.yaml`` before the demo settings, whose ViT is
+64 wide, 2 blocks, 8-px patches; ``cavmae`` is a ViT by its config) and
 runs the demo linear evaluation (``configs/linear.yaml`` + ``configs/demo_linear.yaml``), whose
 random-init encoder, evaluated the same way, is the baseline. It prints the linear-probe top-1 of
 the fused, audio-only and video-only readouts next to the random-init ones, and the wall time.
@@ -38,12 +40,26 @@ DEMO = {
     "vicreg": {"proj_hidden_dim": 256, "proj_dim": 256, "base_lr": 0.5},  # 1.0 and 4.0 diverged in 10 epochs
     "barlow_twins": {"proj_hidden_dim": 256, "proj_dim": 256},
     "cross_modal": {"proj_hidden_dim": 256, "proj_dim": 64, "base_lr": 0.3},  # 1.0 and 4.0 stayed at chance for 10 epochs
+    # CAV-MAE's Adam: lr per batch 48 (its 5e-5 is for ViT-B over 25 epochs); its step decay spread over the demo's epochs
+    # (its own contrastive term: no auxiliary cross-modal term, whatever --cross-modal says)
+    "cavmae": {
+        **{"decoder_dim": 64, "decoder_depth": 2, "decoder_heads": 4, "cross_modal_weight": 0.0},
+        **{"base_lr": 1e-3, "lr_decay_start": 40, "lr_decay_every": 10},
+    },
 }
+VIT = "+vit"  # a method name with this suffix: its configs/<method>.yaml, then configs/vit.yaml (ViT encoders)
 READOUTS = ("fused", "audio", "video")
+
+
+def method_configs(method: str) -> list[str]:
+    """The ``--config`` files of a benchmark method name (``simclr``, ``simclr+vit``, ``cavmae``)."""
+    base = method.removesuffix(VIT)
+    return [f"--config=configs/{base}.yaml"] + (["--config=configs/vit.yaml"] if method.endswith(VIT) else [])
 
 
 def demo_config(method: str, tmp: Path) -> Path:
     """configs/demo.yaml with this method's demo head sizes (the file itself carries SimCLR's)."""
+    method = method.removesuffix(VIT)
     config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     init = config["model"]["init_args"]
     for key in ("proj_hidden_dim", "proj_dim"):
@@ -67,7 +83,7 @@ def one(method: str, weight: float, augment: str, epochs: int, seed: int, out: P
         return json.loads((run_dir / "results.json").read_text()) | {"name": name}
     start = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"
-    fit = ["fit", f"--config=configs/{method}.yaml", f"--config={demo_config(method, tmp)}", f"--seed_everything={seed}"]
+    fit = ["fit", *method_configs(method), f"--config={demo_config(method, tmp)}", f"--seed_everything={seed}"]
     fit += [
         f"--trainer.max_epochs={epochs}",
         f"--trainer.callbacks.init_args.dirpath={ckpt_dir}",
@@ -104,7 +120,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_methods")
     ns = parser.parse_args()
     methods = [m for m in ns.methods.split(",") if m]
-    unknown = [m for m in methods if m not in DEMO]
+    unknown = [m for m in methods if m.removesuffix(VIT) not in DEMO]
     if unknown:
         sys.exit(f"--methods: unknown {unknown}; choose from {list(DEMO)}")
     augments = [a for a in ns.augment.split(",") if a]
@@ -116,7 +132,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
-            for weight in weights:
+            fixed = DEMO[method.removesuffix(VIT)].get("cross_modal_weight")
+            for weight in weights if fixed is None else [fixed]:
                 for augment in augments:
                     for seed in seeds:
                         print(f"[bench] {method} lambda={weight:g} {augment} seed {seed}: {ns.epochs} epochs ...", flush=True)

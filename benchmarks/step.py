@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from methods import HEADS, demo_config  # noqa: E402
+from methods import DEMO, demo_config, method_configs  # noqa: E402
 
 from avssl.cli import instantiate  # noqa: E402
 from avssl.data.decode import DEFAULT_VIDEO_BACKEND, VIDEO_BACKENDS  # noqa: E402
@@ -76,7 +76,7 @@ def time_method(
     method: str, steps: int, device: torch.device, tmp: Path, backend: str = DEFAULT_VIDEO_BACKEND, store: bool = False
 ) -> dict:
     args = [
-        f"--config=configs/{method}.yaml",
+        *method_configs(method),
         f"--config={demo_config(method, tmp)}",
         "--trainer.logger=false",
         "--trainer.callbacks=[]",
@@ -103,6 +103,8 @@ def time_method(
         sync(device)
         t1b = time.perf_counter()
         views = transform.train_views(batch, torch.Generator(device=device).manual_seed(step))
+        if hasattr(model, "mask_generator"):  # CAV-MAE's masks: the trainer's per-batch generator there
+            model.mask_generator = lambda device, step=step: torch.Generator(device=device).manual_seed(step)
         sync(device)
         t2 = time.perf_counter()
         loss = model.training_step(views, step)
@@ -129,9 +131,9 @@ def param_table(methods: list[str], tmp: Path) -> list[str]:
     lines = ["| method | encoders (video + audio) | heads | total trainable | momentum target |", "|---|---|---|---|---|"]
     for label, extra in (("demo width 16", None), ("paper ResNet-18", [])):
         for method in methods:
-            args = [f"--config=configs/{method}.yaml", "--trainer.logger=false", "--trainer.callbacks=[]"]
+            args = [*method_configs(method), "--trainer.logger=false", "--trainer.callbacks=[]"]
             if extra is None:
-                args.insert(1, f"--config={demo_config(method, tmp)}")
+                args.insert(len(method_configs(method)), f"--config={demo_config(method, tmp)}")
             model, _, _ = instantiate(args)
             backbone = model.backbone
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -145,7 +147,7 @@ def param_table(methods: list[str], tmp: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--methods", default=",".join(HEADS))
+    parser.add_argument("--methods", default=",".join(DEMO), help="comma-separated; a name ending in +vit trains ViT encoders")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--video-backend", default=DEFAULT_VIDEO_BACKEND, choices=VIDEO_BACKENDS)

@@ -64,7 +64,9 @@ class CAVMAE(SSLMethod):
             one direction (each video picks its audio).
         norm_pix: normalise each target patch by its mean and variance (CAV-MAE's pre-training: on).
         betas: Adam's betas.
-        lr_decay_start, lr_decay_every, lr_decay: the step schedule.
+        lr_decay_start: the first epoch at a decayed learning rate (10).
+        lr_decay_every: epochs between two decays (5).
+        lr_decay: the factor of each decay (0.5).
         **kwargs: the :class:`~avssl.methods.base.SSLMethod` arguments (``base_lr`` 5e-5 at batch
             48, ``weight_decay`` 5e-7, ``warmup_epochs`` 0, ``probe_lr`` 1e-3 here: an Adam rate).
     """

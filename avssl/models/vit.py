@@ -127,9 +127,12 @@ class ViTStream(nn.Module):
 
     Args:
         modality: ``audio`` (input ``[B, 1, n_mels, frames]``) or ``video`` (``[B, 3, T, H, W]``).
-        dim, depth, heads, mlp_ratio: the transformer's width, blocks, heads and MLP ratio.
+        dim: the transformer's width.
+        depth: its blocks.
+        heads: attention heads per block.
         patch_size: the patches' side ``p`` (spectrogram bins / pixels).
         tubelet: frames per video token (video only).
+        mlp_ratio: hidden width of each block's MLP, as a multiple of ``dim``.
     """
 
     def __init__(self, modality: str, *, dim: int, depth: int, heads: int, patch_size: int, tubelet: int = 1, mlp_ratio: float = 4.0):
