@@ -2,7 +2,7 @@
 
     python benchmarks/methods.py [--epochs 80] [--methods simclr,mocov3,byol,simsiam,supervised,...,cavmae,simclr+vit]
                                  [--cross-modal 0,1] [--augment re,none] [--seeds 0,1,2]
-                                 [--out runs/bench_methods]
+                                 [--out runs/bench_methods] [--model-arg KEY=VALUE ...]
 
 For each method, cross-modal weight lambda (default: demo.yaml's), temporal augmentation (``re``:
 the default RE alpha 0.75; ``none``: no temporal augmentation, the paper's control) and seed, this
@@ -76,8 +76,8 @@ def run(args: list[str]) -> None:
         sys.exit(f"failed: avssl {' '.join(args)}\n{proc.stderr[-3000:]}")
 
 
-def one(method: str, weight: float, augment: str, epochs: int, seed: int, out: Path, tmp: Path) -> dict:
-    name = f"{method}_xm{weight:g}_{augment}_s{seed}"
+def one(method: str, weight: float, augment: str, epochs: int, seed: int, out: Path, tmp: Path, model_args: tuple[str, ...] = ()) -> dict:
+    name = f"{method}_xm{weight:g}_{augment}_s{seed}" + "".join(f"_{a}" for a in model_args)
     run_dir = out / name
     if (run_dir / "results.json").exists():  # resumable: a finished run is not repeated
         return json.loads((run_dir / "results.json").read_text()) | {"name": name}
@@ -90,6 +90,7 @@ def one(method: str, weight: float, augment: str, epochs: int, seed: int, out: P
         f"--trainer.logger.init_args.save_dir={run_dir}",
     ]
     fit += [f"--model.init_args.cross_modal_weight={weight}"]  # always: demo.yaml sets one
+    fit += [f"--model.init_args.{a}" for a in model_args]
     if augment == "none":
         fit += ["--data.augment.temporal=[]"]
     run(fit)
@@ -118,6 +119,13 @@ def main() -> None:
     parser.add_argument("--augment", default="re", help="comma-separated: re (RE alpha 0.75, the default) and / or none")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_methods")
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model setting over the demo's (repeatable; in the run's name)",
+    )
     ns = parser.parse_args()
     methods = [m for m in ns.methods.split(",") if m]
     unknown = [m for m in methods if m.removesuffix(VIT) not in DEMO]
@@ -137,7 +145,7 @@ def main() -> None:
                 for augment in augments:
                     for seed in seeds:
                         print(f"[bench] {method} lambda={weight:g} {augment} seed {seed}: {ns.epochs} epochs ...", flush=True)
-                        res = one(method, weight, augment, ns.epochs, seed, ns.out, Path(tmp))
+                        res = one(method, weight, augment, ns.epochs, seed, ns.out, Path(tmp), tuple(ns.model_arg))
                         m = res["metrics"]
                         ours = [m[f"pretrained/cached/{r}"]["top1"] for r in READOUTS]
                         random = [m[f"random-init/cached/{r}"]["top1"] for r in READOUTS]

@@ -27,7 +27,7 @@ from litdata.streaming.sampler import ChunkedIndex
 from avssl.data.dataset import AVClipDataset
 from avssl.data.loaders import TimeoutNaming
 from avssl.data.store.meta import StoreMeta
-from avssl.data.store.remote import allow_plain_http, storage_options
+from avssl.data.store.remote import chunk_client_options, storage_options
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class StoreStream(StreamingDataset):
 
     def __init__(self, clips: AVClipDataset, split: str, *, seed: int):
         root = clips.records[0].store
-        allow_plain_http()  # an S3-compatible server over http:// (forked workers inherit it)
+        chunk_client_options()  # an S3-compatible server over http:// (forked workers inherit it)
         super().__init__(
             root, shuffle=True, seed=seed, batch_decode=0, storage_options=storage_options(root)
         )  # one item deserialized per read

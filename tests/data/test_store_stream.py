@@ -234,3 +234,44 @@ def test_an_unreachable_endpoint_or_refused_credentials_end_within_bounds_in_one
     finally:
         strict.terminate()
         strict.wait()
+
+
+def test_a_server_that_stops_during_training_costs_the_unread_videos_not_the_run(store, monkeypatch, caplog):
+    """The object store goes away after the run has read the store's description: every chunk
+    download then fails within object_store's bounded retries, each video is tried once more on
+    its own, skipped and counted (data/failed), and the epoch ends instead of waiting."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    prefix = f"stopped-{os.getpid()}-{time.time_ns()}"  # litdata caches chunks by URI: never one read before
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AVSSL_STORAGE_TIMEOUT", "2")
+        monkeypatch.setenv("AVSSL_STORAGE_RETRIES", "2")
+        s3 = boto3.client("s3")
+        for _ in range(100):  # the server takes a moment to listen
+            try:
+                s3.create_bucket(Bucket="avssl")
+                break
+            except Exception:
+                time.sleep(0.1)
+        for path in sorted(store.iterdir()):
+            if path.is_file():
+                s3.upload_file(str(path), "avssl", f"{prefix}/{path.name}")
+        data = AVDataModule(f"s3://avssl/{prefix}", batch_size=4, num_workers=0, **CLIP)
+        loader = data.train_dataloader()  # the store's description is read
+    finally:
+        server.terminate()
+        server.wait()
+    batches: list[dict] = []
+    reading = threading.Thread(target=lambda: batches.extend(loader), daemon=True)
+    reading.start()
+    reading.join(timeout=240)
+    assert not reading.is_alive(), "an epoch from a stopped object store did not end within 240 s"
+    assert len(batches) == 4 and all(int(b["num_failed"]) == 4 and "video" not in b for b in batches)
+    assert any("not readable" in r.getMessage() and "its videos are read one by one" in r.getMessage() for r in caplog.records)

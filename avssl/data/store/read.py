@@ -28,7 +28,7 @@ from avssl.data.decode.probe import displayed_index
 from avssl.data.encoded import resize_frames
 from avssl.data.store.frames import EncodedFrames
 from avssl.data.store.meta import StoreItem
-from avssl.data.store.remote import allow_plain_http, storage_options
+from avssl.data.store.remote import chunk_client_options, storage_options
 
 
 @lru_cache(maxsize=16)
@@ -38,7 +38,7 @@ def _open(root: str, pid: int):
     default window would deserialize a block of neighbouring videos for every one read."""
     from litdata import StreamingDataset
 
-    allow_plain_http()
+    chunk_client_options()
     return StreamingDataset(root, batch_decode=0, storage_options=storage_options(root))
 
 

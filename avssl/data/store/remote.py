@@ -14,8 +14,10 @@ Nothing waits without end: every request to an ``s3://`` store times out after
 ``$AVSSL_STORAGE_TIMEOUT`` seconds (default 20) and is tried ``$AVSSL_STORAGE_RETRIES`` times
 (default 3) where litdata's own client would try 1000 times; an unreachable or wrong endpoint,
 or refused credentials, end in one error naming the object and the endpoint. Chunks downloaded
-during training (litdata's obstore client) are retried within object_store's bounds, and a chunk
-that still cannot be read is read item by item, each failure counted (``data/failed``).
+during training (litdata's obstore client) connect within ``$AVSSL_STORAGE_TIMEOUT`` and are
+retried within object_store's bounds (10 tries within 180 s), and a chunk that still cannot be
+read is read item by item, each failure skipped and counted (``data/failed``): a store that
+goes away mid-run costs the videos it could not give, not the run.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def endpoint() -> str:
 def _provider(root: str):
     from litdata.streaming.fs_provider import _get_fs_provider
 
-    allow_plain_http()
+    chunk_client_options()
     return _get_fs_provider(root, storage_options(root))
 
 
@@ -93,13 +95,20 @@ def missing(root: str, names: list[str]) -> list[str]:
     return [name for name, ok in zip(names, found) if not ok]
 
 
-def allow_plain_http() -> None:
-    """Let litdata's chunk downloads reach an S3-compatible server over plain ``http://`` (MinIO, a
-    local test server). litdata 0.2.76 downloads chunks with obstore, passing client options
-    without ``allow_http``; obstore then refuses every ``http://`` URL ("builder error:
-    BadScheme"), whatever the endpoint. Adding the option only permits such URLs."""
+def chunk_client_options() -> None:
+    """Adjust the client options of litdata's chunk downloads (obstore, litdata 0.2.76):
+
+    * ``allow_http``: reach an S3-compatible server over plain ``http://`` (MinIO, a local test
+      server). litdata passes client options without it, and obstore then refuses every
+      ``http://`` URL ("builder error: BadScheme"), whatever the endpoint; the option only
+      permits such URLs;
+    * ``connect_timeout``: ``$AVSSL_STORAGE_TIMEOUT`` seconds, so an endpoint that never answers
+      a connection (a firewall dropping packets) fails a try in that time. litdata's request
+      timeout (200 s, for large chunks on slow links) and object_store's retries (10 tries within
+      180 s) are kept."""
     from litdata.streaming import downloader
 
     options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)
     if isinstance(options, dict):
         options.setdefault("allow_http", "true")
+        options["connect_timeout"] = f"{float(os.environ.get(TIMEOUT_ENV, 20)):g}s"
