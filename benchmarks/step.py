@@ -129,7 +129,7 @@ def time_method(
 
 def param_table(methods: list[str], tmp: Path) -> list[str]:
     lines = ["| method | encoders (video + audio) | heads | total trainable | momentum target |", "|---|---|---|---|---|"]
-    for label, extra in (("demo width 16", None), ("paper ResNet-18", [])):
+    for label, extra in (("demo sizes", None), ("bundled config: ResNet-18 / ViT-B", [])):
         for method in methods:
             args = [*method_configs(method), "--trainer.logger=false", "--trainer.callbacks=[]"]
             if extra is None:

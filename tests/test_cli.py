@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from avssl.cli import main
+from avssl.cli import instantiate, main
 from avssl.spec import InputSpec
 from tests.conftest import TINY_DATA_ARGS
 
@@ -277,6 +277,13 @@ def test_every_method_config_runs_a_step(method, tiny_root, tmp_path):
     """configs/<method>.yaml as shipped, with a small width and small clips on the tiny data."""
     args = ["fit", "--config", f"configs/{method}.yaml", *tiny(tiny_root), *SMALL_MODEL, *SMALL_HEADS[method], *SMALL_DATA]
     main([*args, *SMALL_VIT, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_demo_yaml_after_vit_yaml_gives_the_cpu_sized_vit():
+    model, _, _ = instantiate(["--config", "configs/simclr.yaml", "--config", "configs/vit.yaml", "--config", "configs/demo.yaml"])
+    arch = model.backbone.config
+    assert (arch.encoder, arch.dim, arch.depth, arch.heads, arch.patch_size, arch.tubelet) == ("vit", 64, 2, 4, 8, 2)
+    assert sum(p.numel() for p in model.backbone.parameters()) < 300_000
 
 
 @pytest.mark.parametrize("method", sorted(set(SMALL_HEADS) - {"cavmae"}))
