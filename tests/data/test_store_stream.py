@@ -52,16 +52,36 @@ def store(tmp_path_factory):
     return root / "store"
 
 
-@pytest.fixture(scope="module")
-def bucket(store, tmp_path_factory):
-    """The store uploaded as it was written to a local S3-compatible server (moto's, on
-    127.0.0.1), read as ``s3://avssl/store``; the credentials and endpoint are in the environment."""
+def moto_server() -> tuple[subprocess.Popen, int]:
+    """A local S3-compatible server (moto's) on a free port of 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    return server, port
+
+
+def upload(store: Path, prefix: str) -> None:
+    """The store's files as ``s3://avssl/<prefix>/`` on the server the environment names."""
+    s3 = boto3.client("s3")
+    for _ in range(100):  # the server takes a moment to listen
+        try:
+            s3.create_bucket(Bucket="avssl")
+            break
+        except Exception:
+            time.sleep(0.1)
+    for path in sorted(store.iterdir()):
+        if path.is_file():
+            s3.upload_file(str(path), "avssl", f"{prefix}/{path.name}")
+
+
+@pytest.fixture(scope="module")
+def bucket(store, tmp_path_factory):
+    """The store uploaded as it was written to a local S3-compatible server (moto's, on
+    127.0.0.1), read as ``s3://avssl/store``; the credentials and endpoint are in the environment."""
+    server, port = moto_server()
     env = {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -73,15 +93,7 @@ def bucket(store, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        s3 = boto3.client("s3")
-        for _ in range(100):  # the server takes a moment to listen
-            try:
-                s3.create_bucket(Bucket="avssl")
-                break
-            except Exception:
-                time.sleep(0.1)
-        for path in sorted(store.iterdir()):
-            s3.upload_file(str(path), "avssl", f"store/{path.name}")
+        upload(store, "store")
         yield "s3://avssl/store"
     server.terminate()
     server.wait()
@@ -240,12 +252,7 @@ def test_a_server_that_stops_during_training_costs_the_unread_videos_not_the_run
     """The object store goes away after the run has read the store's description: every chunk
     download then fails within object_store's bounded retries, each video is tried once more on
     its own, skipped and counted (data/failed), and the epoch ends instead of waiting."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    server, port = moto_server()
     prefix = f"stopped-{os.getpid()}-{time.time_ns()}"  # litdata caches chunks by URI: never one read before
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
@@ -253,16 +260,7 @@ def test_a_server_that_stops_during_training_costs_the_unread_videos_not_the_run
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("AVSSL_STORAGE_TIMEOUT", "2")
         monkeypatch.setenv("AVSSL_STORAGE_RETRIES", "2")
-        s3 = boto3.client("s3")
-        for _ in range(100):  # the server takes a moment to listen
-            try:
-                s3.create_bucket(Bucket="avssl")
-                break
-            except Exception:
-                time.sleep(0.1)
-        for path in sorted(store.iterdir()):
-            if path.is_file():
-                s3.upload_file(str(path), "avssl", f"{prefix}/{path.name}")
+        upload(store, prefix)
         data = AVDataModule(f"s3://avssl/{prefix}", batch_size=4, num_workers=0, **CLIP)
         loader = data.train_dataloader()  # the store's description is read
     finally:
